@@ -1,0 +1,42 @@
+"""Exception hierarchy for borderwatch.
+
+Every error raised on purpose by borderwatch derives from :class:`BorderwatchError`.
+Subclasses also inherit the builtin exception that callers would expect, so
+``except OSError`` still catches an unreadable raster. Messages name the file, the
+offending value and, where possible, the fix; the CLI prints them as one line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AOIError",
+    "BorderwatchError",
+    "InputError",
+    "NoOverlapError",
+    "OutputExistsError",
+    "RasterReadError",
+]
+
+
+class BorderwatchError(Exception):
+    """Root of all borderwatch errors."""
+
+
+class InputError(BorderwatchError, ValueError):
+    """An input file or parameter has content that borderwatch cannot use."""
+
+
+class RasterReadError(BorderwatchError, OSError):
+    """A raster file is missing, unreadable, truncated or not a raster at all."""
+
+
+class NoOverlapError(InputError):
+    """Inputs do not overlap each other or the area of interest."""
+
+
+class AOIError(InputError):
+    """An area-of-interest file or catalogue entry is malformed or unknown."""
+
+
+class OutputExistsError(BorderwatchError, FileExistsError):
+    """An output file exists and ``overwrite`` was not requested."""

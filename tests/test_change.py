@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from borderwatch.change import (
+    clean_mask,
+    cva,
+    detect_change,
+    otsu_threshold,
+    standardised_difference,
+    threshold_score,
+)
+from borderwatch.errors import InputError
+
+
+def pair(seed: int = 0, shape=(3, 64, 64)):
+    rng = np.random.default_rng(seed)
+    before = rng.normal(1000, 50, shape).astype(np.float32)
+    after = before * 1.1 + 30 + rng.normal(0, 10, shape).astype(np.float32)
+    return before, after
+
+
+def test_standardised_difference_has_zero_mean_unit_std_over_valid():
+    b, a = pair()
+    valid = np.ones(b.shape[1:], bool)
+    valid[:5] = False
+    z = standardised_difference(b, a, valid)
+    assert np.isnan(z[:, :5]).all()
+    assert_allclose(np.nanmean(z, axis=(1, 2)), 0, atol=1e-5)
+    assert_allclose(np.nanstd(z, axis=(1, 2)), 1, atol=1e-4)
+
+
+def test_inputs_are_not_modified():
+    b, a = pair()
+    b0, a0 = b.copy(), a.copy()
+    detect_change(b, a, np.ones(b.shape[1:], bool), pixel_area_m2=1.0)
+    np.testing.assert_array_equal(b, b0)
+    np.testing.assert_array_equal(a, a0)
+
+
+def test_cva_finds_planted_square_and_ignores_gain_offset():
+    b, a = pair()
+    a[:, 20:30, 40:52] += 400  # a new 10 x 12 px bright structure
+    valid = np.ones(b.shape[1:], bool)
+    res = detect_change(b, a, valid, pixel_area_m2=1.0, min_area_m2=20)
+    truth = np.zeros_like(valid)
+    truth[20:30, 40:52] = True
+    assert (res.mask == truth).mean() > 0.995
+    assert res.mask[truth].mean() > 0.95
+    assert res.method == "cva" and res.params["threshold"] == "otsu"
+
+
+def test_invalid_pixels_never_change():
+    b, a = pair()
+    a[:, 0:20, 0:20] += 500
+    valid = np.ones(b.shape[1:], bool)
+    valid[0:20, 0:20] = False
+    res = detect_change(b, a, valid, pixel_area_m2=1.0, threshold=3.0)
+    assert not res.mask[~valid].any()
+    assert np.isnan(res.score[~valid]).all()
+
+
+def test_otsu_separates_two_modes():
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.normal(0, 1, 9000), rng.normal(10, 1, 1000)])
+    t = otsu_threshold(values)
+    assert 3 < t < 7
+
+
+def test_threshold_by_name_or_value():
+    s = np.array([[0.0, 1.0], [2.0, np.nan]])
+    v = np.isfinite(s)
+    assert threshold_score(s, v, 1.5) == 1.5
+    with pytest.raises(InputError, match="unknown threshold 'nope'"):
+        threshold_score(s, v, "nope")
+    with pytest.raises(InputError, match="finite"):
+        threshold_score(s, v, float("nan"))
+
+
+def test_clean_mask_min_area_and_speckle():
+    m = np.zeros((50, 50), bool)
+    m[5:10, 5:10] = True  # 25 px
+    m[30:33, 30:33] = True  # 9 px
+    m[45, 45] = True  # speckle
+    out = clean_mask(m, pixel_area_m2=1.0, min_area_m2=20, opening_px=1, closing_px=1)
+    assert out[5:10, 5:10].all()
+    assert not out[30:33, 30:33].any()
+    assert not out[45, 45]
+    # With 4 m2 pixels the 9-px object is 36 m2 and survives.
+    out4 = clean_mask(m, pixel_area_m2=4.0, min_area_m2=20)
+    assert out4[30:33, 30:33].all()
+
+
+def test_cva_is_vectorised_scale_free():
+    b, a = pair(shape=(6, 32, 32))
+    s6 = cva(b, a, np.ones((32, 32), bool))
+    assert s6.dtype == np.float32
+    assert 0.5 < float(np.mean(s6)) < 1.5  # ~1 for unit-variance bands
+
+
+def test_shape_errors():
+    b, a = pair()
+    with pytest.raises(InputError, match="must both be"):
+        cva(b, a[:2], np.ones(b.shape[1:], bool))
+    with pytest.raises(InputError, match="no valid pixels"):
+        cva(b, a, np.zeros(b.shape[1:], bool))
+    with pytest.raises(InputError, match="unknown method"):
+        detect_change(b, a, np.ones(b.shape[1:], bool), pixel_area_m2=1, method="magic")

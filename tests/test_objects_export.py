@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from geopandas.testing import assert_geodataframe_equal
+from shapely.geometry import Polygon
+
+from borderwatch.errors import OutputExistsError
+from borderwatch.export import atomic_write, to_rfc7946, write_geojson
+from borderwatch.io import Grid
+from borderwatch.objects import mask_to_objects
+
+GRID = Grid(rasterio.crs.CRS.from_epsg(32652), Affine(2.0, 0, 500000.0, 0, -2.0, 4710000.0), (40, 40))
+
+
+def test_mask_to_objects_areas_scores_and_geometry():
+    mask = np.zeros(GRID.shape, bool)
+    mask[2:7, 3:13] = True  # 5 x 10 px = 200 m2 at 2 m
+    mask[20:30, 20:22] = True  # 10 x 2 px = 80 m2
+    mask[20, 22] = True  # diagonal neighbour joins the second object (8-connected)
+    mask[21, 23] = True
+    score = np.zeros(GRID.shape)
+    score[mask] = 5.0
+    score[3, 4] = 9.0
+    gdf = mask_to_objects(mask, score, GRID, attrs={"aoi_id": "helong"})
+    assert len(gdf) == 2
+    assert gdf.crs.to_epsg() == 32652
+    first = gdf.iloc[0]
+    assert first.area_m2 == pytest.approx(200.0)
+    assert first.geometry.area == pytest.approx(200.0)
+    assert first.max_score == 9.0
+    assert first.mean_score == pytest.approx((49 * 5 + 9) / 50)
+    assert first.geometry.bounds == (500006.0, 4709986.0, 500026.0, 4709996.0)
+    assert gdf.iloc[1].n_pixels == 22
+    assert set(gdf.aoi_id) == {"helong"}
+
+
+def test_empty_mask_gives_empty_frame_with_columns():
+    gdf = mask_to_objects(np.zeros(GRID.shape, bool), np.zeros(GRID.shape), GRID)
+    assert len(gdf) == 0 and "area_m2" in gdf.columns and gdf.crs.to_epsg() == 32652
+
+
+def test_rfc7946_lonlat_ccw_7_decimals_and_roundtrip(tmp_path: Path):
+    # A clockwise square in UTM 52N near Helong.
+    cw = Polygon([(500000, 4710000), (500010, 4710000), (500010, 4709990), (500000, 4709990)])
+    assert not cw.exterior.is_ccw
+    gdf = gpd.GeoDataFrame({"area_m2": [100.0], "n": [np.int64(3)]}, geometry=[cw], crs=32652)
+    fc = to_rfc7946(gdf, metadata={"version": "x"})
+    ring = fc["features"][0]["geometry"]["coordinates"][0]
+    assert Polygon(ring).exterior.is_ccw
+    lon, lat = ring[0]
+    assert 128 < lon < 130 and 42 < lat < 43
+    assert all(len(repr(v).split(".")[1]) <= 7 for xy in ring for v in xy)
+    assert fc["borderwatch"] == {"version": "x"}
+    out = write_geojson(gdf, tmp_path / "d.geojson", metadata={"version": "x"})
+    back = gpd.read_file(out)
+    assert back.crs.to_epsg() == 4326
+    expected = gdf.to_crs(4326)
+    expected["n"] = expected["n"].astype(back["n"].dtype)
+    back = back.set_geometry(back.geometry.normalize())
+    expected = expected.set_geometry(expected.geometry.normalize())
+    assert_geodataframe_equal(back, expected, check_less_precise=True, check_like=True)
+    assert json.loads(out.read_text())["type"] == "FeatureCollection"
+
+
+def test_no_overwrite_and_nothing_half_written(tmp_path: Path):
+    gdf = gpd.GeoDataFrame({"a": [1]}, geometry=[Polygon([(0, 0), (1, 0), (1, 1)])], crs=4326)
+    path = write_geojson(gdf, tmp_path / "x.geojson")
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError, match="x.geojson: output exists"):
+        write_geojson(gdf, path)
+    assert path.read_bytes() == before
+    with pytest.raises(RuntimeError):
+        with atomic_write(tmp_path / "y.geojson", overwrite=False) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.geojson"]
+    write_geojson(gdf.assign(a=[2]), path, overwrite=True)
+    assert json.loads(path.read_text())["features"][0]["properties"]["a"] == 2
