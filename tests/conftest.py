@@ -58,3 +58,25 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def analyst_outputs(tmp_path_factory: pytest.TempPathFactory):
+    """The sample tiles run once over Helong with every analyst output written.
+
+    Session-scoped and shared: copy a file before changing it.
+    """
+    from types import SimpleNamespace
+
+    from borderwatch.pipeline import run_detect, sample_tiles_dir
+    from borderwatch.products import write_products
+
+    tiles = sample_tiles_dir()
+    out = tmp_path_factory.mktemp("analyst_outputs")
+    run = run_detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
+    gpkg, geojson = out / "detections.gpkg", out / "detections.geojson"
+    products = write_products(run, outputs=(gpkg, geojson), evidence=out / "evidence")
+    return SimpleNamespace(
+        run=run, products=products, dir=out, gpkg=gpkg, geojson=geojson,
+        evidence=out / "evidence", tiles=tiles,
+    )

@@ -44,7 +44,7 @@ def test_cva_finds_planted_square_and_ignores_gain_offset():
     b, a = pair()
     a[:, 20:30, 40:52] += 400  # a new 10 x 12 px bright structure
     valid = np.ones(b.shape[1:], bool)
-    res = detect_change(b, a, valid, pixel_area_m2=1.0, min_area_m2=20)
+    res = detect_change(b, a, valid, pixel_area_m2=1.0, min_area_m2=20, method="cva")
     truth = np.zeros_like(valid)
     truth[20:30, 40:52] = True
     assert (res.mask == truth).mean() > 0.995

@@ -56,6 +56,10 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[P
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600 files; give outputs the usual permissions (umask applied).
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp_path.chmod(0o666 & ~umask)
     try:
         yield tmp_path
         if dest.exists() and not overwrite:

@@ -7,20 +7,24 @@ the run for provenance.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import math
 import os
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 
 from borderwatch import __version__
+from borderwatch.align import prepare_pair
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
 from borderwatch.change import ChangeResult, detect_change
+from borderwatch.classify import find_structures
 from borderwatch.errors import InputError
 from borderwatch.export import sha256_file
 from borderwatch.io import Grid, Scene, load_pair, open_date
@@ -51,16 +55,32 @@ class DetectParams:
         Analysis CRS; default the local UTM zone.
     margin_m : float
         Margin read around the AOI, metres.
+    align : bool
+        Co-register the after date onto the before date (phase correlation,
+        :mod:`borderwatch.align`); the residual shift is recorded.
+    normalise : {"none", "irmad", "histogram"}
+        Relative radiometric normalisation of the after date. Default "none": the
+        default score standardises every band and index difference, which already
+        cancels a linear gain and offset between dates.
+    classify : bool
+        Keep construction-direction objects only and add ``class``, ``length_m``,
+        ``confidence`` (:mod:`borderwatch.classify`).
+    p_value : float
+        False-alarm rate of the ``chi2`` threshold.
     """
 
-    method: str = "cva"
-    threshold: str | float = "otsu"
+    method: str = "combined"
+    threshold: str | float = "ki"
     min_area_m2: float = 20.0
     opening_px: int = 1
     closing_px: int = 1
     resolution: float | None = None
     crs: str | None = None
     margin_m: float = 0.0
+    align: bool = True
+    normalise: Literal["none", "irmad", "histogram"] = "none"
+    classify: bool = True
+    p_value: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -156,10 +176,13 @@ def run_detect(
         margin_m=params.margin_m,
         grid=grid,
     )
-    valid = sb.valid & sa.valid
+    after_data, valid, align_info = prepare_pair(
+        sb.data, sa.data, sb.valid, sa.valid, align=params.align, normalise_method=params.normalise
+    )
+    sa = Scene(after_data, valid & sa.valid, sa.grid, sa.source)
     change = detect_change(
         sb.data,
-        sa.data,
+        after_data,
         valid,
         pixel_area_m2=sb.grid.pixel_area,
         method=params.method,
@@ -167,7 +190,10 @@ def run_detect(
         min_area_m2=params.min_area_m2,
         opening_px=params.opening_px,
         closing_px=params.closing_px,
+        band_names=b_src.band_names,
+        p_value=params.p_value,
     )
+    change = dataclasses.replace(change, params={**change.params, **align_info})
     attrs = {
         "aoi_id": area.id if area is not None else None,
         "before": ";".join(Path(p).name for p in b_src.paths),
@@ -176,6 +202,18 @@ def run_detect(
         "after_date": a_src.date,
     }
     objects = mask_to_objects(change.mask, change.score, sb.grid, attrs=attrs)
+    if params.classify:
+        objects = find_structures(
+            objects,
+            change.mask,
+            sb.data,
+            after_data,
+            valid,
+            band_names=b_src.band_names,
+            pixel_m=math.sqrt(sb.grid.pixel_area),
+            threshold=change.threshold,
+            residual_shift_px=align_info["residual_shift_px"],  # type: ignore[arg-type]
+        )
     return DetectionRun(sb, sa, change, objects, area, params, started)
 
 

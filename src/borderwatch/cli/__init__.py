@@ -50,6 +50,13 @@ def _register() -> None:
     main.add_command(aoi_cmd.aoi)
     main.add_command(detect_cmd.detect)
     main.add_command(demo_cmd.demo)
+    from borderwatch.cli import batch_cmd  # many AOIs x pairs (issue 4)
+
+    main.add_command(batch_cmd.batch)
+    from borderwatch.cli import review_cmd, verify_cmd  # analyst outputs (issue 5)
+
+    main.add_command(review_cmd.review)
+    main.add_command(verify_cmd.verify)
 
 
 _register()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
+from typing import Any
 
 import click
 
 from borderwatch.cli.detect_cmd import print_summary
 from borderwatch.cli.options import detect_options, parse_threshold
 from borderwatch.errors import OutputExistsError
-from borderwatch.export import write_geojson
-from borderwatch.pipeline import DetectParams, run_detect, run_metadata, sample_tiles_dir
+from borderwatch.pipeline import DetectParams, run_detect, sample_tiles_dir
+from borderwatch.products import write_products
 
 __all__ = ["demo"]
 
@@ -32,6 +33,7 @@ def demo(
     threshold: str,
     min_area_m2: float,
     overwrite: bool,
+    **quality: Any,
 ) -> None:
     """Run detection on the embedded synthetic Helong tiles and write all outputs."""
     tiles = sample_tiles_dir()
@@ -40,17 +42,21 @@ def demo(
         out_dir = Path.cwd() / f"borderwatch-demo-{stamp}"
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out_dir}: folder exists and is not empty; pass --overwrite")
-    params = DetectParams(method=method, threshold=parse_threshold(threshold), min_area_m2=min_area_m2)
+    params = DetectParams(
+        method=method, threshold=parse_threshold(threshold), min_area_m2=min_area_m2, **quality
+    )
     run = run_detect(tiles / "before.tif", tiles / "after.tif", aoi="helong", params=params)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = [
-        write_geojson(
-            run.objects,
-            out_dir / "new_structures.geojson",
-            metadata=run_metadata(run),
-            overwrite=overwrite,
-        )
-    ]
+    # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
+    # no stored reviews are applied: the demo imagery is synthetic.
+    products = write_products(
+        run,
+        outputs=(out_dir / "new_structures.gpkg", out_dir / "new_structures.geojson"),
+        evidence=out_dir,
+        overwrite=overwrite,
+    )
+    assert products.evidence is not None
+    outputs = [*products.files, products.evidence.report, products.evidence.manifest]
     if not ctx.obj.get("quiet"):
         click.echo("borderwatch demo: synthetic sample tiles over the Helong AOI")
         print_summary(run, outputs)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-__all__ = ["detect_options", "parse_threshold"]
+__all__ = ["detect_options", "parse_threshold", "scale_options"]
 
 
 def parse_threshold(value: str) -> str | float:
@@ -23,13 +23,28 @@ def parse_threshold(value: str) -> str | float:
 def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Detection parameters shared by ``detect`` and ``demo``."""
     opts = [
-        click.option("--method", default="cva", show_default=True, help="Change score method."),
+        click.option(
+            "--method",
+            default="combined",
+            show_default=True,
+            help="Change score method: combined, cva, irmad or index.",
+        ),
         click.option(
             "--threshold",
-            default="otsu",
+            default="ki",
             show_default=True,
-            help="Threshold: a method name (otsu) or a fixed score value.",
+            help="Threshold: ki (Kittler-Illingworth), otsu, chi2 (with irmad) or a fixed value.",
         ),
+        click.option("--align/--no-align", default=True, show_default=True,
+                     help="Co-register the after date onto the before date."),
+        click.option("--normalise", type=click.Choice(["none", "irmad", "histogram"]),
+                     default="none", show_default=True,
+                     help="Relative radiometric normalisation of the after date."),
+        click.option("--classify/--no-classify", default=True, show_default=True,
+                     help="Keep construction-direction objects; add class, length, confidence."),
+        click.option("--p-value", "p_value", type=click.FloatRange(0, 1, min_open=True,
+                     max_open=True), default=0.01, show_default=True,
+                     help="False-alarm rate of the chi2 threshold."),
         click.option(
             "--min-area",
             "min_area_m2",
@@ -39,6 +54,21 @@ def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Smallest detection kept, in m2.",
         ),
         click.option("--overwrite", is_flag=True, help="Replace existing output files."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def scale_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Block-by-block and dask options shared by ``detect`` and ``batch``."""
+    opts = [
+        click.option("--block-size", type=click.IntRange(min=16), default=None,
+                     help="Process in blocks of this many pixels (aligned to the input tiles); "
+                     "implies block-by-block processing [default: 1024 when blockwise]."),
+        click.option("--scheduler", default=None,
+                     help="threads, processes, or a dask.distributed address such as "
+                     "tcp://host:8786; implies block-by-block processing."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)

@@ -1,0 +1,292 @@
+"""Connected objects across block edges: per-block summaries merged into polygons.
+
+Blockwise detection labels each block's cleaned change mask on its own; an object
+that crosses a block edge then has one local label per block. :func:`summarise_block`
+records what the merge needs (labels along the four block edges, pixel counts,
+score sums and maxima, first pixel in raster order, polygons), and
+:func:`merge_blocks` links labels that touch across edges (8-connectivity, diagonal
+block corners included) with a graph connected-components pass, applies the
+minimum-area rule to the merged objects, and unions their polygons into one.
+
+Two labelings are kept because :func:`borderwatch.change.detect_change` applies the
+minimum area to the cleaned mask *before* removing invalid pixels: ``M`` (the cleaned
+mask) decides which objects are big enough, ``F = M & valid`` gives the objects
+reported. Every ``F`` object lies inside one ``M`` object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import rasterio.features
+from affine import Affine
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from shapely.geometry import shape
+from shapely.ops import unary_union
+
+from borderwatch.io import Grid
+from borderwatch.objects import OBJECT_COLUMNS, label_objects
+
+__all__ = ["BlockSummary", "MergeResult", "merge_blocks", "summarise_block"]
+
+
+@dataclass(frozen=True)
+class _Edges:
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+
+    @classmethod
+    def of(cls, labels: np.ndarray) -> _Edges:
+        return cls(labels[0].copy(), labels[-1].copy(), labels[:, 0].copy(), labels[:, -1].copy())
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    """What one block contributes to the object merge (small; picklable).
+
+    Attributes
+    ----------
+    index : tuple of int
+        ``(block_row, block_col)`` in the layout.
+    m_count : numpy.ndarray
+        Pixels per local label of the cleaned mask ``M`` (entry 0 unused).
+    f_to_m : numpy.ndarray
+        Local ``M`` label of each local ``F`` label (entry 0 unused).
+    f_count, f_sum, f_max, f_first : numpy.ndarray
+        Per local ``F`` label: pixel count, sum and maximum of the score, and the
+        flat grid index ``row * cols + col`` of its first pixel in raster order.
+    geoms : list of (int, shapely geometry)
+        Polygons of the local ``F`` labels, in the grid CRS.
+    """
+
+    index: tuple[int, int]
+    m_count: np.ndarray
+    m_edges: _Edges = field(repr=False)
+    f_to_m: np.ndarray = field(repr=False)
+    f_count: np.ndarray = field(repr=False)
+    f_sum: np.ndarray = field(repr=False)
+    f_max: np.ndarray = field(repr=False)
+    f_first: np.ndarray = field(repr=False)
+    f_edges: _Edges = field(repr=False)
+    geoms: list[tuple[int, Any]] = field(repr=False)
+
+
+def block_labels(clean: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """8-connected labels of ``M = clean`` and ``F = clean & valid`` in one block."""
+    m_lab, nm = label_objects(clean)
+    f_lab, nf = label_objects(clean & valid)
+    return m_lab, nm, f_lab, nf
+
+
+def summarise_block(
+    index: tuple[int, int],
+    clean: np.ndarray,
+    valid: np.ndarray,
+    score: np.ndarray,
+    *,
+    row0: int,
+    col0: int,
+    grid: Grid,
+) -> BlockSummary:
+    """Summarise one block's cleaned mask for :func:`merge_blocks`.
+
+    Parameters
+    ----------
+    index : tuple of int
+        ``(block_row, block_col)``.
+    clean : numpy.ndarray
+        ``bool (rows, cols)`` cleaned change mask of the block core (before the
+        minimum-area rule and before removing invalid pixels).
+    valid, score : numpy.ndarray
+        Valid mask and score of the block core.
+    row0, col0 : int
+        Offset of the block in the grid, pixels.
+    grid : Grid
+        The whole analysis grid.
+    """
+    m_lab, nm, f_lab, nf = block_labels(clean, valid)
+    m_count = np.bincount(m_lab.ravel(), minlength=nm + 1)
+    f_to_m = np.zeros(nf + 1, np.int64)
+    f_count = np.zeros(nf + 1, np.int64)
+    f_sum = np.zeros(nf + 1, np.float64)
+    f_max = np.zeros(nf + 1, np.float64)
+    f_first = np.zeros(nf + 1, np.int64)
+    geoms: list[tuple[int, Any]] = []
+    if nf:
+        # Work on the (few) object pixels only; flatnonzero is in raster order.
+        pos = np.flatnonzero(f_lab)
+        lab = f_lab.ravel()[pos]
+        val = np.nan_to_num(score.ravel()[pos].astype(np.float64), nan=0.0)
+        f_to_m[lab] = m_lab.ravel()[pos]
+        f_count = np.bincount(lab, minlength=nf + 1)
+        f_sum = np.bincount(lab, weights=val, minlength=nf + 1)
+        np.maximum.at(f_max, lab, val)
+        labels_seen, first = np.unique(lab, return_index=True)
+        rows, cols = np.divmod(pos[first], f_lab.shape[1])
+        f_first[labels_seen] = (row0 + rows) * grid.shape[1] + col0 + cols
+        transform = grid.transform @ Affine.translation(col0, row0)
+        geoms = [
+            (int(v), shape(g))
+            for g, v in rasterio.features.shapes(
+                f_lab, mask=f_lab > 0, transform=transform, connectivity=8
+            )
+        ]
+    return BlockSummary(
+        index, m_count, _Edges.of(m_lab), f_to_m, f_count, f_sum, f_max, f_first,
+        _Edges.of(f_lab), geoms,
+    )
+
+
+def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Label pairs ``(a[i], b[j])`` with ``|i - j| <= 1``, both non-zero (8-connectivity)."""
+    pairs = []
+    n = a.size
+    for d in (-1, 0, 1):
+        lo, hi = max(0, -d), min(n, n - d)
+        pa, pb = a[lo:hi], b[lo + d : hi + d]
+        ok = (pa > 0) & (pb > 0)
+        pairs.append(np.stack([pa[ok], pb[ok]], axis=1))
+    return np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+
+
+def _components(
+    summaries: Mapping[tuple[int, int], BlockSummary],
+    counts: Mapping[tuple[int, int], int],
+    which: str,
+) -> tuple[dict[tuple[int, int], int], np.ndarray]:
+    """Global component id of every (block, local label) node for labeling ``which``."""
+    offsets: dict[tuple[int, int], int] = {}
+    total = 0
+    for key in sorted(summaries):
+        offsets[key] = total
+        total += counts[key] + 1
+    src: list[np.ndarray] = []
+    dst: list[np.ndarray] = []
+
+    def link(ka: tuple[int, int], kb: tuple[int, int], pairs: np.ndarray) -> None:
+        if pairs.size:
+            src.append(pairs[:, 0].astype(np.int64) + offsets[ka])
+            dst.append(pairs[:, 1].astype(np.int64) + offsets[kb])
+
+    for (i, j), s in summaries.items():
+        e = getattr(s, f"{which}_edges")
+        right, down = summaries.get((i, j + 1)), summaries.get((i + 1, j))
+        if right is not None:
+            link((i, j), (i, j + 1), _touching(e.right, getattr(right, f"{which}_edges").left))
+        if down is not None:
+            link((i, j), (i + 1, j), _touching(e.bottom, getattr(down, f"{which}_edges").top))
+        for dj, mine, theirs in ((1, -1, 0), (-1, 0, -1)):
+            diag = summaries.get((i + 1, j + dj))
+            if diag is not None:
+                a, b = e.bottom[mine], getattr(diag, f"{which}_edges").top[theirs]
+                if a > 0 and b > 0:
+                    link((i, j), (i + 1, j + dj), np.array([[a, b]]))
+    if src:
+        s_all, d_all = np.concatenate(src), np.concatenate(dst)
+    else:
+        s_all = d_all = np.zeros(0, np.int64)
+    graph = coo_matrix((np.ones(s_all.size, np.int8), (s_all, d_all)), shape=(total, total))
+    _, comp = connected_components(graph, directed=False)
+    return offsets, comp
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """Merged objects and, per block, which local ``F`` labels survived.
+
+    Attributes
+    ----------
+    objects : geopandas.GeoDataFrame
+        As :func:`borderwatch.objects.mask_to_objects` would give on the whole mask.
+    keep : dict
+        ``(block_row, block_col) -> bool array`` indexed by local ``F`` label.
+    """
+
+    objects: gpd.GeoDataFrame
+    keep: dict[tuple[int, int], np.ndarray]
+
+
+def merge_blocks(
+    summaries: Sequence[BlockSummary],
+    grid: Grid,
+    *,
+    min_area_m2: float,
+    attrs: Mapping[str, Any] | None = None,
+) -> MergeResult:
+    """Merge block summaries into one polygon per object across block edges.
+
+    Parameters
+    ----------
+    summaries : sequence of BlockSummary
+        One per block of a regular layout.
+    grid : Grid
+        The analysis grid (metric CRS, so areas are m2).
+    min_area_m2 : float
+        Minimum area (m2) of a cleaned-mask object, as in
+        :func:`borderwatch.change.clean_mask`.
+    attrs : mapping, optional
+        Constant attributes for every row.
+
+    Returns
+    -------
+    MergeResult
+    """
+    by_key = {s.index: s for s in summaries}
+    m_off, m_comp = _components(by_key, {k: s.m_count.size - 1 for k, s in by_key.items()}, "m")
+    f_off, f_comp = _components(by_key, {k: s.f_to_m.size - 1 for k, s in by_key.items()}, "f")
+    n_m = int(m_comp.max()) + 1 if m_comp.size else 0
+    m_size = np.zeros(n_m, np.int64)
+    for key, s in by_key.items():
+        nodes = m_comp[m_off[key] + np.arange(1, s.m_count.size)]
+        np.add.at(m_size, nodes, s.m_count[1:])
+    keep_m = (m_size * grid.pixel_area >= min_area_m2) if min_area_m2 > 0 else np.ones(n_m, bool)
+
+    n_f = int(f_comp.max()) + 1 if f_comp.size else 0
+    f_keep = np.zeros(n_f, bool)
+    count = np.zeros(n_f, np.int64)
+    total = np.zeros(n_f, np.float64)
+    peak = np.full(n_f, -np.inf)
+    first = np.full(n_f, np.iinfo(np.int64).max)
+    keep: dict[tuple[int, int], np.ndarray] = {}
+    parts: dict[int, list[Any]] = {}
+    for key in sorted(by_key):
+        s = by_key[key]
+        local = np.arange(1, s.f_to_m.size)
+        nodes = f_comp[f_off[key] + local]
+        kept = keep_m[m_comp[m_off[key] + s.f_to_m[1:]]]
+        f_keep[nodes] |= kept
+        keep[key] = np.concatenate([[False], kept])
+        np.add.at(count, nodes, s.f_count[1:])
+        np.add.at(total, nodes, s.f_sum[1:])
+        np.maximum.at(peak, nodes, s.f_max[1:])
+        np.minimum.at(first, nodes, s.f_first[1:])
+        for label, geom in s.geoms:
+            parts.setdefault(int(f_comp[f_off[key] + label]), []).append(geom)
+    chosen = np.flatnonzero(f_keep & (count > 0))
+    chosen = chosen[np.argsort(first[chosen], kind="stable")]
+    extra = dict(attrs or {})
+    columns = [*OBJECT_COLUMNS, *extra]
+    if chosen.size == 0:
+        empty = gpd.GeoDataFrame(
+            {c: [] for c in columns}, geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs
+        )
+        return MergeResult(empty, keep)
+    geoms = [unary_union(parts[c]) if len(parts[c]) > 1 else parts[c][0] for c in chosen]
+    n = chosen.size
+    data: dict[str, Any] = {
+        "object_id": np.arange(1, n + 1),
+        "area_m2": count[chosen] * grid.pixel_area,
+        "mean_score": total[chosen] / count[chosen],
+        "max_score": peak[chosen],
+        "n_pixels": count[chosen],
+    }
+    for k, v in extra.items():
+        data[k] = [v] * n
+    return MergeResult(gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs), keep)

@@ -1,0 +1,652 @@
+"""Block-by-block detection: any scene size at bounded memory, equal to the in-memory path.
+
+:func:`run_detect_blocks` computes what :func:`borderwatch.pipeline.run_detect`
+computes, without ever holding a whole scene:
+
+1. *Layout*: the analysis grid is cut into blocks of ``block_size`` pixels whose
+   edges fall on the inputs' internal tile edges when the grid lies on the input
+   pixel grid (then blocks are read without resampling).
+2. *Moments pass*: each block is read once; per-band moments of the difference
+   (for the standardisation of CVA) are merged exactly
+   (:class:`~borderwatch.blockstats.BandMoments`). With the local scheduler the
+   decoded blocks go to an uncompressed scratch file, so later passes never decode
+   the inputs again.
+3. *Score pass* (threshold by name only): scores per block and the exact extremes
+   needed for Otsu's clipping percentiles; then a histogram pass. Thresholds are
+   therefore *exact* (equal to the whole-array value), not sampled.
+4. *Objects pass*: each block is read with a halo of
+   ``2 * (opening_px + closing_px)`` pixels so that the morphological clean-up
+   equals the whole-array result in the block core; connected objects are merged
+   across block edges (:mod:`borderwatch.blockmerge`).
+5. *Raster pass* (only with ``score_out``/``mask_out``): blocks streamed to Cloud
+   Optimized GeoTIFFs (:mod:`borderwatch.rasterout`).
+
+Every pass maps one top-level function over blocks. The local scheduler runs them on
+a thread pool with a bounded number of blocks in flight (reading, which releases the
+GIL, overlaps computing); :mod:`borderwatch.dask_run` runs the *same* functions as
+dask tasks. Memory is bounded by ``(workers + prefetch) x block working set`` plus
+the GDAL block cache, which is capped at :data:`GDAL_CACHE_MB`.
+
+Methods that run blockwise are listed in :data:`BLOCK_METHODS`; any other method
+raises :class:`~borderwatch.errors.InputError` (it is never silently replaced).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import geopandas as gpd
+import numpy as np
+
+from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
+from borderwatch.blockmerge import merge_blocks
+from borderwatch.blockstats import BandMoments, Extremes, merge_histograms
+from borderwatch.blocktasks import (
+    BLOCK_METHODS,
+    CleanParams,
+    PairSource,
+    Win,
+    create_cache,
+    fit_model,
+    merge_extremes,
+    otsu_bounds,
+    pair_source,
+    promote_cache,
+    task_histogram,
+    task_moments,
+    task_objects,
+    task_raster,
+    task_score,
+    threshold_from_histogram,
+)
+from borderwatch.change import THRESHOLDS, threshold_score
+from borderwatch.errors import InputError
+from borderwatch.export import check_writable, sha256_file
+from borderwatch.io import DateSource, Grid, choose_grid, open_date
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "BLOCK_UNSUPPORTED",
+    "BlockJob",
+    "BlockLayout",
+    "BlockRun",
+    "Mapper",
+    "Progress",
+    "IN_MEMORY_MAX_PIXELS",
+    "block_layout",
+    "block_metadata",
+    "needs_blocks",
+    "finish_run",
+    "local_mapper",
+    "prepare_job",
+    "resolve_threshold",
+    "run_detect_blocks",
+    "write_rasters",
+]
+
+#: Default block edge, pixels (aligned up to the input tile size).
+DEFAULT_BLOCK_SIZE = 1024
+#: Whole-scene steps of ``run_detect`` that do not run block by block yet, with the
+#: value that switches each off (co-registration, radiometric normalisation, object
+#: classification).
+BLOCK_UNSUPPORTED: dict[str, object] = {"align": False, "normalise": "none", "classify": False}
+#: Grids with more pixels than this run block by block in ``detect`` even without
+#: ``--block-size``: the in-memory path needs about 50 bytes per pixel for a 4-band
+#: pair (3.4 GB at 8192 x 8192), this keeps it under about 1 GB.
+IN_MEMORY_MAX_PIXELS = 4096 * 4096
+
+PathLike = str | os.PathLike[str]
+Block = tuple[tuple[int, int], Win]
+
+
+# --------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class BlockLayout:
+    """A regular cut of a grid into blocks.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Grid ``(rows, cols)``.
+    row_edges, col_edges : tuple of int
+        Block boundaries in grid pixels, starting at 0 and ending at rows/cols.
+    """
+
+    shape: tuple[int, int]
+    row_edges: tuple[int, ...]
+    col_edges: tuple[int, ...]
+
+    def blocks(self) -> list[tuple[tuple[int, int], Win]]:
+        """``((block_row, block_col), (row0, col0, rows, cols))`` in raster order."""
+        out = []
+        for i, (r0, r1) in enumerate(zip(self.row_edges[:-1], self.row_edges[1:], strict=True)):
+            for j, (c0, c1) in enumerate(zip(self.col_edges[:-1], self.col_edges[1:], strict=True)):
+                out.append(((i, j), (r0, c0, r1 - r0, c1 - c0)))
+        return out
+
+    def __len__(self) -> int:
+        return (len(self.row_edges) - 1) * (len(self.col_edges) - 1)
+
+
+def _edges(n: int, size: int, offset: int) -> tuple[int, ...]:
+    first = (-offset) % size
+    cuts = [0] + [p for p in range(first, n, size) if p > 0] + [n]
+    return tuple(cuts)
+
+
+def block_layout(
+    shape: tuple[int, int],
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    tile: tuple[int, int] = (1, 1),
+    offset: tuple[int, int] = (0, 0),
+) -> BlockLayout:
+    """Cut a grid into blocks whose edges fall on the input's tile edges.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Grid ``(rows, cols)``.
+    block_size : int
+        Wanted block edge in pixels; rounded up to a multiple of the tile size.
+    tile : tuple of int
+        Internal tile ``(rows, cols)`` of the input files.
+    offset : tuple of int
+        Grid origin in input pixels ``(row, col)``; block edges are placed where
+        ``offset + edge`` is a multiple of the block edge.
+
+    Returns
+    -------
+    BlockLayout
+
+    Examples
+    --------
+    >>> block_layout((1000, 600), block_size=300, tile=(256, 256)).row_edges
+    (0, 512, 1000)
+    """
+    if block_size < 1:
+        raise InputError(f"block size must be >= 1 pixel, got {block_size}")
+    bh = math.ceil(block_size / tile[0]) * tile[0]
+    bw = math.ceil(block_size / tile[1]) * tile[1]
+    return BlockLayout(shape, _edges(shape[0], bh, offset[0]), _edges(shape[1], bw, offset[1]))
+
+
+# --------------------------------------------------------------------------- schedulers
+class Mapper(Protocol):
+    """Runs ``fn(*args)`` for every argument tuple, yielding results in order."""
+
+    def __call__(
+        self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]
+    ) -> Iterator[Any]:
+        """Yield ``fn(*a)`` for each ``a`` in ``args``, in order."""
+        ...
+
+
+def local_mapper(*, workers: int | None = None, prefetch: int | None = None) -> Mapper:
+    """Thread-pool mapper with at most ``prefetch`` blocks in flight (a bounded queue).
+
+    Parameters
+    ----------
+    workers : int, optional
+        Threads (default: CPU count). Reads release the GIL, so decoding overlaps
+        the numpy work of other blocks.
+    prefetch : int, optional
+        Blocks submitted ahead of the one being consumed (default ``workers + 1``).
+    """
+    n = workers or os.cpu_count() or 1
+    ahead = prefetch or n + 1
+
+    def run(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="borderwatch-block") as pool:
+            pending: list[Future[Any]] = []
+            it = iter(args)
+            for a in it:
+                pending.append(pool.submit(fn, *a))
+                if len(pending) >= ahead:
+                    break
+            while pending:
+                result = pending.pop(0).result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(fn, *nxt))
+                yield result
+
+    return run
+
+
+class Progress(Protocol):
+    """Progress sink: ``stage(description, total)`` returns an ``advance()`` callable."""
+
+    def stage(self, description: str, total: int) -> Callable[[], None]:
+        """Start a stage of ``total`` blocks; return the callable that advances it."""
+        ...
+
+
+def _each(
+    mapper: Mapper, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]],
+    progress: Progress | None, label: str,
+) -> Iterator[Any]:
+    advance = progress.stage(label, len(args)) if progress is not None else None
+    for result in mapper(fn, args):
+        if advance is not None:
+            advance()
+        yield result
+
+
+# --------------------------------------------------------------------------- driver
+@dataclass(frozen=True)
+class BlockJob:
+    """One before/after pair on one grid, cut into blocks (picklable).
+
+    Attributes
+    ----------
+    source : PairSource
+        How blocks are read.
+    blocks : list
+        ``((block_row, block_col), (row0, col0, rows, cols))`` in raster order.
+    params : DetectParams
+        Detection parameters.
+    aoi : AOI or None
+        The area of interest.
+    attrs : dict
+        Constant attributes of every detection (as in ``run_detect``).
+    block_size : int
+        Requested block edge, pixels.
+    started_utc : str
+        When the job was prepared.
+    """
+
+    source: PairSource
+    blocks: list[Block]
+    params: Any
+    aoi: AOI | None
+    attrs: dict[str, Any]
+    block_size: int
+    started_utc: str
+
+
+def prepare_job(
+    before: Sequence[PathLike] | PathLike,
+    after: Sequence[PathLike] | PathLike,
+    *,
+    aoi: AOI | str | None = None,
+    params: Any = None,
+    grid: Grid | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> BlockJob:
+    """Open the inputs, pick the grid (as ``run_detect`` does) and cut it into blocks.
+
+    Raises
+    ------
+    InputError
+        The method or threshold cannot run block by block, or band counts differ.
+    NoOverlapError
+        The inputs do not overlap each other or the AOI.
+    """
+    from borderwatch.pipeline import DetectParams
+
+    params = params or DetectParams()
+    if params.method not in BLOCK_METHODS:
+        raise InputError(
+            f"method {params.method!r} cannot run block by block yet (blockwise methods: "
+            f"{sorted(BLOCK_METHODS)}); use --method cva, or run without "
+            "--block-size/--scheduler on a scene that fits in memory"
+        )
+    if isinstance(params.threshold, str):
+        if params.threshold not in THRESHOLDS:
+            threshold_score(np.zeros(1), np.ones(1, bool), params.threshold)  # InputError
+        if params.threshold != "otsu":
+            raise InputError(
+                f"threshold {params.threshold!r} cannot run block by block; use otsu or a number"
+            )
+    whole_scene = [name for name, off in BLOCK_UNSUPPORTED.items()
+                   if getattr(params, name, off) != off]
+    if whole_scene:
+        fix = ", ".join(f"{n}={BLOCK_UNSUPPORTED[n]!r}" for n in whole_scene)
+        raise InputError(
+            f"block-by-block runs do not do {', '.join(whole_scene)} yet; pass "
+            f"DetectParams({fix}) or run in memory on a scene that fits"
+        )
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    area = get_aoi(aoi) if isinstance(aoi, (str, os.PathLike)) else aoi
+    b_src, a_src = open_date(before), open_date(after)
+    if len(b_src.band_names) != len(a_src.band_names):
+        raise InputError(
+            f"{a_src.paths[0]}: after date has {len(a_src.band_names)} bands but before date "
+            f"({b_src.paths[0]}) has {len(b_src.band_names)}; give the same bands for both dates"
+        )
+    if grid is None:
+        grid = choose_grid(
+            [b_src, a_src],
+            aoi=aoi_polygon_lonlat(area) if area is not None else None,
+            crs=params.crs,
+            resolution=params.resolution,
+            margin_m=params.margin_m,
+        )
+    src = pair_source(b_src, a_src, grid)
+    layout = block_layout(grid.shape, block_size=block_size, tile=src.tile,
+                          offset=src.native or (0, 0))
+    attrs = {
+        "aoi_id": area.id if area is not None else None,
+        "before": ";".join(Path(p).name for p in b_src.paths),
+        "after": ";".join(Path(p).name for p in a_src.paths),
+        "before_date": b_src.date,
+        "after_date": a_src.date,
+    }
+    return BlockJob(src, layout.blocks(), params, area, attrs, block_size, started)
+
+
+@dataclass(frozen=True)
+class _DateRef:
+    source: DateSource
+    grid: Grid
+
+
+@dataclass(frozen=True)
+class _ChangeRef:
+    threshold: float
+    method: str
+    params: dict[str, object]
+
+
+@dataclass(frozen=True)
+class BlockRun:
+    """Result of :func:`run_detect_blocks`.
+
+    Shaped like :class:`borderwatch.pipeline.DetectionRun` without the pixel arrays,
+    so :func:`borderwatch.pipeline.run_metadata` and the CLI summary accept it.
+
+    Attributes
+    ----------
+    before, after : object
+        ``.source`` (:class:`~borderwatch.io.DateSource`) and ``.grid`` of each date.
+    change : object
+        ``.threshold``, ``.method`` and ``.params`` (as in ``ChangeResult``).
+    objects : geopandas.GeoDataFrame
+        One polygon per detection, grid CRS, same columns as the in-memory path.
+    aoi : AOI or None
+        The area of interest.
+    params : DetectParams
+        Parameters used.
+    started_utc : str
+        Start time, ISO 8601 UTC.
+    blocks : int
+        Number of blocks processed.
+    outputs : dict
+        ``{"score": path, "mask": path}`` of the rasters written.
+    input_sha256 : dict
+        SHA-256 of every input file by path, hashed while the blocks were processed.
+    """
+
+    before: _DateRef
+    after: _DateRef
+    change: _ChangeRef
+    objects: gpd.GeoDataFrame
+    aoi: AOI | None
+    params: Any
+    started_utc: str = ""
+    blocks: int = 0
+    outputs: dict[str, Path] = field(default_factory=dict)
+    input_sha256: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> Grid:
+        """Analysis grid."""
+        return self.before.grid
+
+    @property
+    def total_area_m2(self) -> float:
+        """Total area of all detections, m2."""
+        return float(self.objects["area_m2"].sum()) if len(self.objects) else 0.0
+
+
+def clean_params(job: BlockJob, value: float) -> CleanParams:
+    """Threshold value and clean-up settings of ``job``."""
+    p = job.params
+    return CleanParams(value, p.opening_px, p.closing_px, job.source.grid.pixel_area)
+
+
+def resolve_threshold(job: BlockJob) -> float | None:
+    """Return the fixed threshold value, or ``None`` when it must be computed (otsu)."""
+    t = job.params.threshold
+    return None if isinstance(t, str) else threshold_score(np.zeros(1), np.ones(1, bool), t)
+
+
+def finish_run(
+    job: BlockJob, value: float, summaries: Sequence[Any], scheduler: str
+) -> tuple[BlockRun, dict[tuple[int, int], np.ndarray]]:
+    """Merge block summaries into the run result (shared by every scheduler)."""
+    src, p = job.source, job.params
+    merged = merge_blocks(summaries, src.grid, min_area_m2=p.min_area_m2, attrs=job.attrs)
+    change_params: dict[str, object] = {
+        "method": p.method,
+        "threshold": p.threshold,
+        "threshold_value": value,
+        "min_area_m2": p.min_area_m2,
+        "opening_px": p.opening_px,
+        "closing_px": p.closing_px,
+        "blockwise": {"block_size": job.block_size, "blocks": len(job.blocks),
+                      "scheduler": scheduler},
+    }
+    run = BlockRun(
+        _DateRef(src.before, src.grid), _DateRef(src.after, src.grid),
+        _ChangeRef(value, p.method, change_params), merged.objects, job.aoi, p,
+        job.started_utc, len(job.blocks),
+    )
+    return run, merged.keep
+
+
+def run_detect_blocks(
+    before: Sequence[PathLike] | PathLike,
+    after: Sequence[PathLike] | PathLike,
+    *,
+    aoi: AOI | str | None = None,
+    params: Any = None,
+    grid: Grid | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    scheduler: str | None = None,
+    score_out: PathLike | None = None,
+    mask_out: PathLike | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    scratch_dir: PathLike | None = None,
+) -> BlockRun:
+    """Detect change block by block, with results equal to ``run_detect``.
+
+    Parameters
+    ----------
+    before, after : path or sequence of paths
+        One multi-band raster or several single-band rasters per date.
+    aoi : AOI or str, optional
+        Area of interest (catalogue id/name, file, or :class:`AOI`).
+    params : DetectParams, optional
+        Detection parameters (method must be in
+        :data:`borderwatch.blocktasks.BLOCK_METHODS`).
+    grid : Grid, optional
+        Analysis grid; default as :func:`borderwatch.io.choose_grid` picks it.
+    block_size : int
+        Block edge in pixels (rounded up to the input tile size).
+    scheduler : str, optional
+        ``None``/``"local"``: this process, thread pool and scratch cache;
+        ``"threads"``, ``"processes"``, ``"synchronous"`` or a dask.distributed
+        address (``tcp://host:8786``): the same block functions as dask tasks
+        (see :mod:`borderwatch.dask_run`).
+    score_out, mask_out : path, optional
+        Cloud Optimized GeoTIFFs of the score (float32, NaN invalid) and the final
+        mask (uint8, 1 = detection).
+    overwrite : bool
+        Replace existing output rasters.
+    progress : Progress, optional
+        Progress sink (see :mod:`borderwatch.progress`); local scheduler only.
+    workers : int, optional
+        Local threads (default: CPU count).
+    scratch_dir : path, optional
+        Folder for the local scratch cache (default: the system temp folder). It
+        needs ``4 x (bands + 1)`` bytes per grid pixel, removed at the end.
+
+    Returns
+    -------
+    BlockRun
+
+    Raises
+    ------
+    InputError
+        The method or threshold cannot run blockwise, or band counts differ.
+    NoOverlapError
+        The inputs do not overlap.
+    """
+    for out in (score_out, mask_out):
+        if out is not None:
+            check_writable(out, overwrite=overwrite)
+    job = prepare_job(before, after, aoi=aoi, params=params, grid=grid, block_size=block_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-hash") as hasher:
+        # Provenance hashes are computed alongside the blocks, not after them.
+        paths = [*job.source.before.paths, *job.source.after.paths]
+        hashes = {p: hasher.submit(sha256_file, p) for p in paths}
+        run = _run_job(job, scheduler=scheduler, score_out=score_out, mask_out=mask_out,
+                       overwrite=overwrite, progress=progress, workers=workers,
+                       scratch_dir=scratch_dir)
+        return replace(run, input_sha256={p: f.result() for p, f in hashes.items()})
+
+
+def _run_job(
+    job: BlockJob,
+    *,
+    scheduler: str | None,
+    score_out: PathLike | None,
+    mask_out: PathLike | None,
+    overwrite: bool,
+    progress: Progress | None,
+    workers: int | None,
+    scratch_dir: PathLike | None,
+) -> BlockRun:
+    if scheduler not in (None, "local"):
+        from borderwatch.dask_run import run_job_dask
+
+        return run_job_dask(job, scheduler=scheduler, score_out=score_out, mask_out=mask_out,
+                            overwrite=overwrite)
+    mapper = local_mapper(workers=workers)
+    with tempfile.TemporaryDirectory(prefix="borderwatch-blocks-", dir=scratch_dir) as tmp:
+        src = PairSource(job.source.before, job.source.after, job.source.grid,
+                         job.source.native, job.source.tile, tmp)
+        create_cache(src, {"diff_tmp": src.bands, "score_tmp": 1})
+        wins = [w for _, w in job.blocks]
+        moments = BandMoments.total(
+            _each(mapper, task_moments, [(src, w) for w in wins], progress, "reading")
+        )
+        promote_cache(src, ["diff"])
+        model = fit_model(job.params.method, moments)
+        value = resolve_threshold(job)
+        # The score pass also fills the score scratch that the later passes read.
+        k = Extremes.needed_k(moments.n) if value is None else 0
+        parts = list(_each(
+            mapper, task_score, [(src, model, w, k) for w in wins], progress, "scoring"
+        ))
+        promote_cache(src, ["score"])
+        if value is None:
+            ext = merge_extremes(parts)
+            bounds = otsu_bounds(ext)
+            hist = merge_histograms(_each(
+                mapper, task_histogram, [(src, model, w, *bounds) for w in wins],
+                progress, "threshold",
+            ))
+            value = threshold_from_histogram(hist, bounds)
+        cp = clean_params(job, value)
+        summaries = list(_each(
+            mapper, task_objects, [(src, model, ij, w, cp) for ij, w in job.blocks],
+            progress, "objects",
+        ))
+        run, keep = finish_run(job, value, summaries, "local")
+        if score_out is not None or mask_out is not None:
+            args = [(src, model, w, cp, keep[ij]) for ij, w in job.blocks]
+            outputs = write_rasters(
+                src.grid, [w for _, w in job.blocks],
+                _each(mapper, task_raster, args, progress, "writing"),
+                score_out=score_out, mask_out=mask_out, overwrite=overwrite,
+            )
+            run = replace(run, outputs=outputs)
+    return run
+
+
+def write_rasters(
+    grid: Grid,
+    wins: Sequence[Win],
+    blocks: Iterator[tuple[np.ndarray, np.ndarray]],
+    *,
+    score_out: PathLike | None,
+    mask_out: PathLike | None,
+    overwrite: bool,
+) -> dict[str, Path]:
+    """Stream ``(mask, score)`` blocks, in ``wins`` order, into COGs."""
+    from borderwatch.rasterout import cog_writer
+
+    with ExitStack() as stack:
+        score_w = mask_w = None
+        if score_out is not None:
+            score_w = stack.enter_context(cog_writer(
+                score_out, grid, dtype="float32", nodata=float("nan"),
+                resampling="average", overwrite=overwrite))
+        if mask_out is not None:
+            mask_w = stack.enter_context(cog_writer(
+                mask_out, grid, dtype="uint8", nodata=None,
+                resampling="nearest", overwrite=overwrite))
+        for w, (mask, score) in zip(wins, blocks, strict=True):
+            if score_w is not None:
+                score_w.write(score, w)
+            if mask_w is not None:
+                mask_w.write(mask, w)
+    out: dict[str, Path] = {}
+    if score_out is not None:
+        out["score"] = Path(score_out)
+    if mask_out is not None:
+        out["mask"] = Path(mask_out)
+    return out
+
+
+def needs_blocks(
+    before: Sequence[PathLike] | PathLike,
+    after: Sequence[PathLike] | PathLike,
+    *,
+    aoi: AOI | str | None = None,
+    params: Any = None,
+) -> bool:
+    """Whether the analysis grid exceeds :data:`IN_MEMORY_MAX_PIXELS` (headers only)."""
+    from borderwatch.pipeline import DetectParams
+
+    params = params or DetectParams()
+    area = get_aoi(aoi) if isinstance(aoi, (str, os.PathLike)) else aoi
+    b_src, a_src = open_date(before), open_date(after)
+    grid = choose_grid(
+        [b_src, a_src],
+        aoi=aoi_polygon_lonlat(area) if area is not None else None,
+        crs=params.crs,
+        resolution=params.resolution,
+        margin_m=params.margin_m,
+    )
+    return grid.shape[0] * grid.shape[1] > IN_MEMORY_MAX_PIXELS
+
+
+def block_metadata(run: BlockRun) -> dict[str, Any]:
+    """:func:`borderwatch.pipeline.run_metadata` of a blockwise run, with its input hashes."""
+    from borderwatch.pipeline import run_metadata
+
+    meta = run_metadata(run, hash_inputs=not run.input_sha256)  # type: ignore[arg-type]
+    for role in ("before", "after"):
+        for entry in meta["inputs"][role]["files"]:
+            known = run.input_sha256.get(entry["path"]) or next(
+                (h for p, h in run.input_sha256.items() if str(Path(p).resolve()) == entry["path"]),
+                None,
+            )
+            if known is not None:
+                entry["sha256"] = known
+    return meta

@@ -1,0 +1,318 @@
+"""Readers for labelled change-detection datasets, for evaluation and training.
+
+Every reader returns :class:`LabelledPair` objects: before/after arrays on one pixel
+grid, a valid mask, the truth mask and the mask of *labelled* pixels (datasets with
+partial reference sampling score only those). Supported layouts, as found in
+``../shared/data``:
+
+* OSCD (Daudt et al. 2018): per-city folders ``imgs_1/``, ``imgs_2/`` of single-band
+  Sentinel-2 GeoTIFFs and ``<city>/cm/<city>-cm.tif`` labels (1 = no change,
+  2 = change) on the ``imgs_1`` 10 m grid.
+* LEVIR-CD (Chen & Shi 2020) and DSIFN-CD (Zhang et al. 2020) samples: ``A/``, ``B/``
+  and ``label/`` PNG folders, RGB at 0.5 m, not georeferenced.
+* Landsat Taizhou (Wu, Du & Zhang 2014): ENVI ``2000TM``/``2003TM`` with partial
+  labels ``change.bmp`` and ``unchanged.bmp``.
+
+References
+----------
+.. [1] Daudt, R. C., Le Saux, B., Boulch, A., Gousseau, Y. (2018). Urban change detection
+   for multispectral earth observation using convolutional neural networks. IGARSS.
+   https://doi.org/10.1109/IGARSS.2018.8518015
+.. [2] Chen, H., Shi, Z. (2020). A spatial-temporal attention-based method and a new
+   dataset for remote sensing image change detection. Remote Sensing 12(10), 1662.
+   https://doi.org/10.3390/rs12101662
+.. [3] Wu, C., Du, B., Zhang, L. (2014). Slow feature analysis for change detection in
+   multispectral imagery. IEEE TGRS 52(5), 2858-2874.
+   https://doi.org/10.1109/TGRS.2013.2266673
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.errors
+import rasterio.windows
+from PIL import Image
+
+from borderwatch.errors import InputError, RasterReadError
+from borderwatch.io import Grid, load_pair, open_date
+
+__all__ = [
+    "OSCD_BANDS",
+    "LabelledPair",
+    "read_image_array",
+    "read_mask_array",
+    "read_oscd_city",
+    "iter_oscd",
+    "iter_png_pairs",
+    "read_taizhou",
+    "oscd_cities",
+]
+
+PathLike = str | os.PathLike[str]
+
+#: Sentinel-2 bands used for OSCD: the four 10 m bands plus the 20 m SWIR bands (NDBI).
+OSCD_BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+#: Resolution assumed for the LEVIR-CD and DSIFN-CD PNGs, metres.
+PNG_PIXEL_M = 0.5
+_S2_PIXEL_M = 10.0
+_TAIZHOU_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    """One labelled before/after pair on a common pixel grid.
+
+    Attributes
+    ----------
+    name : str
+        Dataset-qualified name, e.g. ``"oscd/bercy"``.
+    before, after : numpy.ndarray
+        ``float32 (bands, rows, cols)``; NaN where invalid.
+    valid : numpy.ndarray
+        ``bool (rows, cols)``: valid in both dates.
+    truth : numpy.ndarray
+        ``bool (rows, cols)``: True where the reference says change.
+    labelled : numpy.ndarray
+        ``bool (rows, cols)``: pixels that carry a reference label (all of them for
+        fully labelled datasets).
+    band_names : tuple of str
+        One name per band (``B02``... or ``red``...).
+    pixel_area_m2 : float
+        Area of one pixel in square metres.
+    grid : Grid or None
+        Georeferenced grid of the arrays, or None for plain pixel grids (PNG).
+    """
+
+    name: str
+    before: np.ndarray = field(repr=False)
+    after: np.ndarray = field(repr=False)
+    valid: np.ndarray = field(repr=False)
+    truth: np.ndarray = field(repr=False)
+    labelled: np.ndarray = field(repr=False)
+    band_names: tuple[str, ...]
+    pixel_area_m2: float
+    grid: Grid | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        shp = self.before.shape
+        if self.after.shape != shp or self.before.ndim != 3:
+            raise InputError(f"{self.name}: before {shp} and after {self.after.shape} differ")
+        for arr in (self.valid, self.truth, self.labelled):
+            if arr.shape != shp[1:]:
+                raise InputError(f"{self.name}: mask {arr.shape} does not match {shp[1:]}")
+
+
+def read_image_array(path: PathLike) -> np.ndarray:
+    """Read any raster or PNG as ``float32 (bands, rows, cols)``, alpha dropped.
+
+    Un-georeferenced files (PNG, BMP) are read as plain pixel grids.
+
+    Raises
+    ------
+    RasterReadError
+        The file is missing or unreadable.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".png", ".bmp", ".jpg", ".jpeg"):
+        try:
+            with Image.open(path) as img:
+                arr = np.asarray(img)
+        except OSError as exc:
+            raise RasterReadError(f"{path}: cannot read image ({exc})") from exc
+        if arr.ndim == 2:
+            arr = arr[None]
+        else:
+            arr = np.moveaxis(arr, -1, 0)
+            if arr.shape[0] in (2, 4):  # LA / RGBA: drop alpha
+                arr = arr[:-1]
+        return arr.astype(np.float32)
+    try:
+        with warnings.catch_warnings():
+            # Label rasters often carry no georeferencing; they are read as pixel grids.
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return src.read().astype(np.float32)
+    except rasterio.errors.RasterioIOError as exc:
+        raise RasterReadError(f"{path}: cannot read raster ({exc})") from exc
+
+
+def read_mask_array(path: PathLike, *, change_value: float | None = None) -> np.ndarray:
+    """Read a truth mask (raster or PNG) as ``bool (rows, cols)``.
+
+    Parameters
+    ----------
+    path : path
+        Single-band raster/PNG (multi-channel PNGs use their first channel).
+    change_value : float, optional
+        Pixel value meaning change (e.g. 2 for OSCD, where 1 = no change); default:
+        any non-zero value is change.
+    """
+    arr = read_image_array(path)[0]
+    return arr != 0 if change_value is None else arr == float(change_value)
+
+
+def _root(root: PathLike, what: str) -> Path:
+    p = Path(root)
+    if not p.is_dir():
+        raise InputError(f"{p}: {what} folder not found")
+    return p
+
+
+def _oscd_dirs(root: Path) -> tuple[Path, Path]:
+    imgs = root / "Onera Satellite Change Detection dataset - Images"
+    labels = root / "Onera Satellite Change Detection dataset - Train Labels"
+    if not imgs.is_dir() or not labels.is_dir():
+        raise InputError(f"{root}: not an OSCD folder (Images / Train Labels folders missing)")
+    return imgs, labels
+
+
+def oscd_cities(root: PathLike) -> list[str]:
+    """Cities of an OSCD folder that have both images and labels, sorted."""
+    imgs, labels = _oscd_dirs(_root(root, "OSCD"))
+    return sorted(
+        p.name for p in imgs.iterdir() if (p / "imgs_1").is_dir() and (labels / p.name).is_dir()
+    )
+
+
+def _band_files(folder: Path, bands: Sequence[str]) -> list[Path]:
+    files = []
+    for band in bands:
+        hits = sorted(folder.glob(f"*_{band}.tif"))
+        if not hits:
+            raise InputError(f"{folder}: no file for band {band}")
+        files.append(hits[0])
+    return files
+
+
+def read_oscd_city(
+    root: PathLike, city: str, *, bands: Sequence[str] = OSCD_BANDS
+) -> LabelledPair:
+    """Read one OSCD city on the native grid of its ``imgs_1`` 10 m bands.
+
+    Parameters
+    ----------
+    root : path
+        The ``oscd`` folder holding the Images and Train Labels folders.
+    city : str
+        City folder name, e.g. ``"bercy"``.
+    bands : sequence of str
+        Sentinel-2 band names to read; 20 m bands are resampled onto the 10 m grid.
+
+    Returns
+    -------
+    LabelledPair
+        ``grid`` is in EPSG:4326 (the files' CRS), so ``pixel_area_m2`` is set to the
+        nominal 100 m2 of the Sentinel-2 10 m bands rather than derived from degrees.
+    """
+    imgs, labels = _oscd_dirs(_root(root, "OSCD"))
+    b_src = open_date(_band_files(imgs / city / "imgs_1", bands))
+    a_src = open_date(_band_files(imgs / city / "imgs_2", bands))
+    sb, sa = load_pair(b_src, a_src, match_before=True)
+    cm = labels / city / "cm" / f"{city}-cm.tif"
+    if not cm.exists():
+        raise InputError(f"{cm}: OSCD label file missing")
+    label = read_image_array(cm)[0]
+    # The label shares the imgs_1 10 m pixel grid; crop it to the analysis window.
+    with rasterio.open(b_src.paths[0]) as src:
+        win = rasterio.windows.from_bounds(*sb.grid.bounds, transform=src.transform)
+    r0, c0 = int(round(win.row_off)), int(round(win.col_off))
+    rows, cols = sb.grid.shape
+    label = label[r0 : r0 + rows, c0 : c0 + cols]
+    if label.shape != (rows, cols):
+        raise InputError(f"{cm}: label {label.shape} does not cover the grid {(rows, cols)}")
+    valid = sb.valid & sa.valid
+    return LabelledPair(
+        name=f"oscd/{city}",
+        before=sb.data,
+        after=sa.data,
+        valid=valid,
+        truth=label == 2,
+        labelled=label > 0,
+        band_names=b_src.band_names,
+        pixel_area_m2=_S2_PIXEL_M**2,
+        grid=sb.grid,
+    )
+
+
+def iter_oscd(
+    root: PathLike, *, cities: Sequence[str] | None = None, bands: Sequence[str] = OSCD_BANDS
+) -> Iterator[LabelledPair]:
+    """Yield :func:`read_oscd_city` for each city (default: all with labels)."""
+    for city in cities or oscd_cities(root):
+        yield read_oscd_city(root, city, bands=bands)
+
+
+def iter_png_pairs(
+    root: PathLike, *, dataset: str | None = None, pixel_m: float = PNG_PIXEL_M
+) -> Iterator[LabelledPair]:
+    """Yield the pairs of an ``A/``, ``B/``, ``label/`` PNG folder (LEVIR-CD, DSIFN-CD).
+
+    Parameters
+    ----------
+    root : path
+        Folder with ``A``, ``B`` and ``label`` sub-folders of same-named PNGs.
+    dataset : str, optional
+        Prefix for the pair names (default: the folder name).
+    pixel_m : float
+        Pixel size in metres (0.5 for both datasets).
+    """
+    root = _root(root, "PNG dataset")
+    names = sorted(p.name for p in (root / "A").glob("*.png"))
+    if not names:
+        raise InputError(f"{root}/A: no PNG files")
+    prefix = dataset or root.name
+    for name in names:
+        before = read_image_array(root / "A" / name)
+        after = read_image_array(root / "B" / name)
+        truth = read_mask_array(root / "label" / name)
+        rows, cols = truth.shape
+        yield LabelledPair(
+            name=f"{prefix}/{Path(name).stem}",
+            before=before,
+            after=after,
+            valid=np.ones((rows, cols), bool),
+            truth=truth,
+            labelled=np.ones((rows, cols), bool),
+            band_names=("red", "green", "blue")[: before.shape[0]],
+            pixel_area_m2=pixel_m * pixel_m,
+        )
+
+
+def read_taizhou(root: PathLike) -> LabelledPair:
+    """Read the Landsat-7 Taizhou pair (2000 vs 2003) with its partial labels.
+
+    Parameters
+    ----------
+    root : path
+        The ``Taizhou`` folder (``2000TM``, ``2003TM``, ``change.bmp``, ``unchanged.bmp``).
+
+    Returns
+    -------
+    LabelledPair
+        Bands named blue, green, red, nir, swir1, swir2 (ETM+ 1-5, 7); only pixels
+        in either label image are ``labelled``.
+    """
+    root = _root(root, "Taizhou")
+    sb, sa = load_pair(root / "2000TM", root / "2003TM", match_before=True)
+    change = read_mask_array(root / "change.bmp")
+    unchanged = read_mask_array(root / "unchanged.bmp")
+    if change.shape != sb.grid.shape:
+        raise InputError(f"{root}: labels {change.shape} do not match images {sb.grid.shape}")
+    return LabelledPair(
+        name="landsat/taizhou",
+        before=sb.data,
+        after=sa.data,
+        valid=sb.valid & sa.valid,
+        truth=change,
+        labelled=change | unchanged,
+        band_names=_TAIZHOU_BANDS[: sb.data.shape[0]],
+        pixel_area_m2=sb.grid.pixel_area,
+        grid=sb.grid,
+    )

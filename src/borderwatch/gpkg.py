@@ -1,0 +1,266 @@
+"""GeoPackage export: detections, AOI and footprints, each opening styled in QGIS.
+
+The layers are written with pyogrio (GDAL's GPKG driver). Each gets a default
+style in the ``layer_styles`` table, laid out exactly as QGIS creates it when an
+analyst picks *Save as Default* (through GDAL, with ``id`` as the feature id and
+the table registered in ``gpkg_contents`` as an attributes table), so QGIS applies
+the style on opening. Everything is written to a temporary file in the destination
+folder and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import rasterio.features
+from shapely.geometry import shape
+from shapely.ops import unary_union
+
+from borderwatch.aoi import aoi_polygon_lonlat
+from borderwatch.errors import InputError
+from borderwatch.export import atomic_write, sha256_file
+from borderwatch.pipeline import DetectionRun
+from borderwatch.schema import analyst_table
+from borderwatch.styles import style_for_layer
+
+__all__ = [
+    "LAYER_STYLES_DDL",
+    "footprints_frame",
+    "input_hashes",
+    "read_layer_styles",
+    "run_layers",
+    "write_gpkg",
+]
+
+#: The ``layer_styles`` table as GDAL creates it for QGIS's "Save as Default".
+LAYER_STYLES_DDL = (
+    'CREATE TABLE "layer_styles" ( "id" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, '
+    '"f_table_catalog" TEXT(256), "f_table_schema" TEXT(256), "f_table_name" TEXT(256), '
+    '"f_geometry_column" TEXT(256), "styleName" TEXT(30), "styleQML" TEXT, "styleSLD" TEXT, '
+    '"useAsDefault" BOOLEAN, "description" TEXT, "owner" TEXT(30), "ui" TEXT(30), '
+    "\"update_time\" DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
+)
+
+_COUNT_TRIGGERS = tuple(
+    f'CREATE TRIGGER "trigger_{op}_feature_count_layer_styles" AFTER {op.upper()} ON '
+    f'"layer_styles" BEGIN UPDATE gpkg_ogr_contents SET feature_count = feature_count '
+    f"{sign} 1 WHERE lower(table_name) = lower('layer_styles'); END"
+    for op, sign in (("insert", "+"), ("delete", "-"))
+)
+
+_POLYGON_LAYERS = ("detections", "aoi", "footprints")
+
+
+def input_hashes(run: DetectionRun) -> tuple[str, ...]:
+    """SHA-256 of every before then after input file of ``run``, in order."""
+    paths = [*run.before.source.paths, *run.after.source.paths]
+    return tuple(sha256_file(p) for p in paths)
+
+
+def footprints_frame(run: DetectionRun) -> gpd.GeoDataFrame:
+    """Valid-data area of each date on the analysis grid, one polygon per date.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns ``role`` (``before``/``after``), ``date``, ``source`` (file names),
+        ``area_m2``; geometry in the grid CRS (metres).
+    """
+    rows = []
+    for role, scene in (("before", run.before), ("after", run.after)):
+        polys = [
+            shape(g)
+            for g, v in rasterio.features.shapes(
+                scene.valid.astype(np.uint8),
+                mask=scene.valid,
+                transform=scene.grid.transform,
+                connectivity=8,
+            )
+            if v == 1
+        ]
+        geom = unary_union(polys) if polys else None
+        rows.append(
+            {
+                "role": role,
+                "date": scene.source.date or "",
+                "source": ";".join(Path(p).name for p in scene.source.paths),
+                "area_m2": float(scene.valid.sum()) * scene.grid.pixel_area,
+                "geometry": geom,
+            }
+        )
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=run.grid.crs)
+
+
+def _aoi_frame(run: DetectionRun) -> gpd.GeoDataFrame | None:
+    if run.aoi is None:
+        return None
+    geom = aoi_polygon_lonlat(run.aoi)
+    gdf = gpd.GeoDataFrame(
+        {"id": [run.aoi.id], "name": [run.aoi.name], "kind": [run.aoi.kind]},
+        geometry=[geom],
+        crs="EPSG:4326",
+    )
+    return gdf.to_crs(run.grid.crs)
+
+
+def run_layers(
+    run: DetectionRun,
+    *,
+    detections: gpd.GeoDataFrame | None = None,
+    hashes: Sequence[str] | None = None,
+) -> dict[str, gpd.GeoDataFrame]:
+    """Build the GeoPackage layers of one run, all in the grid CRS.
+
+    Parameters
+    ----------
+    run : DetectionRun
+        A finished run.
+    detections : geopandas.GeoDataFrame, optional
+        Detections already in the analyst schema (e.g. with reviews applied);
+        default :func:`borderwatch.schema.analyst_table` of ``run.objects``.
+    hashes : sequence of str, optional
+        Input file digests (default :func:`input_hashes`), used for stable ids.
+
+    Returns
+    -------
+    dict of str to GeoDataFrame
+        ``detections``, ``footprints`` and, when the run had an AOI, ``aoi``.
+    """
+    if detections is None:
+        detections = analyst_table(
+            run.objects,
+            input_hashes=input_hashes(run) if hashes is None else hashes,
+            before_date=run.before.source.date,
+            after_date=run.after.source.date,
+        )
+    layers = {"detections": detections}
+    aoi = _aoi_frame(run)
+    if aoi is not None:
+        layers["aoi"] = aoi
+    layers["footprints"] = footprints_frame(run)
+    return layers
+
+
+def _add_styles(path: Path, styles: Mapping[str, str]) -> None:
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    con = sqlite3.connect(path)
+    try:
+        geometry_columns = dict(
+            con.execute("SELECT table_name, column_name FROM gpkg_geometry_columns").fetchall()
+        )
+        with con:
+            con.execute(LAYER_STYLES_DDL)
+            con.execute(
+                "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+                "last_change, srs_id) VALUES ('layer_styles', 'attributes', 'layer_styles', '', "
+                "?, 0)",
+                (now,),
+            )
+            has_ogr_contents = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='gpkg_ogr_contents'"
+            ).fetchone()
+            if has_ogr_contents:  # GDAL's feature-count cache, kept current by triggers
+                con.execute(
+                    "INSERT INTO gpkg_ogr_contents (table_name, feature_count) "
+                    "VALUES ('layer_styles', 0)"
+                )
+                for sql in _COUNT_TRIGGERS:
+                    con.execute(sql)
+            con.executemany(
+                "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
+                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, "
+                "owner, ui, update_time) VALUES ('', '', ?, ?, ?, ?, '', 1, ?, '', NULL, ?)",
+                [
+                    (name, geometry_columns[name], name, qml, f"borderwatch {name} style", now)
+                    for name, qml in styles.items()
+                ],
+            )
+    finally:
+        con.close()
+
+
+def write_gpkg(
+    layers: Mapping[str, gpd.GeoDataFrame],
+    path: str | os.PathLike[str],
+    *,
+    styles: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write polygon layers and their default QGIS styles to one GeoPackage, atomically.
+
+    Parameters
+    ----------
+    layers : mapping of str to GeoDataFrame
+        Layer name to polygons (any CRS; stored as is, multi-polygons).
+    path : path
+        Output ``.gpkg`` file.
+    styles : mapping of str to str, optional
+        Layer name to QML; default :func:`borderwatch.styles.style_for_layer` for
+        ``detections``, ``aoi`` and ``footprints``. Layers without a style get none.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False.
+    InputError
+        A layer has no CRS, or ``path`` does not end in ``.gpkg``.
+    """
+    dest = Path(path)
+    if dest.suffix.lower() != ".gpkg":
+        raise InputError(f"{dest}: a GeoPackage name must end in .gpkg")
+    if styles is None:
+        styles = {name: style_for_layer(name) for name in layers if name in _POLYGON_LAYERS}
+    for name, gdf in layers.items():
+        if gdf.crs is None:
+            raise InputError(f"layer {name!r} has no CRS")
+    with atomic_write(dest, overwrite=overwrite) as tmp:
+        # GDAL wants a .gpkg name; build the file there, then move it onto ``tmp``.
+        work = tmp.with_name(tmp.name + ".gpkg")
+        try:
+            for i, (name, gdf) in enumerate(layers.items()):
+                pyogrio.write_dataframe(
+                    gdf,
+                    work,
+                    layer=name,
+                    driver="GPKG",
+                    geometry_type="MultiPolygon",
+                    promote_to_multi=True,
+                    append=i > 0,
+                    # GeoPackage 1.2 opens in every GDAL and QGIS still in use.
+                    dataset_options=None if i else {"VERSION": "1.2"},
+                )
+            _add_styles(work, {k: v for k, v in styles.items() if k in layers})
+            os.replace(work, tmp)
+        finally:
+            work.unlink(missing_ok=True)
+    return dest
+
+
+def read_layer_styles(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Default QML per layer from a GeoPackage's ``layer_styles`` table (empty if none)."""
+    con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        if not con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='layer_styles'"
+        ).fetchone():
+            return {}
+        rows = con.execute(
+            "SELECT f_table_name, styleQML FROM layer_styles WHERE useAsDefault ORDER BY id"
+        ).fetchall()
+    finally:
+        con.close()
+    return {name: qml for name, qml in rows}

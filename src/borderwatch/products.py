@@ -1,0 +1,144 @@
+"""The analyst products of one run, written together: layers, styles, evidence.
+
+:func:`write_products` is what ``borderwatch detect`` and ``borderwatch demo`` call:
+it puts the detections in the analyst schema (:mod:`borderwatch.schema`), re-applies
+stored reviews for the place (:mod:`borderwatch.review`), then writes any of a
+GeoPackage (:mod:`borderwatch.gpkg`), a GeoJSON with a ``.qml`` style beside it,
+and an evidence packet (:mod:`borderwatch.evidence`) whose manifest also hashes the
+GeoPackage and GeoJSON.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+
+from borderwatch.errors import InputError
+from borderwatch.evidence import EvidencePacket, write_evidence
+from borderwatch.export import atomic_write, check_writable, write_geojson
+from borderwatch.gpkg import input_hashes, run_layers, write_gpkg
+from borderwatch.pipeline import DetectionRun, run_metadata
+from borderwatch.review import apply_reviews, load_reviews, place_key
+from borderwatch.styles import detections_qml
+
+__all__ = ["Products", "analyst_layers", "write_products", "write_qml"]
+
+_GEOJSON_SUFFIXES = (".geojson", ".json")
+
+
+@dataclass(frozen=True)
+class Products:
+    """What :func:`write_products` wrote.
+
+    Attributes
+    ----------
+    detections : geopandas.GeoDataFrame
+        Detections in the analyst schema, reviews applied (grid CRS).
+    place : str
+        Place key of the run (see :func:`borderwatch.review.place_key`).
+    reviews_applied : int
+        Stored reviews put back on this run's detections.
+    files : tuple of pathlib.Path
+        Layer files written (GeoPackage, GeoJSON, QML).
+    evidence : EvidencePacket or None
+        The evidence packet, if one was asked for.
+    """
+
+    detections: gpd.GeoDataFrame
+    place: str
+    reviews_applied: int
+    files: tuple[Path, ...]
+    evidence: EvidencePacket | None
+
+
+def write_qml(path: str | os.PathLike[str], qml: str, *, overwrite: bool = False) -> Path:
+    """Write a QML style file atomically (QGIS loads ``<layer>.qml`` beside a layer file)."""
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        tmp.write_text(qml, encoding="utf-8")
+    return Path(path)
+
+
+def analyst_layers(
+    run: DetectionRun, *, reviews_dir: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, gpd.GeoDataFrame], str, int]:
+    """GeoPackage layers of a run with stored reviews re-applied.
+
+    Returns
+    -------
+    layers : dict of str to GeoDataFrame
+        See :func:`borderwatch.gpkg.run_layers`.
+    place : str
+        Place key.
+    applied : int
+        Reviews applied from ``reviews_dir`` (0 without one).
+    """
+    layers = run_layers(run, hashes=input_hashes(run))
+    place = place_key(layers)
+    applied = 0
+    if reviews_dir is not None:
+        layers["detections"], applied = apply_reviews(
+            layers["detections"], load_reviews(reviews_dir, place)
+        )
+    return layers, place, applied
+
+
+def write_products(
+    run: DetectionRun,
+    *,
+    outputs: tuple[Path, ...] = (),
+    evidence: str | os.PathLike[str] | None = None,
+    reviews_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> Products:
+    """Write the layers and evidence of a run.
+
+    Parameters
+    ----------
+    run : DetectionRun
+        A finished run.
+    outputs : tuple of path
+        Layer files, by suffix: ``.gpkg`` (GeoPackage with styles) or
+        ``.geojson``/``.json`` (RFC 7946 GeoJSON, with a ``.qml`` of the same name).
+    evidence : path, optional
+        Evidence packet folder.
+    reviews_dir : path, optional
+        Review store to re-apply reviews from.
+    overwrite : bool
+        Replace existing files.
+
+    Returns
+    -------
+    Products
+
+    Raises
+    ------
+    InputError
+        An output suffix that is neither GeoPackage nor GeoJSON.
+    OutputExistsError
+        An output exists and ``overwrite`` is False.
+    """
+    for out in outputs:
+        if out.suffix.lower() not in (".gpkg", *_GEOJSON_SUFFIXES):
+            raise InputError(f"{out}: unknown output type; use .gpkg, .geojson or .json")
+        check_writable(out, overwrite=overwrite)
+        if out.suffix.lower() in _GEOJSON_SUFFIXES:
+            check_writable(out.with_suffix(".qml"), overwrite=overwrite)
+    layers, place, applied = analyst_layers(run, reviews_dir=reviews_dir)
+    files: list[Path] = []
+    for out in outputs:
+        if out.suffix.lower() == ".gpkg":
+            files.append(write_gpkg(layers, out, overwrite=overwrite))
+        else:
+            meta = {**run_metadata(run), "place": place}
+            det = layers["detections"]
+            files.append(write_geojson(det, out, metadata=meta, overwrite=overwrite))
+            files.append(write_qml(out.with_suffix(".qml"), detections_qml(), overwrite=overwrite))
+    packet = None
+    if evidence is not None:
+        packet = write_evidence(
+            run, evidence, detections=layers["detections"], other_outputs=files, overwrite=overwrite
+        )
+    return Products(layers["detections"], place, applied, tuple(files), packet)

@@ -1,0 +1,75 @@
+"""Progress bars on stderr for long work, silent when quiet or not on a terminal.
+
+:func:`progress_reporter` returns an object with ``stage(description, total)``
+(the :class:`borderwatch.blocks.Progress` protocol) that opens one rich progress bar
+per stage and returns its ``advance()``; or ``None`` when progress must stay silent
+(``--quiet``, or stderr redirected to a file or pipe), so log files and CI output
+carry no control characters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["RichProgress", "progress_reporter", "wants_progress"]
+
+
+def wants_progress(*, quiet: bool, stream: IO[str] | None = None) -> bool:
+    """Whether to show progress: not quiet and ``stream`` (default stderr) is a terminal."""
+    stream = stream if stream is not None else sys.stderr
+    return not quiet and bool(getattr(stream, "isatty", lambda: False)())
+
+
+@dataclass(frozen=True)
+class RichProgress:
+    """Rich progress bars on a stderr console (one task per stage)."""
+
+    progress: Progress
+
+    def stage(self, description: str, total: int) -> Callable[[], None]:
+        """Start a bar for ``total`` blocks; return the function that advances it by one."""
+        task = self.progress.add_task(description, total=total)
+        return lambda: self.progress.advance(task)
+
+
+@contextlib.contextmanager
+def progress_reporter(
+    *, quiet: bool, stream: IO[str] | None = None
+) -> Iterator[RichProgress | None]:
+    """Context manager yielding a :class:`RichProgress`, or ``None`` when silent.
+
+    Parameters
+    ----------
+    quiet : bool
+        ``--quiet`` given.
+    stream : file, optional
+        Where bars go (default ``sys.stderr``).
+    """
+    stream = stream if stream is not None else sys.stderr
+    if not wants_progress(quiet=quiet, stream=stream):
+        yield None
+        return
+    bars = Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+    )
+    with bars:
+        yield RichProgress(bars)

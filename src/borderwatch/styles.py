@@ -1,0 +1,168 @@
+"""QGIS layer styles (QML) for the exported layers, as text.
+
+QGIS reads these from a ``.qml`` file next to a GeoJSON, or from the
+``layer_styles`` table of a GeoPackage (see :mod:`borderwatch.gpkg`). They use only
+what QGIS 3.16 and later understand: a categorized renderer on ``class`` with one
+simple fill symbol per class, and simple labels drawn from an expression.
+
+* detections: building red, fence_or_wall orange, other purple; each labelled with
+  its class and area in m2.
+* aoi: a blue outline without fill, labelled with its name.
+* footprints: a grey dashed outline per date, labelled with the date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from xml.sax.saxutils import quoteattr
+
+from borderwatch.errors import InputError
+
+__all__ = ["CLASS_COLOURS", "aoi_qml", "detections_qml", "footprints_qml", "style_for_layer"]
+
+#: RGB colour of each detection class (Colorbrewer Set1-like, readable on imagery).
+CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
+    "building": (228, 26, 28),
+    "fence_or_wall": (255, 127, 0),
+    "other": (152, 78, 163),
+}
+
+_QGIS_VERSION = "3.22.0"
+_POLYGON = 2  # QgsWkbTypes::PolygonGeometry
+
+
+def _rgba(rgb: Sequence[int], alpha: int) -> str:
+    return f"{rgb[0]},{rgb[1]},{rgb[2]},{alpha}"
+
+
+def _options(values: dict[str, str]) -> str:
+    items = "".join(
+        f'<Option type="QString" name={quoteattr(k)} value={quoteattr(v)}/>'
+        for k, v in values.items()
+    )
+    return f'<Option type="Map">{items}</Option>'
+
+
+def _fill_symbol(
+    name: str,
+    *,
+    fill: str,
+    outline: str,
+    width_mm: float,
+    fill_style: str = "solid",
+    outline_style: str = "solid",
+) -> str:
+    opts = _options(
+        {
+            "color": fill,
+            "style": fill_style,
+            "outline_color": outline,
+            "outline_style": outline_style,
+            "outline_width": f"{width_mm:g}",
+            "outline_width_unit": "MM",
+            "joinstyle": "miter",
+        }
+    )
+    return (
+        f'<symbol type="fill" name={quoteattr(name)} alpha="1" clip_to_extent="1" force_rhr="0">'
+        f'<layer class="SimpleFill" enabled="1" locked="0" pass="0">{opts}</layer></symbol>'
+    )
+
+
+def _labels(expression: str, *, size_pt: float = 9.0) -> str:
+    return (
+        '<labeling type="simple"><settings calloutType="simple">'
+        f'<text-style fieldName={quoteattr(expression)} isExpression="1" fontSize="{size_pt:g}" '
+        'fontSizeUnit="Point" textColor="0,0,0,255" fontWeight="75" multilineHeight="1" '
+        'textOpacity="1" namedStyle="Bold" fontFamily="Sans Serif">'
+        '<text-buffer bufferDraw="1" bufferSize="0.8" bufferSizeUnits="MM" '
+        'bufferColor="255,255,255,255" bufferOpacity="0.85" bufferJoinStyle="128"/>'
+        "</text-style>"
+        '<text-format wrapChar="" multilineAlign="3" plussign="0" formatNumbers="0"/>'
+        '<placement placement="1" offsetType="0" centroidInside="1" centroidWhole="0" '
+        'fitInPolygonOnly="0" priority="5" overrunDistance="0"/>'
+        '<rendering obstacle="1" drawLabels="1" labelPerPart="0" displayAll="1" '
+        'upsidedownLabels="0" scaleVisibility="0" fontLimitPixelSize="0" limitNumLabels="0"/>'
+        "</settings></labeling>"
+    )
+
+
+def _document(renderer: str, labeling: str) -> str:
+    return (
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+        f'<qgis version="{_QGIS_VERSION}" styleCategories="Symbology|Labeling" labelsEnabled="1">\n'
+        f"{renderer}\n{labeling}\n"
+        f"<layerGeometryType>{_POLYGON}</layerGeometryType>\n</qgis>\n"
+    )
+
+
+def _single(symbol: str) -> str:
+    return (
+        '<renderer-v2 type="singleSymbol" forceraster="0" symbollevels="0" '
+        f'enableorderby="0" referencescale="-1"><symbols>{symbol}</symbols></renderer-v2>'
+    )
+
+
+def detections_qml() -> str:
+    """QML for the detections layer: categorized on ``class``, labelled with the area.
+
+    Returns
+    -------
+    str
+        A complete QGIS style document.
+    """
+    categories = []
+    symbols = []
+    for i, (value, rgb) in enumerate(CLASS_COLOURS.items()):
+        label = value.replace("_", " ")
+        categories.append(
+            f'<category render="true" symbol="{i}" value={quoteattr(value)} '
+            f'label={quoteattr(label)} type="string"/>'
+        )
+        symbols.append(
+            _fill_symbol(str(i), fill=_rgba(rgb, 60), outline=_rgba(rgb, 255), width_mm=0.6)
+        )
+    renderer = (
+        '<renderer-v2 type="categorizedSymbol" attr="class" forceraster="0" symbollevels="0" '
+        'enableorderby="0" referencescale="-1">'
+        f"<categories>{''.join(categories)}</categories>"
+        f"<symbols>{''.join(symbols)}</symbols>"
+        "<rotation/><sizescale/></renderer-v2>"
+    )
+    expression = "format_number(\"area_m2\", 0) || ' m²'"
+    return _document(renderer, _labels(expression))
+
+
+def aoi_qml() -> str:
+    """QML for the AOI layer: blue outline, no fill, labelled with ``name``."""
+    symbol = _fill_symbol(
+        "0", fill="0,0,0,0", fill_style="no", outline=_rgba((31, 120, 180), 255), width_mm=0.8
+    )
+    return _document(_single(symbol), _labels('coalesce("name", "id")', size_pt=10))
+
+
+def footprints_qml() -> str:
+    """QML for the valid-data footprints: grey dashed outline, labelled with the date."""
+    symbol = _fill_symbol(
+        "0",
+        fill="0,0,0,0",
+        fill_style="no",
+        outline=_rgba((90, 90, 90), 255),
+        width_mm=0.4,
+        outline_style="dash",
+    )
+    return _document(_single(symbol), _labels("\"role\" || ' ' || \"date\"", size_pt=8))
+
+
+def style_for_layer(layer: str) -> str:
+    """QML for one of the exported layers: ``detections``, ``aoi`` or ``footprints``.
+
+    Raises
+    ------
+    InputError
+        Unknown layer name.
+    """
+    makers = {"detections": detections_qml, "aoi": aoi_qml, "footprints": footprints_qml}
+    if layer not in makers:
+        raise InputError(f"no style for layer {layer!r}; known: {', '.join(makers)}")
+    return makers[layer]()
