@@ -8,7 +8,7 @@ timed by ``/usr/bin/time`` (wall seconds and peak resident set size from the OS)
 2. ``detect cva``: ``borderwatch -q detect --method cva --block-size 1024 --out ...``
    end to end (Otsu threshold, GeoJSON with input hashes).
 3. ``detect <default>``: the same with the default method of ``DetectParams`` (and,
-   up to 4096 px, the in-memory path, which also co-registers and classifies).
+   at 2048 px, the in-memory path, which also co-registers and classifies).
 4. ``numpy cva+otsu``: whole arrays read into memory, ``borderwatch.change.cva`` and
    ``otsu_threshold`` (the in-memory reference; skipped when it cannot fit in RAM).
 5. ``otb mad``: ``otbcli_MultivariateAlterationDetector`` on the same files, if
@@ -52,11 +52,16 @@ def timed(cmd: list[str], *, env: dict[str, str] | None = None) -> tuple[float, 
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         proc = subprocess.run(
             ["/usr/bin/time", "-f", "%e %M", "-o", tf.name, *cmd],
-            capture_output=True, text=True, env=env,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         wall, kb = tf.read().strip().splitlines()[-1].split()
-    status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: " + (
-        proc.stderr.strip().splitlines() or ["?"])[-1][:120]
+    status = (
+        "ok"
+        if proc.returncode == 0
+        else f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
+    )
     return float(wall), float(kb) / 1024, status
 
 
@@ -82,31 +87,84 @@ def run_size(size: int, data: Path, out: Path, *, numpy_max: int, otb: bool) -> 
 
     def add(name: str, cmd: list[str] | None, note: str = "") -> None:
         if cmd is None:
-            rows.append({"size": size, "name": name, "wall": None, "rss": None, "status": note})
+            rows.append(
+                {
+                    "size": size,
+                    "name": name,
+                    "wall": None,
+                    "rss": None,
+                    "status": note,
+                    "load": None,
+                }
+            )
             return
+        load = os.getloadavg()[0]  # other work on the machine skews the timings
         wall, rss, status = timed(cmd)
-        rows.append({"size": size, "name": name, "wall": wall, "rss": rss, "status": status})
+        rows.append(
+            {"size": size, "name": name, "wall": wall, "rss": rss, "status": status, "load": load}
+        )
         print(f"{size:6d} {name:22s} {wall:7.2f} s {rss:8.0f} MiB {status}", flush=True)
 
     add("io-floor", [PY, "-c", READ, str(b), str(a)])
-    detect = [BW, "-q", "detect", "--before", str(b), "--after", str(a), "--block-size", "1024",
-              "--overwrite"]
+    detect = [
+        BW,
+        "-q",
+        "detect",
+        "--before",
+        str(b),
+        "--after",
+        str(a),
+        "--block-size",
+        "1024",
+        "--threshold",
+        "otsu",
+        "--overwrite",
+    ]
     add("detect cva", [*detect, "--method", "cva", "--out", str(out / f"cva_{size}.geojson")])
     dm = default_method()
-    add(f"detect {dm} (default), blocks",
-        [*detect, "--method", dm, "--out", str(out / f"default_{size}.geojson")])
-    if size <= 4096:  # in memory below the automatic block switch (4096 x 4096)
-        add(f"detect {dm} (default), in memory",
-            [BW, "-q", "detect", "--before", str(b), "--after", str(a), "--overwrite",
-             "--method", dm, "--out", str(out / f"default_mem_{size}.geojson")])
+    add(
+        f"detect {dm} (default), blocks",
+        [*detect, "--method", dm, "--out", str(out / f"default_{size}.geojson")],
+    )
+    if size <= 2048:  # the in-memory path (with co-registration and classification)
+        add(
+            f"detect {dm} (default), in memory",
+            [
+                BW,
+                "-q",
+                "detect",
+                "--before",
+                str(b),
+                "--after",
+                str(a),
+                "--overwrite",
+                "--method",
+                dm,
+                "--out",
+                str(out / f"default_mem_{size}.geojson"),
+            ],
+        )
     if size <= numpy_max:
         add("numpy cva+otsu", [PY, "-c", NUMPY, str(b), str(a)])
     else:
         add("numpy cva+otsu", None, f"not run: whole arrays need > {mem_gib():.0f} GiB RAM")
     if otb:
         mad = out / f"otb_mad_{size}.tif"
-        add("otb mad", ["otbcli_MultivariateAlterationDetector", "-in1", str(b), "-in2", str(a),
-                        "-out", str(mad), "float", "-ram", "256"])
+        add(
+            "otb mad",
+            [
+                "otbcli_MultivariateAlterationDetector",
+                "-in1",
+                str(b),
+                "-in2",
+                str(a),
+                "-out",
+                str(mad),
+                "float",
+                "-ram",
+                "256",
+            ],
+        )
         mad.unlink(missing_ok=True)
     else:
         add("otb mad", None, "not run: otbcli_MultivariateAlterationDetector not installed")
@@ -115,16 +173,20 @@ def run_size(size: int, data: Path, out: Path, *, numpy_max: int, otb: bool) -> 
 
 def table(rows: list[dict]) -> str:
     floors = {r["size"]: r["wall"] for r in rows if r["name"] == "io-floor"}
-    lines = ["| size (px) | what | wall (s) | Mpx/s | x I/O floor | peak RSS (MiB) | status |",
-             "|---:|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "| size (px) | what | wall (s) | Mpx/s | x I/O floor | peak RSS (MiB) | load | status |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
-        if r["wall"] is None:
-            lines.append(f"| {r['size']} | {r['name']} | - | - | - | - | {r['status']} |")
+        if r["wall"] is None or r["status"] != "ok":
+            lines.append(f"| {r['size']} | {r['name']} | - | - | - | - | - | {r['status']} |")
             continue
         mpx = r["size"] ** 2 / 1e6 / r["wall"]
         ratio = r["wall"] / floors[r["size"]]
-        lines.append(f"| {r['size']} | {r['name']} | {r['wall']:.2f} | {mpx:.1f} | {ratio:.2f} "
-                     f"| {r['rss']:.0f} | {r['status']} |")
+        lines.append(
+            f"| {r['size']} | {r['name']} | {r['wall']:.2f} | {mpx:.1f} | {ratio:.2f} "
+            f"| {r['rss']:.0f} | {r['load']:.1f} | {r['status']} |"
+        )
     return "\n".join(lines)
 
 
@@ -132,8 +194,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, nargs="+", default=[2048, 4096, 8192])
     ap.add_argument("--data", type=Path, default=HERE / "data")
-    ap.add_argument("--numpy-max", type=int, default=8192,
-                    help="largest size for the whole-array reference")
+    ap.add_argument(
+        "--numpy-max", type=int, default=8192, help="largest size for the whole-array reference"
+    )
     ap.add_argument("--results", type=Path, default=HERE / "results" / "throughput.md")
     args = ap.parse_args()
     otb = shutil.which("otbcli_MultivariateAlterationDetector") is not None
@@ -154,7 +217,9 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, {mem_gib():.0f} GiB RAM ({platform.machine()}).\n\n"
         "Inputs: `benchmarks/make_large.py` pairs, 4-band uint16, 512 px tiles, DEFLATE. "
         "Every row is a fresh child process with a warm page cache; wall time and peak "
-        "resident memory from `/usr/bin/time`. Mpx/s counts pixels of one date.\n\n"
+        "resident memory from `/usr/bin/time`. Mpx/s counts pixels of one date. `load` is "
+        "the 1-minute load average just before the row (2 CPUs: above 2, other work was "
+        "competing and timings are pessimistic).\n\n"
     )
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(head + table(rows) + "\n", encoding="utf-8")

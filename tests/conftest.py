@@ -10,6 +10,7 @@ import pytest
 import rasterio
 from affine import Affine
 
+UTM52_ORIGIN = Affine(1.0, 0, 500000.0, 0, -1.0, 4710000.0)  # 1 m pixels near Helong
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -30,7 +31,7 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
         data: np.ndarray,
         *,
         crs: str | None = "EPSG:32652",
-        transform: Affine | None = Affine(1.0, 0, 500000.0, 0, -1.0, 4710000.0),
+        transform: Affine | None = UTM52_ORIGIN,
         nodata: float | None = None,
         tags: dict[str, str] | None = None,
     ) -> Path:
@@ -77,6 +78,11 @@ def analyst_outputs(tmp_path_factory: pytest.TempPathFactory):
     gpkg, geojson = out / "detections.gpkg", out / "detections.geojson"
     products = write_products(run, outputs=(gpkg, geojson), evidence=out / "evidence")
     return SimpleNamespace(
-        run=run, products=products, dir=out, gpkg=gpkg, geojson=geojson,
-        evidence=out / "evidence", tiles=tiles,
+        run=run,
+        products=products,
+        dir=out,
+        gpkg=gpkg,
+        geojson=geojson,
+        evidence=out / "evidence",
+        tiles=tiles,
     )

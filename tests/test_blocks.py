@@ -29,10 +29,18 @@ ORIGIN = Affine(1.0, 0.0, 500000.0, 0.0, -1.0, 4720000.0)
 
 def write_scene(path: Path, data: np.ndarray, *, nodata: float | None = 0) -> Path:
     profile = {
-        "driver": "GTiff", "width": data.shape[2], "height": data.shape[1],
-        "count": data.shape[0], "dtype": data.dtype.name, "crs": "EPSG:32652",
-        "transform": ORIGIN, "tiled": True, "blockxsize": TILE, "blockysize": TILE,
-        "compress": "deflate", "nodata": nodata,
+        "driver": "GTiff",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "crs": "EPSG:32652",
+        "transform": ORIGIN,
+        "tiled": True,
+        "blockxsize": TILE,
+        "blockysize": TILE,
+        "compress": "deflate",
+        "nodata": nodata,
     }
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data)
@@ -49,9 +57,9 @@ def make_pair(tmp_path: Path, rows: int = 600, cols: int = 700, seed: int = 4):
     gain = np.array([1.05, 1.02, 0.98, 1.1])[:, None, None]
     after = before * gain + rng.normal(0, 25, before.shape)
     planted = [
-        (110, 150, 90, 170),   # crosses the row edge 128 and the col edge 128
+        (110, 150, 90, 170),  # crosses the row edge 128 and the col edge 128
         (250, 262, 240, 270),  # crosses the corner (256, 256)
-        (380, 386, 20, 660),   # a long thin wall over five blocks
+        (380, 386, 20, 660),  # a long thin wall over five blocks
         (500, 530, 500, 520),  # inside one block
         (120, 132, 380, 390),  # small: split by the edge at 128, kept only as a whole
     ]
@@ -87,8 +95,13 @@ def test_blockwise_equals_in_memory(pair, tmp_path: Path, threshold: str | float
     params = DetectParams(method="cva", threshold=threshold, min_area_m2=100.0, **WHOLE_OFF)
     ref = run_detect(b, a, params=params, grid=grid)
     run = run_detect_blocks(
-        b, a, params=params, grid=grid, block_size=BLOCK,
-        score_out=tmp_path / "score.tif", mask_out=tmp_path / "mask.tif",
+        b,
+        a,
+        params=params,
+        grid=grid,
+        block_size=BLOCK,
+        score_out=tmp_path / "score.tif",
+        mask_out=tmp_path / "mask.tif",
     )
     assert run.blocks == 30  # 5 x 6 blocks of 128 px: objects cross many edges
     # Thresholds: exact, also for Otsu (streamed exact percentiles and histogram).
@@ -111,13 +124,11 @@ def test_objects_crossing_edges_are_one_polygon(pair) -> None:
     b, a, planted = pair
     grid = _grid(b, a)
     params = DetectParams(method="cva", threshold=3.0, min_area_m2=100.0, **WHOLE_OFF)
-    run = run_detect_blocks(b, a, params=params,
-                            grid=grid, block_size=BLOCK)
+    run = run_detect_blocks(b, a, params=params, grid=grid, block_size=BLOCK)
     wall = planted[2]
     # The wall spans five blocks; it must come back as one polygon of its full length.
     left, top = grid.transform * (wall[2], wall[0])
-    hits = run.objects[run.objects.intersects(
-        Point(left + 300, top - 3))]
+    hits = run.objects[run.objects.intersects(Point(left + 300, top - 3))]
     assert len(hits) == 1
     minx, _, maxx, _ = hits.geometry.iloc[0].bounds
     assert maxx - minx >= (wall[3] - wall[2]) - 2
@@ -150,8 +161,9 @@ def test_block_layout_follows_tiles() -> None:
 def test_unsupported_method_is_an_error_not_a_fallback(pair) -> None:
     b, a, _ = pair
     with pytest.raises(InputError, match="cannot run block by block"):
-        run_detect_blocks(b, a, params=DetectParams(method="no_such_method", **WHOLE_OFF),
-                          block_size=BLOCK)
+        run_detect_blocks(
+            b, a, params=DetectParams(method="no_such_method", **WHOLE_OFF), block_size=BLOCK
+        )
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 999, 10_001, 54_321])
@@ -189,9 +201,19 @@ def test_memory_below_block_budget(tmp_path: Path) -> None:
     rows = cols = 1536
     rng = np.random.default_rng(0)
     for name in ("before", "after"):
-        profile = {"driver": "GTiff", "width": cols, "height": rows, "count": 4,
-                   "dtype": "uint16", "crs": "EPSG:32652", "transform": ORIGIN, "tiled": True,
-                   "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+        profile = {
+            "driver": "GTiff",
+            "width": cols,
+            "height": rows,
+            "count": 4,
+            "dtype": "uint16",
+            "crs": "EPSG:32652",
+            "transform": ORIGIN,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+        }
         with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as ds:
             for r in range(0, rows, 256):
                 block = rng.integers(500, 900, (4, 256, cols), dtype=np.uint16)
@@ -202,10 +224,14 @@ def test_memory_below_block_budget(tmp_path: Path) -> None:
     grid = _grid(tmp_path / "before.tif", tmp_path / "after.tif")
     tracemalloc.start()
     try:
-        run = run_detect_blocks(tmp_path / "before.tif", tmp_path / "after.tif",
-                                params=DetectParams(method="cva", threshold="otsu", **WHOLE_OFF),
-                                grid=grid,
-                                block_size=256, workers=1)
+        run = run_detect_blocks(
+            tmp_path / "before.tif",
+            tmp_path / "after.tif",
+            params=DetectParams(method="cva", threshold="otsu", **WHOLE_OFF),
+            grid=grid,
+            block_size=256,
+            workers=1,
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -217,11 +243,28 @@ def test_cli_detect_blockwise(pair, tmp_path: Path) -> None:
     b, a, _ = pair
     out = tmp_path / "det.geojson"
     mask = tmp_path / "mask.tif"
-    res = CliRunner().invoke(main, [
-        "detect", "--before", str(b), "--after", str(a), "--method", "cva",
-        "--threshold", "3", "--min-area", "100", "--block-size", "128",
-        "--out", str(out), "--mask-out", str(mask),
-    ])
+    res = CliRunner().invoke(
+        main,
+        [
+            "detect",
+            "--before",
+            str(b),
+            "--after",
+            str(a),
+            "--method",
+            "cva",
+            "--threshold",
+            "3",
+            "--min-area",
+            "100",
+            "--block-size",
+            "128",
+            "--out",
+            str(out),
+            "--mask-out",
+            str(mask),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert out.exists() and mask.exists()
     import json
@@ -229,10 +272,20 @@ def test_cli_detect_blockwise(pair, tmp_path: Path) -> None:
     meta = json.loads(out.read_text())["borderwatch"]
     assert meta["parameters"]["blockwise"]["blocks"] > 1
     assert len(meta["inputs"]["before"]["files"][0]["sha256"]) == 64
-    res = CliRunner().invoke(main, [
-        "detect", "--before", str(b), "--after", str(a), "--method", "nope",
-        "--block-size", "128",
-    ])
+    res = CliRunner().invoke(
+        main,
+        [
+            "detect",
+            "--before",
+            str(b),
+            "--after",
+            str(a),
+            "--method",
+            "nope",
+            "--block-size",
+            "128",
+        ],
+    )
     assert res.exit_code == 2
     assert "cannot run block by block" in res.output
 
@@ -263,5 +316,9 @@ def test_progress_is_silent_when_quiet_or_not_a_terminal() -> None:
 def test_whole_scene_steps_are_refused_not_skipped(pair) -> None:
     b, a, _ = pair
     with pytest.raises(InputError, match="align"):
-        run_detect_blocks(b, a, params=DetectParams(method="cva", threshold="otsu", classify=False),
-                          block_size=BLOCK)
+        run_detect_blocks(
+            b,
+            a,
+            params=DetectParams(method="cva", threshold="otsu", classify=False),
+            block_size=BLOCK,
+        )

@@ -32,8 +32,17 @@ def test_detect_writes_layer_and_summary(tmp_path: Path):
     tiles = sample_tiles_dir()
     out = tmp_path / "new_structures.geojson"
     r = invoke(
-        ["detect", "--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif"),
-         "--aoi", "helong", "--out", str(out)]
+        [
+            "detect",
+            "--before",
+            str(tiles / "before.tif"),
+            "--after",
+            str(tiles / "after.tif"),
+            "--aoi",
+            "helong",
+            "--out",
+            str(out),
+        ]
     )
     assert r.exit_code == 0, r.output
     assert "detections" in r.output and "m2" in r.output and str(out) in r.output
@@ -52,8 +61,15 @@ def test_detect_writes_layer_and_summary(tmp_path: Path):
     stamp = out.read_bytes()
     r2 = CliRunner().invoke(
         main,
-        ["detect", "--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif"),
-         "--out", str(out)],
+        [
+            "detect",
+            "--before",
+            str(tiles / "before.tif"),
+            "--after",
+            str(tiles / "after.tif"),
+            "--out",
+            str(out),
+        ],
     )
     assert "output exists" in one_line_error(r2)
     assert out.read_bytes() == stamp
@@ -110,7 +126,9 @@ def test_bad_truncated_geotiff(tmp_path: Path, make_raster):
 
 def test_bad_no_overlap(tmp_path: Path, make_raster, good_pair):
     far = make_raster(
-        "far.tif", np.ones((4, 64, 64), np.uint16), transform=Affine(1, 0, 700000.0, 0, -1, 4710000.0)
+        "far.tif",
+        np.ones((4, 64, 64), np.uint16),
+        transform=Affine(1, 0, 700000.0, 0, -1, 4710000.0),
     )
     assert "does not overlap" in run_bad(tmp_path, good_pair[0], far)
     # The sample pair is in Helong; the Dandong AOI is ~500 km away.

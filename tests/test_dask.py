@@ -37,11 +37,17 @@ def _same(a, b) -> None:
 def test_local_cluster_equals_local_run(cluster, tmp_path: Path) -> None:
     b, a, _ = make_pair(tmp_path)
     params = DetectParams(method="cva", threshold="otsu", min_area_m2=100.0, **WHOLE_OFF)
-    local = run_detect_blocks(b, a, params=params, block_size=BLOCK,
-                              mask_out=tmp_path / "local_mask.tif")
-    remote = run_detect_blocks(b, a, params=params, block_size=BLOCK,
-                               scheduler=cluster.scheduler_address,
-                               mask_out=tmp_path / "dask_mask.tif")
+    local = run_detect_blocks(
+        b, a, params=params, block_size=BLOCK, mask_out=tmp_path / "local_mask.tif"
+    )
+    remote = run_detect_blocks(
+        b,
+        a,
+        params=params,
+        block_size=BLOCK,
+        scheduler=cluster.scheduler_address,
+        mask_out=tmp_path / "dask_mask.tif",
+    )
     assert len(local.objects) >= 4
     _same(local, remote)
     with rasterio.open(tmp_path / "local_mask.tif") as x:
@@ -59,9 +65,21 @@ def test_batch_on_cluster_one_report_per_job(cluster, tmp_path: Path) -> None:
     (d2 / "before_20190614.tif").rename(d2 / "b2.tif")
     pairs[1] = (d2 / "b2.tif", pairs[1][1])
     out = tmp_path / "reports"
-    args = ["batch", "--out-dir", str(out), "--method", "cva", "--threshold", "otsu",
-            "--min-area", "100",
-            "--block-size", str(BLOCK), "--scheduler", cluster.scheduler_address]
+    args = [
+        "batch",
+        "--out-dir",
+        str(out),
+        "--method",
+        "cva",
+        "--threshold",
+        "otsu",
+        "--min-area",
+        "100",
+        "--block-size",
+        str(BLOCK),
+        "--scheduler",
+        cluster.scheduler_address,
+    ]
     for bb, aa in pairs:
         args += ["--pair", str(bb), str(aa)]
     res = CliRunner().invoke(main, args)
@@ -70,7 +88,11 @@ def test_batch_on_cluster_one_report_per_job(cluster, tmp_path: Path) -> None:
     assert [j["status"] for j in summary["jobs"]] == ["ok", "ok"]
     for job, (bb, aa) in zip(summary["jobs"], pairs, strict=True):
         report = json.loads((out / job["report"]).read_text())
-        local = run_detect_blocks(bb, aa, block_size=BLOCK, params=DetectParams(
-            method="cva", threshold="otsu", min_area_m2=100.0, **WHOLE_OFF))
+        local = run_detect_blocks(
+            bb,
+            aa,
+            block_size=BLOCK,
+            params=DetectParams(method="cva", threshold="otsu", min_area_m2=100.0, **WHOLE_OFF),
+        )
         assert len(report["features"]) == len(local.objects) == job["detections"]
         assert report["borderwatch"]["parameters"]["threshold_value"] == local.change.threshold

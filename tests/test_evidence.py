@@ -61,9 +61,13 @@ def test_chip_geotiffs_hold_the_grid_values(analyst_outputs):
 def test_chip_pngs_outline_and_captions(analyst_outputs):
     packet = analyst_outputs.products.evidence
     chip = packet.chips[0]
+    geom = analyst_outputs.products.detections.geometry.iloc[0]
+    win = chip_window(geom, analyst_outputs.run.grid)
     before = np.asarray(Image.open(packet.folder / chip.before_png).convert("RGB"))
     after = np.asarray(Image.open(packet.folder / chip.after_png).convert("RGB"))
-    assert before.shape == after.shape and max(before.shape[:2]) >= 256
+    # Small chips are enlarged by a whole factor to about 320 px; 26 + 22 px of captions.
+    k = max(1, 320 // max(win.height, win.width))
+    assert before.shape == after.shape == (win.height * k + 48, win.width * k, 3)
     for img in (before, after):
         assert (img == YELLOW).all(axis=-1).sum() > 50  # polygon outline drawn
         assert (img[:26] == 255).all(axis=-1).mean() > 0.8  # white caption band with the date
@@ -155,7 +159,7 @@ def test_manifest_records_hashes_versions_and_times(analyst_outputs):
     assert doc["started_utc"].endswith("+00:00") and doc["finished_utc"] >= doc["started_utc"]
     assert doc["scenes"]["before"]["date"] == "2019-06-14"
     assert doc["scenes"]["after"]["date"] == "2021-09-02"
-    assert doc["parameters"]["method"] == "cva" and doc["parameters"]["min_area_m2"] == 20.0
+    assert doc["parameters"]["method"] == "combined" and doc["parameters"]["min_area_m2"] == 20.0
     assert doc["aoi"]["id"] == "helong"
 
 
@@ -196,8 +200,14 @@ def test_demo_writes_everything_and_verifies(tmp_path):
     out = tmp_path / "demo"
     r = CliRunner().invoke(main, ["demo", "--out-dir", str(out)])
     assert r.exit_code == 0, r.output
-    for name in ("new_structures.gpkg", "new_structures.geojson", "new_structures.qml",
-                 "report.html", "manifest.json", "overview.png"):
+    for name in (
+        "new_structures.gpkg",
+        "new_structures.geojson",
+        "new_structures.qml",
+        "report.html",
+        "manifest.json",
+        "overview.png",
+    ):
         assert (out / name).is_file(), name
     assert verify_packet(out).ok
 
@@ -206,11 +216,24 @@ def test_demo_writes_everything_and_verifies(tmp_path):
 def test_oscd_sentinel2_packet(tmp_path, shared_data):
     """Real Sentinel-2 bands (OSCD Beihai, Daudt et al. 2018): chips from B04/B03/B02."""
     city = shared_data / "oscd" / "Onera Satellite Change Detection dataset - Images" / "beihai"
-    args = ["detect", "--out", str(tmp_path / "beihai.gpkg"), "--min-area", "5000",
-            "--evidence", str(tmp_path / "packet"), "--reviews", str(tmp_path / "store")]
+    args = [
+        "detect",
+        "--out",
+        str(tmp_path / "beihai.gpkg"),
+        "--min-area",
+        "5000",
+        "--evidence",
+        str(tmp_path / "packet"),
+        "--reviews",
+        str(tmp_path / "store"),
+    ]
     for b in ("B02", "B03", "B04", "B08"):
-        args += ["--before", str(next((city / "imgs_1").glob(f"*_{b}.tif"))),
-                 "--after", str(next((city / "imgs_2").glob(f"*_{b}.tif")))]
+        args += [
+            "--before",
+            str(next((city / "imgs_1").glob(f"*_{b}.tif"))),
+            "--after",
+            str(next((city / "imgs_2").glob(f"*_{b}.tif"))),
+        ]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     det = pyogrio.read_dataframe(tmp_path / "beihai.gpkg", layer="detections")

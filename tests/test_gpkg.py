@@ -107,7 +107,7 @@ def test_geojson_output_has_qml_beside_it(analyst_outputs):
     assert fc["borderwatch"]["place"] == "helong"
     props = fc["features"][0]["properties"]
     assert list(props)[: len(ANALYST_COLUMNS)] == list(ANALYST_COLUMNS)
-    assert props["confidence"] is None  # the detector gave none: null, not a made-up number
+    assert 0 <= props["confidence"] <= 1  # from borderwatch.classify (issue 3)
 
 
 def test_ids_stable_across_reruns_and_tied_to_inputs(analyst_outputs, tmp_path):
@@ -150,8 +150,12 @@ def test_analyst_defaults_and_detector_columns_kept():
     assert t["confidence"].isna().all() and t["residual_shift_px"].isna().all()
     assert t["before_date"].tolist() == ["2020-01-01"] * 2
     given = raw.assign(
-        **{"class": ["fence_or_wall", None], "confidence": [0.9, 0.2], "length_m": [39.5, 9.0],
-           "residual_shift_px": [0.3, 0.3]}
+        **{
+            "class": ["fence_or_wall", None],
+            "confidence": [0.9, 0.2],
+            "length_m": [39.5, 9.0],
+            "residual_shift_px": [0.3, 0.3],
+        }
     )
     t2 = analyst_table(given, input_hashes=["a"])
     assert t2["class"].tolist() == ["fence_or_wall", "other"]
@@ -191,8 +195,19 @@ def test_detect_cli_writes_gpkg_by_suffix(analyst_outputs, tmp_path: Path):
     tiles = analyst_outputs.tiles
     r = CliRunner().invoke(
         main,
-        ["detect", "--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif"),
-         "--aoi", "helong", "--out", str(out), "--reviews", str(tmp_path / "store")],
+        [
+            "detect",
+            "--before",
+            str(tiles / "before.tif"),
+            "--after",
+            str(tiles / "after.tif"),
+            "--aoi",
+            "helong",
+            "--out",
+            str(out),
+            "--reviews",
+            str(tmp_path / "store"),
+        ],
     )
     assert r.exit_code == 0, r.output
     assert str(out) in r.output
@@ -201,8 +216,15 @@ def test_detect_cli_writes_gpkg_by_suffix(analyst_outputs, tmp_path: Path):
     assert det["id"].tolist() == analyst_outputs.products.detections["id"].tolist()
     bad = CliRunner().invoke(
         main,
-        ["detect", "--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif"),
-         "--out", str(tmp_path / "x.csv")],
+        [
+            "detect",
+            "--before",
+            str(tiles / "before.tif"),
+            "--after",
+            str(tiles / "after.tif"),
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
     )
     assert bad.exit_code == 2 and "unknown output type" in bad.output
 

@@ -25,16 +25,23 @@ def kernel_for_this_interpreter(root: Path) -> str:
     """A kernel spec that runs this very Python (the test venv), found via JUPYTER_PATH."""
     spec = root / "kernels" / "borderwatch-test"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "borderwatch test", "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "borderwatch test",
+                "language": "python",
+            }
+        )
+    )
     return "borderwatch-test"
 
 
 def outputs_of(nb, kind: str) -> str:
     return "".join(
-        o.get("text", "") for c in nb.cells for o in c.get("outputs", [])
+        o.get("text", "")
+        for c in nb.cells
+        for o in c.get("outputs", [])
         if o.get("output_type") == "stream" and o.get("name") == kind
     )
 

@@ -16,7 +16,9 @@ from borderwatch.export import atomic_write, to_rfc7946, write_geojson
 from borderwatch.io import Grid
 from borderwatch.objects import mask_to_objects
 
-GRID = Grid(rasterio.crs.CRS.from_epsg(32652), Affine(2.0, 0, 500000.0, 0, -2.0, 4710000.0), (40, 40))
+GRID = Grid(
+    rasterio.crs.CRS.from_epsg(32652), Affine(2.0, 0, 500000.0, 0, -2.0, 4710000.0), (40, 40)
+)
 
 
 def test_mask_to_objects_areas_scores_and_geometry():

@@ -23,12 +23,17 @@ def _qgis_reason() -> str | None:
         return f"{SYSTEM_PYTHON} absent; QGIS check needs Debian's python3-qgis"
     probe = subprocess.run(
         [str(SYSTEM_PYTHON), "-c", "import qgis.core"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
     if probe.returncode != 0:
-        return (f"{SYSTEM_PYTHON} cannot import qgis.core (apt-get install python3-qgis): "
-                f"{probe.stderr.strip().splitlines()[-1:] or ''}")
+        return (
+            f"{SYSTEM_PYTHON} cannot import qgis.core (apt-get install python3-qgis): "
+            f"{probe.stderr.strip().splitlines()[-1:] or ''}"
+        )
     return None
 
 
@@ -96,15 +101,24 @@ def test_qgis_opens_styled_layers_and_review_edit_round_trips(analyst_outputs, t
     env.pop("PYTHONPATH", None)
     proc = subprocess.run(
         [str(SYSTEM_PYTHON), str(script), str(gpkg), str(geojson), edit_id],
-        capture_output=True, text=True, timeout=180, check=False, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
+        cwd=tmp_path,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    got = json.loads(lines[-1][len("RESULT "):])
+    got = json.loads(lines[-1][len("RESULT ") :])
 
     n = len(det)
-    styled = {"renderer": "categorizedSymbol", "attr": "class",
-              "categories": ["building", "fence_or_wall", "other"], "labels": True}
+    styled = {
+        "renderer": "categorizedSymbol",
+        "attr": "class",
+        "categories": ["building", "fence_or_wall", "other"],
+        "labels": True,
+    }
     for key, crs in (("gpkg", "EPSG:32652"), ("geojson", "EPSG:4326")):
         layer = got[key]
         assert layer["valid"] and layer["count"] == n and layer["crs"] == crs, (key, layer)

@@ -38,11 +38,22 @@ def run_chromium(html: Path, tmp: Path) -> tuple[Path, list[str]]:
     """Screenshot ``html``; return the PNG and the URLs the page itself requested."""
     shot, netlog = tmp / "shot.png", tmp / "net.json"
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tmp / 'profile'}",
-        '--host-resolver-rules=MAP * ~NOTFOUND', f"--log-net-log={netlog}",
-        "--window-size=1200,2600", "--hide-scrollbars", f"--screenshot={shot}", html.as_uri(),
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'profile'}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--log-net-log={netlog}",
+        "--window-size=1200,2600",
+        "--hide-scrollbars",
+        f"--screenshot={shot}",
+        html.as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]

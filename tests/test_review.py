@@ -32,7 +32,7 @@ def _geom(blob: bytes | None):
         return None
     flags = blob[3]
     envelope = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}[(flags >> 1) & 7]
-    return shapely.from_wkb(bytes(blob[8 + envelope:]))
+    return shapely.from_wkb(bytes(blob[8 + envelope :]))
 
 
 def _with_st_functions(con: sqlite3.Connection) -> None:
@@ -69,21 +69,31 @@ def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path):
     gpkg, ids = edited
     store = tmp_path / "store"
     result = import_reviews(gpkg, store_dir=store)
-    assert (result.place, result.read, result.reviewed, result.stored) == (
-        "helong", len(ids), 2, 2
-    )
+    assert (result.place, result.read, result.reviewed, result.stored) == ("helong", len(ids), 2, 2)
     assert result.store == store_path(store, "helong") and result.store.exists()
     stored = load_reviews(store, "helong")
     assert dict(zip(stored["id"], stored["review"], strict=True)) == {
-        ids[0]: "confirmed", ids[1]: "rejected"
+        ids[0]: "confirmed",
+        ids[1]: "rejected",
     }
     # The CLI rerun over the same place writes the reviews back into the new layer.
     out = tmp_path / "rerun.gpkg"
     tiles = analyst_outputs.tiles
     r = CliRunner().invoke(
         main,
-        ["detect", "--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif"),
-         "--aoi", "helong", "--out", str(out), "--reviews", str(store)],
+        [
+            "detect",
+            "--before",
+            str(tiles / "before.tif"),
+            "--after",
+            str(tiles / "after.tif"),
+            "--aoi",
+            "helong",
+            "--out",
+            str(out),
+            "--reviews",
+            str(store),
+        ],
     )
     assert r.exit_code == 0, r.output
     assert "re-applied 2 stored reviews for helong" in r.output
@@ -97,8 +107,9 @@ def test_reimport_updates_and_clears(edited, tmp_path):
     gpkg, ids = edited
     store = tmp_path / "store"
     import_reviews(gpkg, store_dir=store)
-    edit_reviews(gpkg, {ids[0]: ("needs_higher_resolution", "check 0.5 m"),
-                        ids[1]: ("unreviewed", "")})
+    edit_reviews(
+        gpkg, {ids[0]: ("needs_higher_resolution", "check 0.5 m"), ids[1]: ("unreviewed", "")}
+    )
     result = import_reviews(gpkg, store_dir=store)
     assert result.stored == 1
     stored = load_reviews(store, "helong")
@@ -145,8 +156,9 @@ def test_one_review_goes_to_one_object():
 
 
 def test_place_without_aoi_is_the_rounded_footprint():
-    foot = gpd.GeoDataFrame({"role": ["before"]}, geometry=[box(129.001, 42.531, 129.009, 42.549)],
-                            crs="EPSG:4326")
+    foot = gpd.GeoDataFrame(
+        {"role": ["before"]}, geometry=[box(129.001, 42.531, 129.009, 42.549)], crs="EPSG:4326"
+    )
     assert place_key({"footprints": foot}) == "bbox_129.00_42.53_129.01_42.55"
     with pytest.raises(InputError, match="cannot tell the place"):
         place_key({})

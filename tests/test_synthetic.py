@@ -161,7 +161,7 @@ def test_new_structures_do_not_overlap_each_other_for_several_seeds() -> None:
     for seed in range(5):
         geoms = list(make_pair(seed=seed, **CLEAN).truth.geometry)
         for i, a in enumerate(geoms):
-            for b in geoms[i + 1:]:
+            for b in geoms[i + 1 :]:
                 assert a.distance(b) > 3.0
 
 
@@ -211,10 +211,12 @@ def test_each_new_structure_contrasts_in_two_bands() -> None:
 
 
 def test_sub_pixel_shift_is_recovered() -> None:
-    p = make_pair(changes=False, illumination=False, season=False, noise_sigma=0.0,
-                  shift_px=(0.35, -0.25))
-    shift, _, _ = phase_cross_correlation(p.after[2].astype(np.float64),
-                                          p.before[2].astype(np.float64), upsample_factor=100)
+    p = make_pair(
+        changes=False, illumination=False, season=False, noise_sigma=0.0, shift_px=(0.35, -0.25)
+    )
+    shift, _, _ = phase_cross_correlation(
+        p.after[2].astype(np.float64), p.before[2].astype(np.float64), upsample_factor=100
+    )
     assert_allclose(shift, (0.35, -0.25), atol=0.05)
 
 
@@ -239,8 +241,9 @@ def test_season_lowers_vegetation_nir_smoothly() -> None:
 
 
 def test_sensor_noise_is_independent_per_date() -> None:
-    p = make_pair(changes=False, illumination=False, season=False, shift_px=(0.0, 0.0),
-                  noise_sigma=20.0)
+    p = make_pair(
+        changes=False, illumination=False, season=False, shift_px=(0.0, 0.0), noise_sigma=20.0
+    )
     d = p.after.astype(np.float64) - p.before.astype(np.float64)
     assert d.std() == pytest.approx(20.0 * math.sqrt(2), rel=0.05)
 
@@ -313,8 +316,11 @@ def test_committed_sample_tiles_match_generator(tmp_path: Path) -> None:
     assert load_generate_script().main(["--out", str(tmp_path)]) == 0
     for name in ("before.tif", "after.tif"):
         committed, fresh = SAMPLE_DIR / name, tmp_path / name
-        assert_array_equal(read_tif(committed), read_tif(fresh), err_msg=f"{name} drifted; "
-                           "rerun python data/sample_tiles/generate.py")
+        assert_array_equal(
+            read_tif(committed),
+            read_tif(fresh),
+            err_msg=f"{name} drifted; rerun python data/sample_tiles/generate.py",
+        )
         with rasterio.open(committed) as a, rasterio.open(fresh) as b:
             assert a.transform == b.transform and a.crs == b.crs
             assert a.tags()["ACQUISITION_DATE"] == b.tags()["ACQUISITION_DATE"]

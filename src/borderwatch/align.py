@@ -282,9 +282,7 @@ def coregister(
     return Registration(moved, both, shift, residual, blocks)
 
 
-def histogram_match(
-    after: np.ndarray, before: np.ndarray, valid: np.ndarray
-) -> np.ndarray:
+def histogram_match(after: np.ndarray, before: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Map each band of ``after`` onto the value distribution of ``before``.
 
     Quantile mapping over the valid pixels (1001 quantiles, linear between them).

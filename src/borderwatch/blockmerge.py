@@ -114,8 +114,8 @@ def summarise_block(
     m_lab, nm, f_lab, nf = block_labels(clean, valid)
     m_count = np.bincount(m_lab.ravel(), minlength=nm + 1)
     f_to_m = np.zeros(nf + 1, np.int64)
-    f_count = np.zeros(nf + 1, np.int64)
-    f_sum = np.zeros(nf + 1, np.float64)
+    f_count: np.ndarray = np.zeros(nf + 1, np.int64)
+    f_sum: np.ndarray = np.zeros(nf + 1, np.float64)
     f_max = np.zeros(nf + 1, np.float64)
     f_first = np.zeros(nf + 1, np.int64)
     geoms: list[tuple[int, Any]] = []
@@ -139,8 +139,16 @@ def summarise_block(
             )
         ]
     return BlockSummary(
-        index, m_count, _Edges.of(m_lab), f_to_m, f_count, f_sum, f_max, f_first,
-        _Edges.of(f_lab), geoms,
+        index,
+        m_count,
+        _Edges.of(m_lab),
+        f_to_m,
+        f_count,
+        f_sum,
+        f_max,
+        f_first,
+        _Edges.of(f_lab),
+        geoms,
     )
 
 
@@ -278,7 +286,9 @@ def merge_blocks(
             {c: [] for c in columns}, geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs
         )
         return MergeResult(empty, keep)
-    geoms = [unary_union(parts[c]) if len(parts[c]) > 1 else parts[c][0] for c in chosen]
+    geoms = [
+        unary_union(parts[int(c)]) if len(parts[int(c)]) > 1 else parts[int(c)][0] for c in chosen
+    ]
     n = chosen.size
     data: dict[str, Any] = {
         "object_id": np.arange(1, n + 1),

@@ -9,11 +9,11 @@ computes, without ever holding a whole scene:
 2. *Moments pass*: each block is read once; per-band moments of the difference
    (for the standardisation of CVA) are merged exactly
    (:class:`~borderwatch.blockstats.BandMoments`). With the local scheduler the
-   decoded blocks go to an uncompressed scratch file, so later passes never decode
-   the inputs again.
-3. *Score pass* (threshold by name only): scores per block and the exact extremes
-   needed for Otsu's clipping percentiles; then a histogram pass. Thresholds are
-   therefore *exact* (equal to the whole-array value), not sampled.
+   per-band difference goes to an uncompressed, block-contiguous scratch file, so
+   later passes never decode the inputs again.
+3. *Score pass*: scores per block (to a scratch file, locally) and, for Otsu, the
+   exact extremes needed for its clipping percentiles; then a histogram pass.
+   Thresholds are therefore *exact* (equal to the whole-array value), not sampled.
 4. *Objects pass*: each block is read with a halo of
    ``2 * (opening_px + closing_px)`` pixels so that the morphological clean-up
    equals the whole-array result in the block core; connected objects are merged
@@ -25,10 +25,14 @@ Every pass maps one top-level function over blocks. The local scheduler runs the
 a thread pool with a bounded number of blocks in flight (reading, which releases the
 GIL, overlaps computing); :mod:`borderwatch.dask_run` runs the *same* functions as
 dask tasks. Memory is bounded by ``(workers + prefetch) x block working set`` plus
-the GDAL block cache, which is capped at :data:`GDAL_CACHE_MB`.
+the GDAL block cache, which is capped at
+:data:`borderwatch.blocktasks.GDAL_CACHE_MB`.
 
-Methods that run blockwise are listed in :data:`BLOCK_METHODS`; any other method
-raises :class:`~borderwatch.errors.InputError` (it is never silently replaced).
+Methods that run blockwise are listed in :data:`borderwatch.blocktasks.BLOCK_METHODS`
+(``cva``, with a fixed or ``otsu`` threshold); the whole-scene steps of ``run_detect``
+in :data:`BLOCK_UNSUPPORTED` (co-registration, normalisation, classification) must be
+switched off. Anything else raises :class:`~borderwatch.errors.InputError`: it is never
+silently replaced.
 """
 
 from __future__ import annotations
@@ -37,17 +41,18 @@ import datetime as _dt
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
+from borderwatch.blockexec import Progress, each, local_mapper
 from borderwatch.blockmerge import merge_blocks
 from borderwatch.blockstats import BandMoments, Extremes, merge_histograms
 from borderwatch.blocktasks import (
@@ -79,14 +84,11 @@ __all__ = [
     "BlockJob",
     "BlockLayout",
     "BlockRun",
-    "Mapper",
-    "Progress",
     "IN_MEMORY_MAX_PIXELS",
     "block_layout",
     "block_metadata",
     "needs_blocks",
     "finish_run",
-    "local_mapper",
     "prepare_job",
     "resolve_threshold",
     "run_detect_blocks",
@@ -98,11 +100,12 @@ DEFAULT_BLOCK_SIZE = 1024
 #: Whole-scene steps of ``run_detect`` that do not run block by block yet, with the
 #: value that switches each off (co-registration, radiometric normalisation, object
 #: classification).
-BLOCK_UNSUPPORTED: dict[str, object] = {"align": False, "normalise": "none", "classify": False}
+BLOCK_UNSUPPORTED: dict[str, Any] = {"align": False, "normalise": "none", "classify": False}
 #: Grids with more pixels than this run block by block in ``detect`` even without
-#: ``--block-size``: the in-memory path needs about 50 bytes per pixel for a 4-band
-#: pair (3.4 GB at 8192 x 8192), this keeps it under about 1 GB.
-IN_MEMORY_MAX_PIXELS = 4096 * 4096
+#: ``--block-size``: the in-memory path needs about 50 bytes per pixel or more for a
+#: 4-band pair (3.4 GB at 8192 x 8192); this keeps it to about 1 GB (a 4096-pixel
+#: square input with its margin still runs in memory).
+IN_MEMORY_MAX_PIXELS = 20_000_000
 
 PathLike = str | os.PathLike[str]
 Block = tuple[tuple[int, int], Win]
@@ -180,68 +183,6 @@ def block_layout(
     return BlockLayout(shape, _edges(shape[0], bh, offset[0]), _edges(shape[1], bw, offset[1]))
 
 
-# --------------------------------------------------------------------------- schedulers
-class Mapper(Protocol):
-    """Runs ``fn(*args)`` for every argument tuple, yielding results in order."""
-
-    def __call__(
-        self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]
-    ) -> Iterator[Any]:
-        """Yield ``fn(*a)`` for each ``a`` in ``args``, in order."""
-        ...
-
-
-def local_mapper(*, workers: int | None = None, prefetch: int | None = None) -> Mapper:
-    """Thread-pool mapper with at most ``prefetch`` blocks in flight (a bounded queue).
-
-    Parameters
-    ----------
-    workers : int, optional
-        Threads (default: CPU count). Reads release the GIL, so decoding overlaps
-        the numpy work of other blocks.
-    prefetch : int, optional
-        Blocks submitted ahead of the one being consumed (default ``workers + 1``).
-    """
-    n = workers or os.cpu_count() or 1
-    ahead = prefetch or n + 1
-
-    def run(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="borderwatch-block") as pool:
-            pending: list[Future[Any]] = []
-            it = iter(args)
-            for a in it:
-                pending.append(pool.submit(fn, *a))
-                if len(pending) >= ahead:
-                    break
-            while pending:
-                result = pending.pop(0).result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(pool.submit(fn, *nxt))
-                yield result
-
-    return run
-
-
-class Progress(Protocol):
-    """Progress sink: ``stage(description, total)`` returns an ``advance()`` callable."""
-
-    def stage(self, description: str, total: int) -> Callable[[], None]:
-        """Start a stage of ``total`` blocks; return the callable that advances it."""
-        ...
-
-
-def _each(
-    mapper: Mapper, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]],
-    progress: Progress | None, label: str,
-) -> Iterator[Any]:
-    advance = progress.stage(label, len(args)) if progress is not None else None
-    for result in mapper(fn, args):
-        if advance is not None:
-            advance()
-        yield result
-
-
 # --------------------------------------------------------------------------- driver
 @dataclass(frozen=True)
 class BlockJob:
@@ -308,8 +249,9 @@ def prepare_job(
             raise InputError(
                 f"threshold {params.threshold!r} cannot run block by block; use otsu or a number"
             )
-    whole_scene = [name for name, off in BLOCK_UNSUPPORTED.items()
-                   if getattr(params, name, off) != off]
+    whole_scene = [
+        name for name, off in BLOCK_UNSUPPORTED.items() if getattr(params, name, off) != off
+    ]
     if whole_scene:
         fix = ", ".join(f"{n}={BLOCK_UNSUPPORTED[n]!r}" for n in whole_scene)
         raise InputError(
@@ -333,8 +275,9 @@ def prepare_job(
             margin_m=params.margin_m,
         )
     src = pair_source(b_src, a_src, grid)
-    layout = block_layout(grid.shape, block_size=block_size, tile=src.tile,
-                          offset=src.native or (0, 0))
+    layout = block_layout(
+        grid.shape, block_size=block_size, tile=src.tile, offset=src.native or (0, 0)
+    )
     attrs = {
         "aoi_id": area.id if area is not None else None,
         "before": ";".join(Path(p).name for p in b_src.paths),
@@ -434,13 +377,22 @@ def finish_run(
         "min_area_m2": p.min_area_m2,
         "opening_px": p.opening_px,
         "closing_px": p.closing_px,
-        "blockwise": {"block_size": job.block_size, "blocks": len(job.blocks),
-                      "scheduler": scheduler},
+        "blockwise": {
+            "block_size": job.block_size,
+            "blocks": len(job.blocks),
+            "scheduler": scheduler,
+            "not_applied": sorted(BLOCK_UNSUPPORTED),
+        },
     }
     run = BlockRun(
-        _DateRef(src.before, src.grid), _DateRef(src.after, src.grid),
-        _ChangeRef(value, p.method, change_params), merged.objects, job.aoi, p,
-        job.started_utc, len(job.blocks),
+        _DateRef(src.before, src.grid),
+        _DateRef(src.after, src.grid),
+        _ChangeRef(value, p.method, change_params),
+        merged.objects,
+        job.aoi,
+        p,
+        job.started_utc,
+        len(job.blocks),
     )
     return run, merged.keep
 
@@ -513,9 +465,16 @@ def run_detect_blocks(
         # Provenance hashes are computed alongside the blocks, not after them.
         paths = [*job.source.before.paths, *job.source.after.paths]
         hashes = {p: hasher.submit(sha256_file, p) for p in paths}
-        run = _run_job(job, scheduler=scheduler, score_out=score_out, mask_out=mask_out,
-                       overwrite=overwrite, progress=progress, workers=workers,
-                       scratch_dir=scratch_dir)
+        run = _run_job(
+            job,
+            scheduler=scheduler,
+            score_out=score_out,
+            mask_out=mask_out,
+            overwrite=overwrite,
+            progress=progress,
+            workers=workers,
+            scratch_dir=scratch_dir,
+        )
         return replace(run, input_sha256={p: f.result() for p, f in hashes.items()})
 
 
@@ -533,46 +492,66 @@ def _run_job(
     if scheduler not in (None, "local"):
         from borderwatch.dask_run import run_job_dask
 
-        return run_job_dask(job, scheduler=scheduler, score_out=score_out, mask_out=mask_out,
-                            overwrite=overwrite)
+        return run_job_dask(
+            job, scheduler=scheduler, score_out=score_out, mask_out=mask_out, overwrite=overwrite
+        )
     mapper = local_mapper(workers=workers)
     with tempfile.TemporaryDirectory(prefix="borderwatch-blocks-", dir=scratch_dir) as tmp:
-        src = PairSource(job.source.before, job.source.after, job.source.grid,
-                         job.source.native, job.source.tile, tmp)
+        src = PairSource(
+            job.source.before,
+            job.source.after,
+            job.source.grid,
+            job.source.native,
+            job.source.tile,
+            tmp,
+        )
         create_cache(src, {"diff_tmp": src.bands, "score_tmp": 1})
         wins = [w for _, w in job.blocks]
         moments = BandMoments.total(
-            _each(mapper, task_moments, [(src, w) for w in wins], progress, "reading")
+            each(mapper, task_moments, [(src, w) for w in wins], progress, "reading")
         )
         promote_cache(src, ["diff"])
         model = fit_model(job.params.method, moments)
         value = resolve_threshold(job)
         # The score pass also fills the score scratch that the later passes read.
         k = Extremes.needed_k(moments.n) if value is None else 0
-        parts = list(_each(
-            mapper, task_score, [(src, model, w, k) for w in wins], progress, "scoring"
-        ))
+        parts = list(
+            each(mapper, task_score, [(src, model, w, k) for w in wins], progress, "scoring")
+        )
         promote_cache(src, ["score"])
         if value is None:
             ext = merge_extremes(parts)
             bounds = otsu_bounds(ext)
-            hist = merge_histograms(_each(
-                mapper, task_histogram, [(src, model, w, *bounds) for w in wins],
-                progress, "threshold",
-            ))
+            hist = merge_histograms(
+                each(
+                    mapper,
+                    task_histogram,
+                    [(src, model, w, *bounds) for w in wins],
+                    progress,
+                    "threshold",
+                )
+            )
             value = threshold_from_histogram(hist, bounds)
         cp = clean_params(job, value)
-        summaries = list(_each(
-            mapper, task_objects, [(src, model, ij, w, cp) for ij, w in job.blocks],
-            progress, "objects",
-        ))
+        summaries = list(
+            each(
+                mapper,
+                task_objects,
+                [(src, model, ij, w, cp) for ij, w in job.blocks],
+                progress,
+                "objects",
+            )
+        )
         run, keep = finish_run(job, value, summaries, "local")
         if score_out is not None or mask_out is not None:
             args = [(src, model, w, cp, keep[ij]) for ij, w in job.blocks]
             outputs = write_rasters(
-                src.grid, [w for _, w in job.blocks],
-                _each(mapper, task_raster, args, progress, "writing"),
-                score_out=score_out, mask_out=mask_out, overwrite=overwrite,
+                src.grid,
+                [w for _, w in job.blocks],
+                each(mapper, task_raster, args, progress, "writing"),
+                score_out=score_out,
+                mask_out=mask_out,
+                overwrite=overwrite,
             )
             run = replace(run, outputs=outputs)
     return run
@@ -593,13 +572,27 @@ def write_rasters(
     with ExitStack() as stack:
         score_w = mask_w = None
         if score_out is not None:
-            score_w = stack.enter_context(cog_writer(
-                score_out, grid, dtype="float32", nodata=float("nan"),
-                resampling="average", overwrite=overwrite))
+            score_w = stack.enter_context(
+                cog_writer(
+                    score_out,
+                    grid,
+                    dtype="float32",
+                    nodata=float("nan"),
+                    resampling="average",
+                    overwrite=overwrite,
+                )
+            )
         if mask_out is not None:
-            mask_w = stack.enter_context(cog_writer(
-                mask_out, grid, dtype="uint8", nodata=None,
-                resampling="nearest", overwrite=overwrite))
+            mask_w = stack.enter_context(
+                cog_writer(
+                    mask_out,
+                    grid,
+                    dtype="uint8",
+                    nodata=None,
+                    resampling="nearest",
+                    overwrite=overwrite,
+                )
+            )
         for w, (mask, score) in zip(wins, blocks, strict=True):
             if score_w is not None:
                 score_w.write(score, w)

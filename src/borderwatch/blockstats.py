@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from borderwatch.change import otsu_from_histogram
 from borderwatch.errors import InputError
 
 __all__ = [
@@ -236,18 +237,3 @@ def merge_histograms(parts: Iterable[np.ndarray]) -> np.ndarray:
     if total is None:
         raise InputError("no blocks to histogram")
     return total
-
-
-def otsu_from_histogram(hist: np.ndarray, lo: float, hi: float) -> float:
-    """Otsu's threshold from a histogram over ``[lo, hi]`` (same rule as ``change``)."""
-    if hi <= lo:
-        return float(hi)
-    edges = np.histogram_bin_edges(np.array([lo, hi]), bins=hist.size, range=(lo, hi))
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres)
-    mu0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
-    mu1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(edges[int(np.argmax(between)) + 1])

@@ -193,7 +193,7 @@ def _cache_file(src: PairSource, name: str) -> Path:
 
 def _full_io(fd: int, buf: np.ndarray, offset: int, *, write: bool) -> None:
     done = 0
-    view = memoryview(buf).cast("B")
+    view = memoryview(buf.data).cast("B")
     while done < view.nbytes:
         if write:
             n = os.pwrite(fd, view[done:], offset + done)
@@ -232,8 +232,9 @@ def _rows_io(src: PairSource, name: str, win: Win, data: np.ndarray | None) -> n
     cols = src.grid.shape[1]
     fd = os.open(_cache_file(src, name), os.O_RDONLY if data is None else os.O_WRONLY)
     try:
-        buf = np.empty((h, w), np.float32) if data is None else np.ascontiguousarray(
-            data, np.float32)
+        buf = (
+            np.empty((h, w), np.float32) if data is None else np.ascontiguousarray(data, np.float32)
+        )
         for i in range(h):
             _full_io(fd, buf[i], 4 * ((r0 + i) * cols + c0), write=data is not None)
         return buf
@@ -390,9 +391,15 @@ def _clean_groups(raw: np.ndarray, p: CleanParams) -> np.ndarray:
     reach) and ``clean_mask`` runs on each group's bounding box: exact, because the
     clean-up is monotone and each group's box holds all the context it needs.
     """
+
     def full(mask: np.ndarray) -> np.ndarray:
-        return clean_mask(mask, pixel_area_m2=p.pixel_area_m2, min_area_m2=0.0,
-                          opening_px=p.opening_px, closing_px=p.closing_px)
+        return clean_mask(
+            mask,
+            pixel_area_m2=p.pixel_area_m2,
+            min_area_m2=0.0,
+            opening_px=p.opening_px,
+            closing_px=p.closing_px,
+        )
 
     if p.opening_px <= 0:
         return full(raw)

@@ -46,9 +46,11 @@ __all__ = [
     "combined",
     "cva",
     "detect_change",
+    "otsu_from_histogram",
     "otsu_threshold",
     "score_change",
     "smooth_score",
+    "standardise_bands",
     "standardised_difference",
     "threshold_score",
 ]
@@ -98,9 +100,7 @@ def _check(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> None:
         raise InputError("no valid pixels to compare")
 
 
-def standardised_difference(
-    before: np.ndarray, after: np.ndarray, valid: np.ndarray
-) -> np.ndarray:
+def standardised_difference(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per-band difference ``after - before``, standardised over valid pixels.
 
     Each band's difference is centred on its valid-pixel mean and divided by its
@@ -128,6 +128,24 @@ def standardised_difference(
     z = (diff - mean[:, None, None].astype(np.float32)) / std[:, None, None].astype(np.float32)
     z[:, ~valid] = np.nan
     return z
+
+
+def standardise_bands(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Each band centred on its valid mean and divided by its valid standard deviation.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (bands, rows, cols)``; NaN at invalid pixels.
+    """
+    img = image.astype(np.float32)
+    vals = img[:, valid].astype(np.float64)
+    mean = vals.mean(axis=1)
+    std = vals.std(axis=1)
+    std[std == 0] = 1.0
+    out = (img - mean[:, None, None].astype(np.float32)) / std[:, None, None].astype(np.float32)
+    out[:, ~valid] = np.nan
+    return out
 
 
 def cva(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -184,7 +202,19 @@ def otsu_threshold(values: np.ndarray, *, bins: int = 512) -> float:
     lo, hi = np.percentile(v, [0.01, 99.99])
     if hi <= lo:
         return float(hi)
-    hist, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
+    hist, _ = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
+    return otsu_from_histogram(hist, float(lo), float(hi))
+
+
+def otsu_from_histogram(hist: np.ndarray, lo: float, hi: float) -> float:
+    """Otsu's threshold from a histogram of equal bins over ``[lo, hi]``.
+
+    Shared by :func:`otsu_threshold` and the streaming block pass, so both give the
+    same value for the same histogram.
+    """
+    if hi <= lo:
+        return float(hi)
+    edges = np.histogram_bin_edges(np.array([lo, hi]), bins=hist.size, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
@@ -350,7 +380,10 @@ def combined(
     numpy.ndarray
         ``float32 (rows, cols)``, NaN at invalid pixels.
     """
-    c = np.nan_to_num(cva(before, after, valid))
+    # Each date is standardised per band first, so a per-band gain and offset between
+    # the dates (illumination, haze, sensor calibration) cancels exactly.
+    zb, za = standardise_bands(before, valid), standardise_bands(after, valid)
+    c = np.nan_to_num(cva(zb, za, valid))
     i = np.nan_to_num(index_change(before, after, valid, band_names=band_names))
     score = np.sqrt((c * c + i * i) / 2).astype(np.float32)
     sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
@@ -437,13 +470,16 @@ def detect_change(
     )
     value = threshold_score(score, valid, threshold, dof=before.shape[0], p_value=p_value)
     raw = valid & (np.nan_to_num(score, nan=-np.inf) > value)
-    mask = clean_mask(
-        raw,
-        pixel_area_m2=pixel_area_m2,
-        min_area_m2=min_area_m2,
-        opening_px=opening_px,
-        closing_px=closing_px,
-    ) & valid
+    mask = (
+        clean_mask(
+            raw,
+            pixel_area_m2=pixel_area_m2,
+            min_area_m2=min_area_m2,
+            opening_px=opening_px,
+            closing_px=closing_px,
+        )
+        & valid
+    )
     params: dict[str, object] = {
         "method": method,
         "threshold": threshold,

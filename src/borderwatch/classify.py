@@ -1,8 +1,9 @@
 """From change objects to new structures: direction filter, shape class, confidence.
 
-* Direction: a change counts as construction when, on average over the object, the
-  surface became brighter or more built-up (NDBI) or lost vegetation (NDVI or, for RGB,
-  excess-green). :func:`construction_direction` gives the signed per-pixel evidence.
+* Direction: a change counts as construction unless, on average over the object, every
+  construction indicator points the other way: no brightness or built-up (NDBI) gain
+  and no vegetation (NDVI or, for RGB, excess-green) loss, beyond
+  :data:`MIN_DIRECTION`. :func:`construction_direction` gives the per-pixel evidence.
 * Shape (:func:`shape_measures`, :func:`classify_shape`): ``fence_or_wall`` for long
   thin objects (mean width = area / skeleton length small, length several widths),
   ``building`` for compact, rectangular objects, ``other`` otherwise. ``length_m``
@@ -28,7 +29,7 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from borderwatch.errors import InputError
-from borderwatch.indices import compute_indices
+from borderwatch.indices import compute_indices, visible_brightness
 
 __all__ = [
     "CLASSES",
@@ -48,6 +49,17 @@ CLASSES = ("building", "fence_or_wall", "other")
 MAX_WALL_WIDTH_M = 6.0
 #: ...and at least this many times longer than wide.
 MIN_WALL_ELONGATION = 4.0
+#: Objects are dropped as non-construction only when their mean direction evidence
+#: (:func:`construction_direction`, standard deviations) is below this: every
+#: construction indicator (brightness gain, vegetation loss, NDBI gain) points the other
+#: way by more than one standard deviation, as for re-greening fields. A new dark or
+#: green roof on bare soil only darkens (about -0.5 here) and is kept.
+MIN_DIRECTION = -1.0
+#: Hysteresis on the change score: an object grown from the (low) automatic threshold
+#: is kept only if at least one pixel reaches 3 standard deviations of the standardised
+#: score (scores of ``cva``/``index``/``combined`` are in standard-deviation units); for
+#: other scores pass ``min_peak=-inf``.
+MIN_PEAK_SCORE = 3.0
 #: A building fills at least this share of its minimum rotated rectangle.
 MIN_BUILDING_RECTANGULARITY = 0.6
 #: ...and its rectangle is at most this elongated.
@@ -96,6 +108,9 @@ def construction_direction(
     """
     ib = compute_indices(before, band_names)
     ia = compute_indices(after, band_names)
+    # Visible brightness only: growing vegetation raises NIR and must not look built.
+    ib["brightness"] = visible_brightness(before, band_names)
+    ia["brightness"] = visible_brightness(after, band_names)
     sign = {"brightness": 1.0, "ndvi": -1.0, "greenness": -1.0, "ndbi": 1.0}
     terms = []
     for key in ib:
@@ -192,6 +207,7 @@ def classify_objects(
     threshold: float,
     residual_shift_px: float = 0.0,
     keep_non_construction: bool = False,
+    min_peak: float = MIN_PEAK_SCORE,
 ) -> gpd.GeoDataFrame:
     """Add ``class``, ``length_m``, ``width_m``, ``construction`` and ``confidence``.
 
@@ -211,8 +227,11 @@ def classify_objects(
     residual_shift_px : float
         Co-registration residual, pixels; stored as ``residual_shift_px``.
     keep_non_construction : bool
-        Keep objects whose mean direction is not construction (flagged
-        ``construction = False``) instead of dropping them.
+        Keep objects whose mean direction is not construction, or whose peak score is
+        below ``min_peak`` (flagged ``construction = False``), instead of dropping them.
+    min_peak : float
+        Hysteresis: an object is kept only if its highest score reaches this value
+        (default :data:`MIN_PEAK_SCORE`).
 
     Returns
     -------
@@ -226,9 +245,14 @@ def classify_objects(
         raise InputError(f"{len(objects)} objects but the mask has {n} regions")
     out = objects.copy()
     if n == 0:
-        for col, dtype in (("class", object), ("length_m", float), ("width_m", float),
-                           ("construction", bool), ("confidence", float),
-                           ("residual_shift_px", float)):
+        for col, dtype in (
+            ("class", object),
+            ("length_m", float),
+            ("width_m", float),
+            ("construction", bool),
+            ("confidence", float),
+            ("residual_shift_px", float),
+        ):
             out[col] = np.array([], dtype=dtype)
         return out
     idx = np.arange(1, n + 1)
@@ -258,7 +282,7 @@ def classify_objects(
     out["class"] = classes
     out["length_m"] = np.asarray(lengths, dtype=np.float64)
     out["width_m"] = np.asarray(widths, dtype=np.float64)
-    out["construction"] = mean_dir > 0
+    out["construction"] = (mean_dir > MIN_DIRECTION) & (objects["max_score"].to_numpy() >= min_peak)
     out["confidence"] = np.asarray(confs, dtype=np.float64)
     out["residual_shift_px"] = float(residual_shift_px)
     if not keep_non_construction:
@@ -278,8 +302,13 @@ def find_structures(
     pixel_m: float,
     threshold: float,
     residual_shift_px: float | None,
+    method: str = "combined",
 ) -> gpd.GeoDataFrame:
-    """Direction filter + shape classes + confidence in one call (used by the pipeline)."""
+    """Direction filter + shape classes + confidence in one call (used by the pipeline).
+
+    The :data:`MIN_PEAK_SCORE` hysteresis applies to the standardised scores
+    (``combined``, ``cva``, ``index``) only.
+    """
     direction = construction_direction(before, after, valid, band_names=band_names)
     return classify_objects(
         objects,
@@ -288,4 +317,5 @@ def find_structures(
         pixel_m=pixel_m,
         threshold=threshold,
         residual_shift_px=residual_shift_px or 0.0,
+        min_peak=MIN_PEAK_SCORE if method in ("combined", "cva", "index") else -np.inf,
     )

@@ -119,8 +119,12 @@ def run_jobs(jobs: Sequence[BlockJob], *, scheduler: str) -> list[BlockRun]:
 
 
 def _map(
-    client: Any, scheduler: str, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]],
-    *, ahead: int = 8,
+    client: Any,
+    scheduler: str,
+    fn: Callable[..., Any],
+    args: Sequence[tuple[Any, ...]],
+    *,
+    ahead: int = 8,
 ) -> Iterator[Any]:
     """Yield ``fn(*a)`` for each ``a`` in order, at most ``ahead`` tasks at a time."""
     from dask import delayed
@@ -146,8 +150,11 @@ def run_job_dask(
             return run
         args = [(job.source, model_v, w, cp_v, keep[ij]) for ij, w in job.blocks]
         outputs = write_rasters(
-            job.source.grid, [w for _, w in job.blocks], _map(client, scheduler, task_raster, args),
-            score_out=score_out, mask_out=mask_out, overwrite=overwrite,
+            job.source.grid,
+            [w for _, w in job.blocks],
+            _map(client, scheduler, task_raster, args),
+            score_out=score_out,
+            mask_out=mask_out,
+            overwrite=overwrite,
         )
     return replace(run, outputs=outputs)
-

@@ -51,6 +51,7 @@ __all__ = [
     "read_oscd_city",
     "iter_oscd",
     "iter_png_pairs",
+    "load_labelled",
     "read_taizhou",
     "oscd_cities",
 ]
@@ -191,9 +192,7 @@ def _band_files(folder: Path, bands: Sequence[str]) -> list[Path]:
     return files
 
 
-def read_oscd_city(
-    root: PathLike, city: str, *, bands: Sequence[str] = OSCD_BANDS
-) -> LabelledPair:
+def read_oscd_city(root: PathLike, city: str, *, bands: Sequence[str] = OSCD_BANDS) -> LabelledPair:
     """Read one OSCD city on the native grid of its ``imgs_1`` 10 m bands.
 
     Parameters
@@ -316,3 +315,86 @@ def read_taizhou(root: PathLike) -> LabelledPair:
         pixel_area_m2=sb.grid.pixel_area,
         grid=sb.grid,
     )
+
+
+def _georeferenced(paths: Sequence[PathLike]) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        try:
+            with rasterio.open(paths[0]) as src:
+                return src.crs is not None and not src.transform.is_identity
+        except rasterio.errors.RasterioIOError as exc:
+            raise RasterReadError(f"{paths[0]}: cannot read raster ({exc})") from exc
+
+
+def load_labelled(
+    before: Sequence[PathLike],
+    after: Sequence[PathLike],
+    truth: PathLike,
+    *,
+    change_value: float | None = None,
+    pixel_m: float = PNG_PIXEL_M,
+) -> LabelledPair:
+    """Load any before/after pair with a truth mask on the before image's pixel grid.
+
+    Georeferenced inputs are read on the before image's native grid
+    (:func:`borderwatch.io.load_pair` with ``match_before=True``) and the truth mask,
+    which must share the before image's pixel grid, is cropped to it. Inputs without
+    georeferencing (PNG, BMP) are treated as plain pixel grids of ``pixel_m`` metres;
+    both dates must then have the same shape.
+
+    Parameters
+    ----------
+    before, after : sequence of path
+        One multi-band file or one file per band, per date.
+    truth : path
+        Truth raster or PNG; change is ``== change_value``, or any non-zero value.
+    change_value : float, optional
+        Value meaning change (2 for OSCD labels).
+    pixel_m : float
+        Pixel size for un-georeferenced inputs, metres.
+
+    Raises
+    ------
+    InputError
+        Shapes do not match.
+    """
+    label = read_image_array(truth)[0]
+    truth_mask = label != 0 if change_value is None else label == float(change_value)
+    labelled = np.ones(label.shape, bool)
+    if change_value is not None and float(change_value) != 0:
+        labelled = label != 0  # 0 = unlabelled where the labels use 1/2 (OSCD)
+    name = Path(before[0]).stem
+    if _georeferenced(before):
+        b_src, a_src = open_date(list(before)), open_date(list(after))
+        sb, sa = load_pair(b_src, a_src, match_before=True)
+        with rasterio.open(b_src.paths[0]) as src:
+            win = rasterio.windows.from_bounds(*sb.grid.bounds, transform=src.transform)
+        r0, c0 = int(round(win.row_off)), int(round(win.col_off))
+        rows, cols = sb.grid.shape
+        sl = (slice(r0, r0 + rows), slice(c0, c0 + cols))
+        if label[sl].shape != (rows, cols):
+            raise InputError(f"{truth}: mask {label.shape} does not cover the before grid")
+        area = sb.grid.pixel_area if not sb.grid.crs.is_geographic else b_src.min_res_m**2
+        return LabelledPair(
+            name,
+            sb.data,
+            sa.data,
+            sb.valid & sa.valid,
+            truth_mask[sl],
+            labelled[sl],
+            b_src.band_names,
+            area,
+            sb.grid,
+        )
+    b = np.concatenate([read_image_array(p) for p in before])
+    a = np.concatenate([read_image_array(p) for p in after])
+    if b.shape != a.shape or b.shape[1:] != label.shape:
+        raise InputError(f"shapes differ: before {b.shape}, after {a.shape}, truth {label.shape}")
+    valid = np.isfinite(b).all(axis=0) & np.isfinite(a).all(axis=0)
+    names = (
+        ("red", "green", "blue")
+        if b.shape[0] == 3
+        else tuple(f"band{i + 1}" for i in range(b.shape[0]))
+    )
+    return LabelledPair(name, b, a, valid, truth_mask, labelled, names, pixel_m * pixel_m)

@@ -20,7 +20,15 @@ from scipy import ndimage
 
 from borderwatch.errors import InputError
 
-__all__ = ["Scores", "evaluate_mask", "object_recall", "pool", "scores_from_counts"]
+__all__ = [
+    "Scores",
+    "cleanup_radius_px",
+    "evaluate_mask",
+    "object_recall",
+    "pool",
+    "predict_pair",
+    "scores_from_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -151,3 +159,66 @@ def pool(scores: Iterable[Scores]) -> Scores:
     for s in scores:
         tp, fp, fn, tn = tp + s.tp, fp + s.fp, fn + s.fn, tn + s.tn
     return scores_from_counts(tp, fp, fn, tn)
+
+
+def cleanup_radius_px(pixel_m: float) -> int:
+    """Morphological opening/closing radius for a pixel size (the benchmark rule).
+
+    One metre of clean-up on the ground (2 px at 0.5 m, 1 px at 1 m), at least one
+    pixel while a 3 x 3 pixel kernel still fits inside a small building (<= 40 m, so
+    up to ~13 m pixels, e.g. Sentinel-2), and none at coarser pixels (Landsat 30 m),
+    where an opening would erase whole buildings.
+    """
+    if 3 * pixel_m > 40.0:
+        return 0
+    return max(1, int(round(1.0 / pixel_m)))
+
+
+def predict_pair(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    *,
+    band_names: tuple[str, ...],
+    pixel_area_m2: float,
+    method: str = "combined",
+    threshold: str | float = "ki",
+    align: bool = True,
+    cleanup: bool = True,
+    p_value: float = 0.01,
+) -> np.ndarray:
+    """Change mask of a pair on plain arrays, as the pipeline computes it.
+
+    Co-registration (optional) then :func:`borderwatch.change.detect_change` with
+    :func:`cleanup_radius_px` clean-up and no minimum area (so pixel metrics measure
+    the detector, not the object filter). Works on un-georeferenced arrays.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool (rows, cols)`` change mask on the before grid.
+    """
+    from borderwatch.align import prepare_pair
+    from borderwatch.change import detect_change
+
+    b_valid = valid & np.isfinite(before).all(axis=0)
+    a_valid = valid & np.isfinite(after).all(axis=0)
+    if align:
+        after, valid, _ = prepare_pair(before, after, b_valid, a_valid, align=True)
+    else:
+        valid = b_valid & a_valid
+    radius = cleanup_radius_px(float(np.sqrt(pixel_area_m2))) if cleanup else 0
+    res = detect_change(
+        before,
+        after,
+        valid,
+        pixel_area_m2=pixel_area_m2,
+        method=method,
+        threshold=threshold,
+        min_area_m2=0.0,
+        opening_px=radius,
+        closing_px=radius,
+        band_names=band_names,
+        p_value=p_value,
+    )
+    return res.mask

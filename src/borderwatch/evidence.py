@@ -262,12 +262,25 @@ def _write_png(img: Image.Image, path: Path, *, overwrite: bool) -> None:
         img.save(tmp, format="PNG")
 
 
-def _write_chip_tif(data: np.ndarray, grid: Grid, path: Path, *, names: Sequence[str],
-                    date: str | None, overwrite: bool) -> None:
+def _write_chip_tif(
+    data: np.ndarray,
+    grid: Grid,
+    path: Path,
+    *,
+    names: Sequence[str],
+    date: str | None,
+    overwrite: bool,
+) -> None:
     profile = {
-        "driver": "GTiff", "width": grid.shape[1], "height": grid.shape[0],
-        "count": data.shape[0], "dtype": "float32", "crs": grid.crs,
-        "transform": grid.transform, "nodata": float("nan"), "compress": "deflate",
+        "driver": "GTiff",
+        "width": grid.shape[1],
+        "height": grid.shape[0],
+        "count": data.shape[0],
+        "dtype": "float32",
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": float("nan"),
+        "compress": "deflate",
     }
     with atomic_write(path, overwrite=overwrite) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
@@ -277,8 +290,14 @@ def _write_chip_tif(data: np.ndarray, grid: Grid, path: Path, *, names: Sequence
                 dst.update_tags(ACQUISITION_DATE=date)
 
 
-def _write_chips(run: DetectionRun, detections: gpd.GeoDataFrame, chips_dir: Path,
-                 info: dict[str, dict[str, Any]], *, overwrite: bool) -> list[Chip]:
+def _write_chips(
+    run: DetectionRun,
+    detections: gpd.GeoDataFrame,
+    chips_dir: Path,
+    info: dict[str, dict[str, Any]],
+    *,
+    overwrite: bool,
+) -> list[Chip]:
     bands = true_colour_bands(run.before.source.band_names)
     out = []
     for det_id, geom in zip(detections["id"].astype(str), detections.geometry.values, strict=True):
@@ -302,16 +321,26 @@ def _write_chips(run: DetectionRun, detections: gpd.GeoDataFrame, chips_dir: Pat
             png = chips_dir / f"{det_id}_{role}.png"
             tif = chips_dir / f"{det_id}_{role}.tif"
             _write_png(img, png, overwrite=overwrite)
-            _write_chip_tif(cut[role], sub, tif, names=getattr(run, role).source.band_names,
-                            date=meta["date"], overwrite=overwrite)
+            _write_chip_tif(
+                cut[role],
+                sub,
+                tif,
+                names=getattr(run, role).source.band_names,
+                date=meta["date"],
+                overwrite=overwrite,
+            )
             names[role] = (f"chips/{png.name}", f"chips/{tif.name}")
-        out.append(Chip(det_id, names["before"][0], names["after"][0],
-                        names["before"][1], names["after"][1]))
+        out.append(
+            Chip(
+                det_id, names["before"][0], names["after"][0], names["before"][1], names["after"][1]
+            )
+        )
     return out
 
 
-def render_overview(run: DetectionRun, detections: gpd.GeoDataFrame, *,
-                    max_px: int = 800) -> Image.Image:
+def render_overview(
+    run: DetectionRun, detections: gpd.GeoDataFrame, *, max_px: int = 800
+) -> Image.Image:
     """After-date true colour of the whole grid with the AOI and numbered detections."""
     bands = list(true_colour_bands(run.after.source.band_names))
     rgb = run.after.data[bands]
@@ -338,8 +367,14 @@ def render_overview(run: DetectionRun, detections: gpd.GeoDataFrame, *,
             draw.line([(x * scale, y * scale) for x, y in ring], fill=colour, width=2)
         if label:
             c = ~transform * (geom.centroid.x, geom.centroid.y)
-            draw.text((c[0] * scale + 6, c[1] * scale - 6), label, fill=_OUTLINE, font=_font(16),
-                      stroke_width=2, stroke_fill=(0, 0, 0))
+            draw.text(
+                (c[0] * scale + 6, c[1] * scale - 6),
+                label,
+                fill=_OUTLINE,
+                font=_font(16),
+                stroke_width=2,
+                stroke_fill=(0, 0, 0),
+            )
     return img
 
 
@@ -398,12 +433,26 @@ def write_evidence(
         "grid": meta["grid"],
         "summary": meta["summary"],
     }
-    report = write_report(root / "report.html", run=run, detections=detections, chips=chips,
-                          overview="overview.png", record=record, overwrite=overwrite)
+    report = write_report(
+        root / "report.html",
+        run=run,
+        detections=detections,
+        chips=chips,
+        overview="overview.png",
+        record=record,
+        overwrite=overwrite,
+    )
     outputs = [*others, overview, report]
-    outputs += [root / p for c in chips for p in (c.before_png, c.after_png, c.before_tif,
-                                                   c.after_tif)]
+    outputs += [
+        root / p for c in chips for p in (c.before_png, c.after_png, c.before_tif, c.after_tif)
+    ]
     inputs = [*run.before.source.paths, *run.after.source.paths]
-    manifest = write_manifest(root, inputs=inputs, outputs=outputs, record=record,
-                              started_utc=run.started_utc, overwrite=overwrite)
+    manifest = write_manifest(
+        root,
+        inputs=inputs,
+        outputs=outputs,
+        record=record,
+        started_utc=run.started_utc,
+        overwrite=overwrite,
+    )
     return EvidencePacket(root, tuple(chips), overview, report, manifest)

@@ -107,7 +107,9 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def to_rfc7946(gdf: gpd.GeoDataFrame, *, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def to_rfc7946(
+    gdf: gpd.GeoDataFrame, *, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Build an RFC 7946 FeatureCollection from a GeoDataFrame.
 
     Geometries are reprojected to EPSG:4326 (lon, lat), polygon exteriors made

@@ -8,6 +8,7 @@ no usable names (an RGB PNG), the explicit fallback red, green, blue.
 Indices, all per pixel and NaN where undefined:
 
 * ``brightness``: mean reflectance of the visible and NIR bands (any image);
+  :func:`visible_brightness` leaves NIR out, for the construction direction;
 * ``ndvi``: ``(nir - red) / (nir + red)`` (Rouse et al. 1974), when NIR and red exist;
 * ``greenness``: excess-green ``(2 g - r - b) / (r + g + b)`` (Woebbecke et al. 1995),
   the vegetation proxy for RGB-only imagery;
@@ -32,16 +33,42 @@ import numpy as np
 
 from borderwatch.errors import InputError
 
-__all__ = ["ROLES", "band_roles", "compute_indices", "index_change", "vegetation_index"]
+__all__ = [
+    "ROLES",
+    "band_roles",
+    "compute_indices",
+    "index_change",
+    "vegetation_index",
+    "visible_brightness",
+]
 
 ROLES = ("blue", "green", "red", "nir", "swir1", "swir2")
 
-_S2 = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B8A": "nir",
-       "B11": "swir1", "B12": "swir2"}
+_S2 = {
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B08": "nir",
+    "B8A": "nir",
+    "B11": "swir1",
+    "B12": "swir2",
+}
 _ALIASES = {
-    "blue": "blue", "b": "blue", "green": "green", "g": "green", "red": "red", "r": "red",
-    "nir": "nir", "nir08": "nir", "near_infrared": "nir", "swir1": "swir1", "swir16": "swir1",
-    "swir_1": "swir1", "swir2": "swir2", "swir22": "swir2", "swir_2": "swir2",
+    "blue": "blue",
+    "b": "blue",
+    "green": "green",
+    "g": "green",
+    "red": "red",
+    "r": "red",
+    "nir": "nir",
+    "nir08": "nir",
+    "near_infrared": "nir",
+    "swir1": "swir1",
+    "swir16": "swir1",
+    "swir_1": "swir1",
+    "swir2": "swir2",
+    "swir22": "swir2",
+    "swir_2": "swir2",
 }
 _S2_RE = re.compile(r"B(0?[1-9]|1[0-2]|8A)$", re.IGNORECASE)
 
@@ -131,8 +158,7 @@ def compute_indices(image: np.ndarray, band_names: Sequence[str]) -> dict[str, n
     dict
         ``{"brightness": ..., "ndvi" or "greenness": ..., "ndbi": ...}`` as available,
         each ``float32 (rows, cols)``. ``brightness`` uses the visible and NIR bands
-        (all bands when no roles are known), never SWIR, so it stays comparable
-        between sensors.
+        (all bands when no roles are known), never SWIR.
 
     Raises
     ------
@@ -165,6 +191,16 @@ def _robust_z(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.nan_to_num((x - np.median(v)) / sd).astype(np.float32)
 
 
+def visible_brightness(image: np.ndarray, band_names: Sequence[str]) -> np.ndarray:
+    """Mean of the visible bands (all bands if none is known), ``float32 (rows, cols)``.
+
+    Unlike ``brightness`` it ignores NIR, so vegetation growth does not brighten.
+    """
+    roles = band_roles(band_names, n_bands=image.shape[0])
+    vis = [roles[r] for r in ("blue", "green", "red") if r in roles]
+    return image[vis or list(range(image.shape[0]))].astype(np.float32).mean(axis=0)
+
+
 def index_change(
     before: np.ndarray,
     after: np.ndarray,
@@ -175,9 +211,9 @@ def index_change(
     """Construction-direction change score from spectral index differences.
 
     Each index difference (after minus before) is standardised over the valid pixels
-    and only its construction direction is kept: brightness *gain*, vegetation
-    (NDVI or excess-green) *loss*, built-up (NDBI) *gain*. The score is the root mean
-    square of these one-sided terms, so a pixel scores high when it brightened,
+    and only its construction direction is kept: brightness
+    *gain*, vegetation (NDVI or excess-green) *loss*, built-up (NDBI) *gain*. The score
+    is the root mean square of these one-sided terms, so a pixel scores high when it brightened,
     lost vegetation or became more built-up, and zero when it darkened or greened.
 
     Parameters
@@ -197,9 +233,7 @@ def index_change(
     ib = compute_indices(before, band_names)
     ia = compute_indices(after, band_names)
     sign = {"brightness": 1.0, "ndvi": -1.0, "greenness": -1.0, "ndbi": 1.0}
-    terms = [
-        np.maximum(sign[k] * _robust_z(ia[k] - ib[k], valid), 0.0) for k in ib if k in sign
-    ]
+    terms = [np.maximum(sign[k] * _robust_z(ia[k] - ib[k], valid), 0.0) for k in ib if k in sign]
     score = np.sqrt(np.mean(np.stack(terms) ** 2, axis=0)).astype(np.float32)
     score[~valid] = np.nan
     return score

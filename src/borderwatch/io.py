@@ -259,7 +259,9 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
             foot = fp if foot is None else foot.union(fp)
             res = min(res, _res_metres(src))
             date = date or _date_from(src, path)
-            band_idx = [i for i in range(1, src.count + 1) if src.colorinterp[i - 1].name != "alpha"]
+            band_idx = [
+                i for i in range(1, src.count + 1) if src.colorinterp[i - 1].name != "alpha"
+            ]
             m = _BAND_RE.search(Path(path).stem)
             for i in band_idx:
                 desc = src.descriptions[i - 1]
@@ -274,7 +276,9 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     return DateSource(tuple(files), tuple(names), date, foot, res, tuple(file_bands))
 
 
-def _as_source(date: DateSource | Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> DateSource:
+def _as_source(
+    date: DateSource | Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+) -> DateSource:
     return date if isinstance(date, DateSource) else open_date(date)
 
 
@@ -334,7 +338,9 @@ def choose_grid(
         with _open(finest) as src:
             dst_crs, tr = src.crs, src.transform
             full = rasterio.windows.Window(0, 0, src.width, src.height)
-        left, bottom, right, top = rasterio.warp.transform_bounds("EPSG:4326", dst_crs, *area.bounds)
+        left, bottom, right, top = rasterio.warp.transform_bounds(
+            "EPSG:4326", dst_crs, *area.bounds
+        )
         win = _outer_window(rasterio.windows.from_bounds(left, bottom, right, top, tr))
         win = win.intersection(full)
         return Grid(dst_crs, rasterio.windows.transform(win, tr), (int(win.height), int(win.width)))
@@ -386,7 +392,9 @@ def _outer_window(win: rasterio.windows.Window, pad: int = 0) -> rasterio.window
     return rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def _valid_of(src: rasterio.DatasetReader, band: int, window: rasterio.windows.Window) -> np.ndarray:
+def _valid_of(
+    src: rasterio.DatasetReader, band: int, window: rasterio.windows.Window
+) -> np.ndarray:
     """Valid-data mask of one band in a window: nodata, alpha and internal masks."""
     return src.read_masks(band, window=window) > 0
 
@@ -430,7 +438,9 @@ def read_scene(
         bands = [b for (p, b) in source.file_bands if p == path]
         with _open(path) as src:
             try:
-                sb = rasterio.warp.transform_bounds(grid.crs, src.crs, left, bottom, right, top, densify_pts=21)
+                sb = rasterio.warp.transform_bounds(
+                    grid.crs, src.crs, left, bottom, right, top, densify_pts=21
+                )
             except Exception as exc:  # noqa: BLE001
                 raise InputError(f"{path}: cannot transform grid bounds ({_short(exc)})") from exc
             win = rasterio.windows.from_bounds(*sb, transform=src.transform)
@@ -450,7 +460,9 @@ def read_scene(
                 arr = src.read(bands, window=win, out_dtype="float32")
                 masks = np.stack([_valid_of(src, b, win) for b in bands])
             except rasterio.errors.RasterioIOError as exc:
-                raise RasterReadError(f"{path}: cannot decode pixels ({_short(exc)}); is it truncated?") from exc
+                raise RasterReadError(
+                    f"{path}: cannot decode pixels ({_short(exc)}); is it truncated?"
+                ) from exc
             file_valid = masks.all(axis=0).astype(np.uint8)
             for j in range(len(bands)):
                 band = arr[j]

@@ -47,7 +47,7 @@ __all__ = [
 
 # Relative ridge added to the covariance diagonals: keeps the generalised eigenproblem
 # well posed for saturated or collinear bands (regularisation as in Nielsen 2007).
-_RIDGE = 1e-6
+_RIDGE = 1e-10
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ class IRMADModel:
     mean_before, mean_after : numpy.ndarray
         ``(bands,)`` weighted means used to centre the data.
     sigma : numpy.ndarray
-        ``(bands,)`` standard deviations of the MAD variates on no-change pixels,
-        ``sqrt(2 (1 - rho))``.
+        ``(bands,)`` standard deviations of the MAD variates on no-change pixels:
+        robust (median absolute deviation) estimates, which equal ``sqrt(2 (1 - rho))``
+        on no-change Gaussian data.
     rho : numpy.ndarray
         ``(bands,)`` canonical correlations, increasing.
     n_iter : int
@@ -194,6 +195,15 @@ def fit_irmad(
         rho_old = rho
         if w.sum() <= 0:
             break
+    # The weighted MAD variances shrink with every iteration (the chi-square weights
+    # favour the centre of the distribution), which inflates the statistic. The final
+    # sigmas are therefore robust scale estimates (1.4826 x median absolute deviation)
+    # of the MAD variates over all sample pixels: unbiased on Gaussian no-change pixels
+    # and insensitive to the minority of changed ones.
+    mads = (x - mx) @ a - (y - my) @ b
+    dev = np.abs(mads - np.median(mads, axis=0))
+    robust = 1.4826 * np.median(dev, axis=0)
+    sigma = np.where(robust > 0, robust, sigma)
     return IRMADModel(a, b, mx, my, sigma, rho, it, converged, int(x.shape[0]))
 
 

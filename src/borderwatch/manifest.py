@@ -73,8 +73,18 @@ def tool_versions() -> dict[str, str]:
     import rasterio
 
     out = {"python": platform.python_version(), "gdal": rasterio.__gdal_version__}
-    for dist in ("borderwatch", "rasterio", "numpy", "scikit-image", "scipy", "shapely",
-                 "pyproj", "geopandas", "pyogrio", "pillow"):
+    for dist in (
+        "borderwatch",
+        "rasterio",
+        "numpy",
+        "scikit-image",
+        "scipy",
+        "shapely",
+        "pyproj",
+        "geopandas",
+        "pyogrio",
+        "pillow",
+    ):
         try:
             out[dist] = _md.version(dist)
         except _md.PackageNotFoundError:

@@ -28,6 +28,7 @@ from borderwatch.classify import find_structures
 from borderwatch.errors import InputError
 from borderwatch.export import sha256_file
 from borderwatch.io import Grid, Scene, load_pair, open_date
+from borderwatch.learn import detect_with_model
 from borderwatch.objects import mask_to_objects
 
 __all__ = ["DetectParams", "DetectionRun", "run_detect", "run_metadata", "sample_tiles_dir"]
@@ -67,6 +68,9 @@ class DetectParams:
         ``confidence`` (:mod:`borderwatch.classify`).
     p_value : float
         False-alarm rate of the ``chi2`` threshold.
+    model : str or None
+        Model file from ``borderwatch train``; replaces ``method``/``threshold`` with the
+        model's change probability > 0.5 (:func:`borderwatch.learn.detect_with_model`).
     """
 
     method: str = "combined"
@@ -81,6 +85,7 @@ class DetectParams:
     normalise: Literal["none", "irmad", "histogram"] = "none"
     classify: bool = True
     p_value: float = 0.01
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,18 +185,32 @@ def run_detect(
         sb.data, sa.data, sb.valid, sa.valid, align=params.align, normalise_method=params.normalise
     )
     sa = Scene(after_data, valid & sa.valid, sa.grid, sa.source)
-    change = detect_change(
-        sb.data,
-        after_data,
-        valid,
-        pixel_area_m2=sb.grid.pixel_area,
-        method=params.method,
-        threshold=params.threshold,
-        min_area_m2=params.min_area_m2,
-        opening_px=params.opening_px,
-        closing_px=params.closing_px,
-        band_names=b_src.band_names,
-        p_value=params.p_value,
+    change = (
+        detect_change(
+            sb.data,
+            after_data,
+            valid,
+            pixel_area_m2=sb.grid.pixel_area,
+            method=params.method,
+            threshold=params.threshold,
+            min_area_m2=params.min_area_m2,
+            opening_px=params.opening_px,
+            closing_px=params.closing_px,
+            band_names=b_src.band_names,
+            p_value=params.p_value,
+        )
+        if params.model is None
+        else detect_with_model(
+            params.model,
+            sb.data,
+            after_data,
+            valid,
+            band_names=b_src.band_names,
+            pixel_area_m2=sb.grid.pixel_area,
+            min_area_m2=params.min_area_m2,
+            opening_px=params.opening_px,
+            closing_px=params.closing_px,
+        )
     )
     change = dataclasses.replace(change, params={**change.params, **align_info})
     attrs = {
@@ -213,6 +232,7 @@ def run_detect(
             pixel_m=math.sqrt(sb.grid.pixel_area),
             threshold=change.threshold,
             residual_shift_px=align_info["residual_shift_px"],  # type: ignore[arg-type]
+            method=params.method,
         )
     return DetectionRun(sb, sa, change, objects, area, params, started)
 
@@ -242,8 +262,14 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
         "tool": "borderwatch",
         "version": __version__,
         "started_utc": run.started_utc,
-        "parameters": {**run.change.params, "resolution_m": run.grid.res[0], "crs": str(run.grid.crs)},
-        "aoi": None if run.aoi is None else {"id": run.aoi.id, "name": run.aoi.name, "source": run.aoi.source},
+        "parameters": {
+            **run.change.params,
+            "resolution_m": run.grid.res[0],
+            "crs": str(run.grid.crs),
+        },
+        "aoi": None
+        if run.aoi is None
+        else {"id": run.aoi.id, "name": run.aoi.name, "source": run.aoi.source},
         "inputs": {
             "before": {"date": run.before.source.date, "files": files(run.before)},
             "after": {"date": run.after.source.date, "files": files(run.after)},

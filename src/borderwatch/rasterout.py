@@ -60,7 +60,8 @@ class CogWriter:
         if r0 < 0 or c0 < 0 or r0 + h > self.grid.shape[0] or c0 + w > self.grid.shape[1]:
             raise InputError(f"window {window} lies outside the grid {self.grid.shape}")
         self.dataset.write(
-            block.astype(self.dataset.dtypes[0], copy=False), 1,
+            block.astype(self.dataset.dtypes[0], copy=False),
+            1,
             window=rasterio.windows.Window(c0, r0, w, h),
         )
 
@@ -125,8 +126,11 @@ def cog_writer(
                 yield CogWriter(ds, grid)
             with rasterio.Env(GDAL_CACHEMAX=64):
                 rasterio.shutil.copy(
-                    scratch, tmp, driver="COG",
-                    RESAMPLING=resampling.upper(), **COG_OPTIONS,
+                    scratch,
+                    tmp,
+                    driver="COG",
+                    RESAMPLING=resampling.upper(),
+                    **COG_OPTIONS,
                 )
         finally:
             if scratch.exists():

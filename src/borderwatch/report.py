@@ -88,7 +88,7 @@ def _chips(chips: Sequence[Chip], detections: gpd.GeoDataFrame, dates: Mapping[s
         figs = "".join(
             f'<figure><img src="{escape(png)}" alt="{role} {escape(chip.id)}">'
             f"<figcaption>{role} ({_fmt(dates[role])}) &middot; "
-            f'GeoTIFF: <code>{escape(tif)}</code></figcaption></figure>'
+            f"GeoTIFF: <code>{escape(tif)}</code></figcaption></figure>"
             for role, png, tif in (
                 ("before", chip.before_png, chip.before_tif),
                 ("after", chip.after_png, chip.after_tif),
@@ -211,8 +211,9 @@ def write_report(
     -------
     pathlib.Path
     """
-    text = render_report(run=run, detections=detections, chips=chips, overview=overview,
-                         record=record)
+    text = render_report(
+        run=run, detections=detections, chips=chips, overview=overview, record=record
+    )
     with atomic_write(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)

@@ -341,6 +341,10 @@ def export_labels(
     labels = stored[stored["review"].isin(list(_LABELS))].copy()
     labels["label"] = labels["review"].map(_LABELS).astype(np.int64)
     labels["place"] = place
-    meta = {"place": place, "format": "borderwatch-labels/1", "labels": _LABELS,
-            "reviews": list(REVIEW_VALUES)}
+    meta = {
+        "place": place,
+        "format": "borderwatch-labels/1",
+        "labels": _LABELS,
+        "reviews": list(REVIEW_VALUES),
+    }
     return write_geojson(labels, out, metadata=meta, overwrite=overwrite), len(labels)

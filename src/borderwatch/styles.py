@@ -151,7 +151,7 @@ def footprints_qml() -> str:
         width_mm=0.4,
         outline_style="dash",
     )
-    return _document(_single(symbol), _labels("\"role\" || ' ' || \"date\"", size_pt=8))
+    return _document(_single(symbol), _labels('"role" || \' \' || "date"', size_pt=8))
 
 
 def style_for_layer(layer: str) -> str:

@@ -97,8 +97,9 @@ class _Box:
         return np.column_stack([x, y])
 
     def moved(self, dx: float, dy: float) -> _Box:
-        return _Box(self.cx + dx, self.cy + dy, self.w, self.h, self.angle, self.material,
-                    self.height)
+        return _Box(
+            self.cx + dx, self.cy + dy, self.w, self.h, self.angle, self.material, self.height
+        )
 
 
 # Layout in the 512 m design frame. Existing structures appear on both dates.
@@ -147,8 +148,16 @@ _TRACKS: Final = (
     (((345.0, 122.0), (345.0, 282.8)), 4.0, "dirt"),
     (((330.0, 284.9), (300.0, 512.0), (240.0, 1e4)), 3.5, "dirt"),
 )
-_STREAM: Final = ((-1e4, 440.0), (0.0, 440.0), (90.0, 456.0), (190.0, 432.0),
-                  (290.0, 468.0), (400.0, 448.0), (512.0, 474.0), (1e4, 474.0))
+_STREAM: Final = (
+    (-1e4, 440.0),
+    (0.0, 440.0),
+    (90.0, 456.0),
+    (190.0, 432.0),
+    (290.0, 468.0),
+    (400.0, 448.0),
+    (512.0, 474.0),
+    (1e4, 474.0),
+)
 _STREAM_W: Final = 5.5
 
 
@@ -309,8 +318,13 @@ def make_pair(
         before = before + nb_rng.normal(0.0, noise_sigma, before.shape)
         after = after + na_rng.normal(0.0, noise_sigma, after.shape)
 
-    truth = _truth(new_boxes + [tower] if changes else [], ring if changes else None,
-                   left=left, top=top, off=grid.off)
+    truth = _truth(
+        new_boxes + [tower] if changes else [],
+        ring if changes else None,
+        left=left,
+        top=top,
+        off=grid.off,
+    )
     return SyntheticPair(
         before=_quantise(before),
         after=_quantise(after),
@@ -391,7 +405,7 @@ class _Grid:
 
     def coords(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Pixel-centre coordinates in the design frame, metres (x east, y south)."""
-        c = ((np.arange(self.size, dtype=np.float32) + 0.5) * self.pixel_m - self.off)
+        c = (np.arange(self.size, dtype=np.float32) + 0.5) * self.pixel_m - self.off
         return c[None, :], c[:, None]
 
     def mask(self, corners: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -408,7 +422,10 @@ class _Grid:
 
 
 def _validate(
-    size: int, pixel_m: float, shift_px: tuple[float, float], noise_sigma: float,
+    size: int,
+    pixel_m: float,
+    shift_px: tuple[float, float],
+    noise_sigma: float,
     centre_lonlat: tuple[float, float],
 ) -> tuple[int, float, tuple[float, float], float, float, float]:
     if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
@@ -430,12 +447,19 @@ def _validate(
             f"centre_lonlat {centre_lonlat!r} lies outside UTM zone 52N (EPSG:32652): "
             "longitude must be 126..132, latitude 0..84 degrees"
         )
-    return int(size), float(pixel_m), (float(shift_px[0]), float(shift_px[1])), \
-        float(noise_sigma), lon, lat
+    return (
+        int(size),
+        float(pixel_m),
+        (float(shift_px[0]), float(shift_px[1])),
+        float(noise_sigma),
+        lon,
+        lat,
+    )
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int],
-                  sigma_px: float) -> NDArray[np.float32]:
+def _smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, int], sigma_px: float
+) -> NDArray[np.float32]:
     """Gaussian-filtered white noise with unit variance (correlation ~``sigma_px``)."""
     rows, cols = shape
     f = max(1, int(sigma_px // 3))  # filter large scales on a coarse grid, then upsample
@@ -447,8 +471,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int],
     return ((field - field.mean()) / (field.std() + 1e-12)).astype(np.float32)
 
 
-def _fbm(rng: np.random.Generator, shape: tuple[int, int],
-         scales_px: tuple[float, ...]) -> NDArray[np.float32]:
+def _fbm(
+    rng: np.random.Generator, shape: tuple[int, int], scales_px: tuple[float, ...]
+) -> NDArray[np.float32]:
     """Sum of smooth noise at several scales, weights halving, unit variance."""
     out = np.zeros(shape, dtype=np.float32)
     for i, s in enumerate(scales_px):
@@ -470,14 +495,16 @@ def _spec_col(name: str) -> NDArray[np.float32]:
     return np.asarray(_SPECTRA[name], dtype=np.float32)[:, None]
 
 
-def _blend(img: NDArray[np.float32], alpha: NDArray[np.floating],
-           value: NDArray[np.floating]) -> None:
+def _blend(
+    img: NDArray[np.float32], alpha: NDArray[np.floating], value: NDArray[np.floating]
+) -> None:
     """In place: ``img = img * (1 - alpha) + value * alpha``."""
     img += alpha[None] * (value - img)
 
 
-def _polyline_distance(x: NDArray[np.float32], y: NDArray[np.float32],
-                       pts: tuple[tuple[float, float], ...]) -> NDArray[np.float32]:
+def _polyline_distance(
+    x: NDArray[np.float32], y: NDArray[np.float32], pts: tuple[tuple[float, float], ...]
+) -> NDArray[np.float32]:
     """Distance from each pixel centre to a polyline, metres."""
     best = np.full(np.broadcast_shapes(x.shape, y.shape), np.inf, dtype=np.float32)
     for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:], strict=True):
@@ -488,8 +515,9 @@ def _polyline_distance(x: NDArray[np.float32], y: NDArray[np.float32],
     return best
 
 
-def _render_ground(grid: _Grid,
-                   rng: np.random.Generator) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+def _render_ground(
+    grid: _Grid, rng: np.random.Generator
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Render land cover without buildings: grass, fields, stream, trees, roads, yard."""
     n, px = grid.size, grid.pixel_m
     shape = (n, n)
@@ -503,7 +531,7 @@ def _render_ground(grid: _Grid,
 
     # natural background: grass <-> dry grass, with bare-soil patches
     w_dry = _sigmoid(1.6 * n_veg)[None]
-    img = (_spec("grass") * (1 - w_dry) + _spec("dry_grass") * w_dry)
+    img = _spec("grass") * (1 - w_dry) + _spec("dry_grass") * w_dry
     img = img * (1 + 0.05 * n_fine + 0.04 * n_veg)[None]
     _blend(img, _sigmoid(4 * (n_bare - 1.3)) * 0.9, _spec("soil") * (1 + 0.04 * n_fine)[None])
 
@@ -528,14 +556,20 @@ def _render_ground(grid: _Grid,
     hi = bounds[np.clip(idx, 0, n_strips - 1)]
     bund = np.minimum(np.minimum(np.abs(u - lo), np.abs(hi - u)), np.abs(v - splits[idx]))
     d_stream = _polyline_distance(x, y, _STREAM)
-    a_field = (np.clip(bund / px - 0.3, 0, 1) * np.clip((v - _MAIN_ROAD_W / 2 - 9) / 2, 0, 1)
-               * np.clip((d_stream - 14) / 3, 0, 1))
+    a_field = (
+        np.clip(bund / px - 0.3, 0, 1)
+        * np.clip((v - _MAIN_ROAD_W / 2 - 9) / 2, 0, 1)
+        * np.clip((d_stream - 14) / 3, 0, 1)
+    )
     _blend(img, a_field.astype(np.float32), field)
 
     # stream and its bank
     _blend(img, np.clip(_STREAM_W / 2 + 2.5 - d_stream, 0, 1) * 0.6, _spec("soil"))
-    _blend(img, np.clip(_STREAM_W / 2 - d_stream + 0.5, 0, 1),
-           _spec("water") * (1 + 0.05 * n_field)[None])
+    _blend(
+        img,
+        np.clip(_STREAM_W / 2 - d_stream + 0.5, 0, 1),
+        _spec("water") * (1 + 0.05 * n_field)[None],
+    )
 
     # trees: woodland on the north-west slope, riparian and roadside rows
     crowns = _spec("tree") * np.clip(1 + 0.25 * n_crown, 0.45, 1.5)[None]
@@ -543,27 +577,44 @@ def _render_ground(grid: _Grid,
     a_wood = _sigmoid(3 * ((200 - (x + y)) / 30 + 0.8 * n_wood)) * canopy
     band = np.clip(np.minimum(d_stream - _STREAM_W / 2 - 1.5, 12 - d_stream), 0, 1)
     a_rip = band * _sigmoid(3 * (n_crown + 0.2)) * _sigmoid(2 * n_wood + 1)
-    junctions = [u_j for (pts, _, _) in _TRACKS
-                 for u_j in [(pts[0][0] - ax) * dx + (pts[0][1] - ay) * dy]]
+    junctions = [
+        u_j for (pts, _, _) in _TRACKS for u_j in [(pts[0][0] - ax) * dx + (pts[0][1] - ay) * dy]
+    ]
     gap = np.min(np.abs(u[..., None] - np.asarray(junctions, np.float32)), axis=-1)
     verge = -v - _MAIN_ROAD_W / 2
-    a_road_trees = (np.clip(np.minimum(verge - 2.5, 9 - verge), 0, 1) * np.clip(gap - 12, 0, 1)
-                    * _sigmoid(3 * (n_crown + 0.3)))
+    a_road_trees = (
+        np.clip(np.minimum(verge - 2.5, 9 - verge), 0, 1)
+        * np.clip(gap - 12, 0, 1)
+        * _sigmoid(3 * (n_crown + 0.3))
+    )
     a_trees = np.maximum(np.maximum(a_wood, a_rip), a_road_trees)
     _blend(img, a_trees.astype(np.float32), crowns)
 
     # roads and the compound yard (drawn on the ground so shadows fall on them)
     for pts, width, material in _TRACKS:
         d = _polyline_distance(x, y, pts)
-        _blend(img, np.clip(width / 2 - d + 0.5, 0, 1),
-               _spec(material) * (1 + 0.05 * n_fine + 0.03 * n_field)[None])
+        _blend(
+            img,
+            np.clip(width / 2 - d + 0.5, 0, 1),
+            _spec(material) * (1 + 0.05 * n_fine + 0.03 * n_field)[None],
+        )
     d_main = np.abs(v)
     _blend(img, np.clip(_MAIN_ROAD_W / 2 + 1.5 - d_main, 0, 1) * 0.7, _spec("dirt"))
-    _blend(img, np.clip(_MAIN_ROAD_W / 2 - d_main + 0.5, 0, 1),
-           _spec("asphalt") * (1 + 0.03 * n_fine)[None])
+    _blend(
+        img,
+        np.clip(_MAIN_ROAD_W / 2 - d_main + 0.5, 0, 1),
+        _spec("asphalt") * (1 + 0.03 * n_fine)[None],
+    )
     wall = _COMPOUND
-    inner = _Box(wall.cx, wall.cy, wall.w - 2 * _COMPOUND_WALL_M, wall.h - 2 * _COMPOUND_WALL_M,
-                 wall.angle, "yard", 0)
+    inner = _Box(
+        wall.cx,
+        wall.cy,
+        wall.w - 2 * _COMPOUND_WALL_M,
+        wall.h - 2 * _COMPOUND_WALL_M,
+        wall.angle,
+        "yard",
+        0,
+    )
     m_outer, m_inner = grid.mask(wall.corners()), grid.mask(inner.corners())
     yard = _spec("yard") * (1 + 0.04 * n_fine + 0.05 * n_field)[None]
     img = np.where(m_inner[None], yard, img)
@@ -578,17 +629,37 @@ def _new_structures(rng: np.random.Generator) -> tuple[list[_Box], _Box, _Box]:
     ring = _RING.moved(*jit[-1])
     t = math.radians(ring.angle)
     lx, ly = _TOWER_LOCAL
-    tower = _Box(ring.cx + lx * math.cos(t) - ly * math.sin(t),
-                 ring.cy + lx * math.sin(t) + ly * math.cos(t),
-                 _TOWER_SIZE_M, _TOWER_SIZE_M, ring.angle, "concrete", 10)
+    tower = _Box(
+        ring.cx + lx * math.cos(t) - ly * math.sin(t),
+        ring.cy + lx * math.sin(t) + ly * math.cos(t),
+        _TOWER_SIZE_M,
+        _TOWER_SIZE_M,
+        ring.angle,
+        "concrete",
+        10,
+    )
     return boxes, ring, tower
 
 
 def _ring_boxes(ring: _Box, half_width: float) -> tuple[_Box, _Box]:
-    grow = _Box(ring.cx, ring.cy, ring.w + 2 * half_width, ring.h + 2 * half_width,
-                ring.angle, ring.material, 0)
-    shrink = _Box(ring.cx, ring.cy, ring.w - 2 * half_width, ring.h - 2 * half_width,
-                  ring.angle, ring.material, 0)
+    grow = _Box(
+        ring.cx,
+        ring.cy,
+        ring.w + 2 * half_width,
+        ring.h + 2 * half_width,
+        ring.angle,
+        ring.material,
+        0,
+    )
+    shrink = _Box(
+        ring.cx,
+        ring.cy,
+        ring.w - 2 * half_width,
+        ring.h - 2 * half_width,
+        ring.angle,
+        ring.material,
+        0,
+    )
     return grow, shrink
 
 
@@ -602,8 +673,9 @@ def _paint_ring(img: NDArray[np.float32], grid: _Grid, ring: _Box) -> None:
     img[:, fence] = _spec_col("fence")
 
 
-def _paint_structures(img: NDArray[np.float32], grid: _Grid, fine: NDArray[np.float32],
-                      boxes: list[_Box]) -> NDArray[np.float32]:
+def _paint_structures(
+    img: NDArray[np.float32], grid: _Grid, fine: NDArray[np.float32], boxes: list[_Box]
+) -> NDArray[np.float32]:
     """In place and returned: shadows on the ground, then roofs (gabled roofs shaded)."""
     roofs = np.zeros((grid.size, grid.size), dtype=bool)
     shade = np.zeros_like(roofs)
@@ -637,12 +709,14 @@ def _apply_season(img: NDArray[np.float32], amplitude: NDArray[np.float32]) -> N
     ndvi = (nir - red) / np.maximum(nir + red, 1.0)
     veg = np.clip((ndvi - 0.2) / 0.5, 0, 1) * amplitude
     bare = (1 - np.clip((ndvi - 0.2) / 0.5, 0, 1)) * amplitude
-    factor = np.stack([
-        1 + 0.06 * bare,
-        (1 - 0.10 * veg) * (1 + 0.06 * bare),
-        (1 + 0.08 * veg) * (1 + 0.06 * bare),
-        (1 - 0.18 * veg) * (1 + 0.03 * bare),
-    ])
+    factor = np.stack(
+        [
+            1 + 0.06 * bare,
+            (1 - 0.10 * veg) * (1 + 0.06 * bare),
+            (1 + 0.08 * veg) * (1 + 0.06 * bare),
+            (1 - 0.18 * veg) * (1 + 0.03 * bare),
+        ]
+    )
     return (img * factor).astype(np.float32)
 
 
@@ -650,8 +724,9 @@ def _fourier_shift(img: NDArray[np.float32], shift: tuple[float, float]) -> NDAr
     """Shift each band by (rows, cols) pixels; reflect-padded to avoid wrap-around."""
     pad = 8 + int(math.ceil(max(abs(shift[0]), abs(shift[1]))))
     padded = np.pad(img, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
-    spec = ndimage.fourier_shift(fft.rfft2(padded, axes=(-2, -1)), (0.0, *shift),
-                                 n=padded.shape[-1], axis=-1)
+    spec = ndimage.fourier_shift(
+        fft.rfft2(padded, axes=(-2, -1)), (0.0, *shift), n=padded.shape[-1], axis=-1
+    )
     out = fft.irfft2(spec, s=padded.shape[-2:], axes=(-2, -1))
     return out[:, pad:-pad, pad:-pad].astype(np.float32)
 
@@ -662,8 +737,9 @@ def _quantise(img: NDArray[np.floating]) -> NDArray[np.uint16]:
     return out
 
 
-def _truth(boxes: list[_Box], ring: _Box | None, *, left: float, top: float,
-           off: float) -> gpd.GeoDataFrame:
+def _truth(
+    boxes: list[_Box], ring: _Box | None, *, left: float, top: float, off: float
+) -> gpd.GeoDataFrame:
     """Planted footprints as an EPSG:32652 GeoDataFrame."""
 
     def to_map(corners: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -696,10 +772,20 @@ def _write_tif(pair: SyntheticPair, arr: NDArray[np.uint16], date: str, path: Pa
     """Write one date as a tiled, compressed GeoTIFF with band names and date tags."""
     _, rows, cols = arr.shape
     profile = {
-        "driver": "GTiff", "width": cols, "height": rows, "count": arr.shape[0],
-        "dtype": "uint16", "crs": pair.crs, "transform": pair.transform, "nodata": pair.nodata,
-        "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
-        "predictor": 2, "interleave": "pixel",
+        "driver": "GTiff",
+        "width": cols,
+        "height": rows,
+        "count": arr.shape[0],
+        "dtype": "uint16",
+        "crs": pair.crs,
+        "transform": pair.transform,
+        "nodata": pair.nodata,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "predictor": 2,
+        "interleave": "pixel",
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(arr)
@@ -715,7 +801,9 @@ def _write_tif(pair: SyntheticPair, arr: NDArray[np.uint16], date: str, path: Pa
 
 def _write_truth(truth: gpd.GeoDataFrame, path: Path) -> None:
     truth.to_crs("EPSG:4326").to_file(
-        path, driver="GeoJSON", engine="pyogrio",
+        path,
+        driver="GeoJSON",
+        engine="pyogrio",
         layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": "7", "WRITE_NAME": "NO"},
     )
 

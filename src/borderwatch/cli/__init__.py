@@ -57,6 +57,12 @@ def _register() -> None:
 
     main.add_command(review_cmd.review)
     main.add_command(verify_cmd.verify)
+    from borderwatch.cli import evaluate_cmd  # accuracy against truth (issue 3)
+
+    main.add_command(evaluate_cmd.evaluate)
+    from borderwatch.cli import train_cmd  # optional learned mode (issue 3)
+
+    main.add_command(train_cmd.train)
 
 
 _register()

@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,8 +45,10 @@ def read_jobs(path: Path) -> list[Job]:
         reader = csv.DictReader(fh)
         missing = {"aoi", "before", "after"} - set(reader.fieldnames or ())
         if missing:
-            raise InputError(f"{path}: job file lacks column(s) {sorted(missing)}; "
-                             "header must be aoi,before,after")
+            raise InputError(
+                f"{path}: job file lacks column(s) {sorted(missing)}; "
+                "header must be aoi,before,after"
+            )
         jobs: list[Job] = []
         for n, row in enumerate(reader, start=2):
             b = tuple(p.strip() for p in (row["before"] or "").split(";") if p.strip())
@@ -58,21 +61,42 @@ def read_jobs(path: Path) -> list[Job]:
 
 def report_name(aoi: str | None, before: tuple[str, ...], after: tuple[str, ...]) -> str:
     """File name of a job's report: ``<aoi>__<before stem>__<after stem>.geojson``."""
+
     def stem(paths: tuple[str, ...]) -> str:
         return Path(paths[0]).stem if len(paths) == 1 else Path(paths[0]).parent.name
+
     place = Path(aoi).stem if aoi else "overlap"
     return f"{place}__{stem(before)}__{stem(after)}.geojson"
 
 
 @click.command()
-@click.option("--aoi", "aois", multiple=True, help="AOI id/name/file (repeatable); default: "
-              "the whole overlap of each pair.")
-@click.option("--pair", "pairs", multiple=True, nargs=2, type=click.Path(path_type=Path),
-              help="BEFORE AFTER rasters (repeatable); combined with every --aoi.")
-@click.option("--jobs", "job_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV job file with columns aoi,before,after (repeatable).")
-@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the reports (created if missing).")
+@click.option(
+    "--aoi",
+    "aois",
+    multiple=True,
+    help="AOI id/name/file (repeatable); default: the whole overlap of each pair.",
+)
+@click.option(
+    "--pair",
+    "pairs",
+    multiple=True,
+    nargs=2,
+    type=click.Path(path_type=Path),
+    help="BEFORE AFTER rasters (repeatable); combined with every --aoi.",
+)
+@click.option(
+    "--jobs",
+    "job_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV job file with columns aoi,before,after (repeatable).",
+)
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the reports (created if missing).",
+)
 @detect_options
 @scale_options
 @click.pass_context
@@ -88,6 +112,7 @@ def batch(
     overwrite: bool,
     block_size: int | None,
     scheduler: str | None,
+    **quality: Any,
 ) -> None:
     """Run detection for many AOIs x image pairs as one job graph; one report per job."""
     from borderwatch.dask_run import run_jobs
@@ -103,23 +128,34 @@ def batch(
     names = [report_name(*s) for s in specs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise InputError(f"two jobs would write the same report {sorted(dupes)[0]}; "
-                         "rename the inputs or split the batch")
+        raise InputError(
+            f"two jobs would write the same report {sorted(dupes)[0]}; "
+            "rename the inputs or split the batch"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
         if (out_dir / name).exists() and not overwrite:
             raise OutputExistsError(f"{out_dir / name}: output exists; pass --overwrite")
-    params = DetectParams(method=method, threshold=parse_threshold(threshold),
-                          min_area_m2=min_area_m2)
-    params = dataclasses.replace(params, **{
-        n: off for n, off in BLOCK_UNSUPPORTED.items() if hasattr(params, n)})
+    params = DetectParams(
+        method=method, threshold=parse_threshold(threshold), min_area_m2=min_area_m2, **quality
+    )
+    params = dataclasses.replace(
+        params, **{n: off for n, off in BLOCK_UNSUPPORTED.items() if hasattr(params, n)}
+    )
     jobs: list[BlockJob] = []
     status: list[dict[str, object]] = []
     for (aoi, b, a), name in zip(specs, names, strict=True):
         entry: dict[str, object] = {"aoi": aoi, "before": list(b), "after": list(a)}
         try:
-            jobs.append(prepare_job(list(b), list(a), aoi=aoi, params=params,
-                                    block_size=block_size or DEFAULT_BLOCK_SIZE))
+            jobs.append(
+                prepare_job(
+                    list(b),
+                    list(a),
+                    aoi=aoi,
+                    params=params,
+                    block_size=block_size or DEFAULT_BLOCK_SIZE,
+                )
+            )
             entry.update(status="ok", report=name)
         except NoOverlapError as exc:
             entry.update(status="no-overlap", reason=str(exc))
@@ -130,12 +166,23 @@ def batch(
             continue
         run = next(runs)
         write_block_outputs(run, out_dir / str(entry["report"]), overwrite=overwrite)
-        entry.update(detections=len(run.objects), total_area_m2=run.total_area_m2,
-                     threshold=run.change.threshold)
+        entry.update(
+            detections=len(run.objects),
+            total_area_m2=run.total_area_m2,
+            threshold=run.change.threshold,
+        )
     with atomic_write(out_dir / "batch.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps({"scheduler": scheduler or "threads",
-                                   "not_applied": sorted(BLOCK_UNSUPPORTED), "jobs": status},
-                                  indent=2), encoding="utf-8")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "scheduler": scheduler or "threads",
+                    "not_applied": sorted(BLOCK_UNSUPPORTED),
+                    "jobs": status,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
     if not ctx.obj.get("quiet"):
         ok = sum(e["status"] == "ok" for e in status)
         click.echo(f"{ok} of {len(status)} jobs run; reports in {out_dir}")

@@ -56,11 +56,19 @@ def print_summary(run: DetectionRun, outputs: list[Path]) -> None:
     help="Output detections: FILE.gpkg (styled GeoPackage for QGIS) or FILE.geojson "
     "(RFC 7946, with a FILE.qml style beside it).",
 )
-@click.option("--evidence", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write an evidence packet (chips, report.html, manifest.json) to this folder.")
+@click.option(
+    "--evidence",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write an evidence packet (chips, report.html, manifest.json) to this folder.",
+)
 @store_option
-@click.option("--resolution", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Analysis pixel size in metres (default: finest input).")
+@click.option(
+    "--resolution",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Analysis pixel size in metres (default: finest input).",
+)
 @click.option("--crs", default=None, help="Analysis CRS (default: local UTM zone).")
 @detect_options
 @scale_options
@@ -97,12 +105,23 @@ def detect(
         crs=crs,
         **quality,
     )
-    scale = {"block_size": block_size, "scheduler": scheduler, "score_out": score_out,
-             "mask_out": mask_out}
+    scale = {
+        "block_size": block_size,
+        "scheduler": scheduler,
+        "score_out": score_out,
+        "mask_out": mask_out,
+    }
     if use_blocks(list(before), list(after), aoi=aoi, params=params, **scale):
         brun, files = run_blockwise(
-            ctx, list(before), list(after), aoi=aoi, params=params, out=out, **scale,
-            overwrite=overwrite, unsupported={"--evidence": evidence},
+            ctx,
+            list(before),
+            list(after),
+            aoi=aoi,
+            params=params,
+            out=out,
+            **scale,
+            overwrite=overwrite,
+            unsupported={"--evidence": evidence},
         )
         if not ctx.obj.get("quiet"):
             print_summary(brun, files)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ def parse_threshold(value: str) -> str | float:
 
 
 def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Detection parameters shared by ``detect`` and ``demo``."""
+    """Add the detection parameters shared by ``detect``, ``demo`` and ``batch``."""
     opts = [
         click.option(
             "--method",
@@ -35,16 +35,39 @@ def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Threshold: ki (Kittler-Illingworth), otsu, chi2 (with irmad) or a fixed value.",
         ),
-        click.option("--align/--no-align", default=True, show_default=True,
-                     help="Co-register the after date onto the before date."),
-        click.option("--normalise", type=click.Choice(["none", "irmad", "histogram"]),
-                     default="none", show_default=True,
-                     help="Relative radiometric normalisation of the after date."),
-        click.option("--classify/--no-classify", default=True, show_default=True,
-                     help="Keep construction-direction objects; add class, length, confidence."),
-        click.option("--p-value", "p_value", type=click.FloatRange(0, 1, min_open=True,
-                     max_open=True), default=0.01, show_default=True,
-                     help="False-alarm rate of the chi2 threshold."),
+        click.option(
+            "--align/--no-align",
+            default=True,
+            show_default=True,
+            help="Co-register the after date onto the before date.",
+        ),
+        click.option(
+            "--normalise",
+            type=click.Choice(["none", "irmad", "histogram"]),
+            default="none",
+            show_default=True,
+            help="Relative radiometric normalisation of the after date.",
+        ),
+        click.option(
+            "--classify/--no-classify",
+            default=True,
+            show_default=True,
+            help="Keep construction-direction objects; add class, length, confidence.",
+        ),
+        click.option(
+            "--p-value",
+            "p_value",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=0.01,
+            show_default=True,
+            help="False-alarm rate of the chi2 threshold.",
+        ),
+        click.option(
+            "--model",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="Model file from 'borderwatch train' (replaces --method/--threshold).",
+        ),
         click.option(
             "--min-area",
             "min_area_m2",
@@ -63,12 +86,19 @@ def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def scale_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Block-by-block and dask options shared by ``detect`` and ``batch``."""
     opts = [
-        click.option("--block-size", type=click.IntRange(min=16), default=None,
-                     help="Process in blocks of this many pixels (aligned to the input tiles); "
-                     "implies block-by-block processing [default: 1024 when blockwise]."),
-        click.option("--scheduler", default=None,
-                     help="threads, processes, or a dask.distributed address such as "
-                     "tcp://host:8786; implies block-by-block processing."),
+        click.option(
+            "--block-size",
+            type=click.IntRange(min=16),
+            default=None,
+            help="Process in blocks of this many pixels (aligned to the input tiles); "
+            "implies block-by-block processing [default: 1024 when blockwise].",
+        ),
+        click.option(
+            "--scheduler",
+            default=None,
+            help="threads, processes, or a dask.distributed address such as "
+            "tcp://host:8786; implies block-by-block processing.",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)

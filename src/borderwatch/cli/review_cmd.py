@@ -58,8 +58,9 @@ def export_labels_cmd(
     """Write confirmed (label 1) and rejected (label 0) objects to OUT (GeoJSON)."""
     store = reviews_dir or default_store_dir()
     if place is None:
-        places = sorted(p.name.removesuffix(".reviews.geojson")
-                        for p in store.glob("*.reviews.geojson"))
+        places = sorted(
+            p.name.removesuffix(".reviews.geojson") for p in store.glob("*.reviews.geojson")
+        )
         if len(places) != 1:
             raise InputError(
                 f"{store}: {len(places)} places stored ({', '.join(places) or 'none'}); "

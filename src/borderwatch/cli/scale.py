@@ -24,18 +24,32 @@ _GEOJSON = (".geojson", ".json")
 
 def raster_out_options(fn: Any) -> Any:
     """``--score-out`` and ``--mask-out`` (Cloud Optimized GeoTIFFs)."""
-    fn = click.option("--mask-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                      help="Write the final change mask (uint8 COG, 1 = detection); "
-                      "implies block-by-block processing.")(fn)
-    fn = click.option("--score-out", type=click.Path(dir_okay=False, path_type=Path),
-                      default=None, help="Write the change score (float32 COG); implies "
-                      "block-by-block processing.")(fn)
+    fn = click.option(
+        "--mask-out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the final change mask (uint8 COG, 1 = detection); "
+        "implies block-by-block processing.",
+    )(fn)
+    fn = click.option(
+        "--score-out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the change score (float32 COG); implies block-by-block processing.",
+    )(fn)
     return fn
 
 
 def use_blocks(
-    before: Any, after: Any, *, aoi: str | None, params: Any, block_size: int | None,
-    scheduler: str | None, score_out: Path | None, mask_out: Path | None,
+    before: Any,
+    after: Any,
+    *,
+    aoi: str | None,
+    params: Any,
+    block_size: int | None,
+    scheduler: str | None,
+    score_out: Path | None,
+    mask_out: Path | None,
 ) -> bool:
     """Go block by block when asked (any scale option) or when the grid is too large.
 
@@ -50,15 +64,25 @@ def write_block_outputs(run: BlockRun, out: Path | None, *, overwrite: bool) -> 
     """Write the detections GeoJSON of a blockwise run; list every file written."""
     files = [*run.outputs.values()]
     if out is not None:
-        files.insert(0, write_geojson(run.objects, out, metadata=block_metadata(run),
-                                      overwrite=overwrite))
+        files.insert(
+            0, write_geojson(run.objects, out, metadata=block_metadata(run), overwrite=overwrite)
+        )
     return files
 
 
 def run_blockwise(
-    ctx: click.Context, before: Any, after: Any, *, aoi: str | None, params: Any,
-    out: Path | None, block_size: int | None, scheduler: str | None,
-    score_out: Path | None, mask_out: Path | None, overwrite: bool,
+    ctx: click.Context,
+    before: Any,
+    after: Any,
+    *,
+    aoi: str | None,
+    params: Any,
+    out: Path | None,
+    block_size: int | None,
+    scheduler: str | None,
+    score_out: Path | None,
+    mask_out: Path | None,
+    overwrite: bool,
     unsupported: dict[str, Any],
 ) -> tuple[BlockRun, list[Path]]:
     """Run ``detect`` block by block and write its outputs.
@@ -87,12 +111,22 @@ def run_blockwise(
     if skipped:
         params = dataclasses.replace(params, **{n: BLOCK_UNSUPPORTED[n] for n in skipped})
         if not ctx.obj.get("quiet"):
-            click.echo(f"borderwatch: note: block-by-block run without {', '.join(skipped)} "
-                       "(not available block by block yet)", err=True)
+            click.echo(
+                f"borderwatch: note: block-by-block run without {', '.join(skipped)} "
+                "(not available block by block yet)",
+                err=True,
+            )
     with progress_reporter(quiet=bool(ctx.obj.get("quiet"))) as progress:
         run = run_detect_blocks(
-            before, after, aoi=aoi, params=params, block_size=block_size or DEFAULT_BLOCK_SIZE,
-            scheduler=scheduler, score_out=score_out, mask_out=mask_out, overwrite=overwrite,
+            before,
+            after,
+            aoi=aoi,
+            params=params,
+            block_size=block_size or DEFAULT_BLOCK_SIZE,
+            scheduler=scheduler,
+            score_out=score_out,
+            mask_out=mask_out,
+            overwrite=overwrite,
             progress=progress,
         )
     return run, write_block_outputs(run, out, overwrite=overwrite)

@@ -27,8 +27,11 @@ def verify(packet: Path, outputs_only: bool) -> None:
     named.
     """
     result = verify_packet(packet, inputs=not outputs_only)
-    for label, names in (("changed", result.changed), ("missing", result.missing),
-                         ("extra", result.extra)):
+    for label, names in (
+        ("changed", result.changed),
+        ("missing", result.missing),
+        ("extra", result.extra),
+    ):
         for name in names:
             click.echo(f"{label}: {name}")
     if result.ok:

@@ -1,0 +1,43 @@
+"""Default detection on the committed synthetic tiles: classes, lengths, alignment record."""
+
+import geopandas as gpd
+import pytest
+
+from borderwatch.pipeline import DetectParams, run_detect, run_metadata, sample_tiles_dir
+
+
+@pytest.fixture(scope="module")
+def run_and_truth():
+    tiles = sample_tiles_dir()
+    run = run_detect(tiles / "before.tif", tiles / "after.tif")
+    truth = gpd.read_file(tiles / "truth.geojson").to_crs(run.grid.crs)
+    return run, truth
+
+
+def test_default_is_combined_with_alignment(run_and_truth):
+    run, _ = run_and_truth
+    assert DetectParams().method == "combined" and DetectParams().threshold == "ki"
+    meta = run_metadata(run, hash_inputs=False)["parameters"]
+    # The tiles carry a planted (0.35, -0.25) px shift of the after date.
+    assert meta["shift_px"] == pytest.approx([-0.35, 0.25], abs=0.1)
+    assert meta["residual_shift_px"] < 0.1
+    assert (run.objects["residual_shift_px"] == meta["residual_shift_px"]).all()
+
+
+def test_every_object_found_and_fence_classified(run_and_truth):
+    run, truth = run_and_truth
+    det = run.objects
+    assert {"class", "length_m", "confidence"} <= set(det.columns)
+    assert det["confidence"].between(0, 1).all()
+    as_building = 0
+    for row in truth.itertuples():
+        hits = det[det.intersects(row.geometry)]
+        assert len(hits), f"truth {row.id} missed"
+        if row._2 == "fence_or_wall":
+            fence = hits.loc[hits.area_m2.idxmax()]
+            assert fence["class"] == "fence_or_wall"
+            assert fence["length_m"] == pytest.approx(row.length_m, rel=0.2)
+        else:
+            as_building += "building" in set(hits["class"])
+    # A watchtower standing on the fence line merges into the fence object.
+    assert as_building >= (truth["class"] == "building").sum() - 1
