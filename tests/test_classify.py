@@ -128,3 +128,14 @@ def test_index_change_is_one_sided():
     s = index_change(before, after, np.ones((50, 50), bool), band_names=names)
     assert s[:10, :10].mean() > 2
     assert s[-10:, -10:].mean() < 0.5
+
+
+def test_building_length_and_width_come_from_its_rectangle():
+    mask = np.zeros(GRID.shape, bool)
+    mask[10:22, 10:30] = True  # a 20 x 12 px building
+    objs = mask_to_objects(mask, np.where(mask, 6.0, 0.5), GRID)
+    out = classify_objects(objs, mask, np.ones(GRID.shape), pixel_m=1.0, threshold=2.0)
+    row = out.iloc[0]
+    assert row["class"] == "building"
+    assert row.length_m == pytest.approx(20.0, abs=1.0)
+    assert row.width_m == pytest.approx(12.0, abs=1.0)

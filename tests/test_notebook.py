@@ -18,7 +18,7 @@ pytest.importorskip("folium", reason="folium not installed (pip install .[notebo
 pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install .[notebook])")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_facility.ipynb"
-PUBLIC_MODULES = {"aoi", "change", "evidence", "io", "objects", "pipeline", "products"}
+PUBLIC_MODULES = {"aoi", "change", "evidence", "io", "objects", "pipeline", "products", "webmap"}
 
 
 def kernel_for_this_interpreter(root: Path) -> str:

@@ -267,15 +267,19 @@ def classify_objects(
         m = shape_measures(region, geom, pixel_m=pixel_m)
         cls = classify_shape(m, pixel_m=pixel_m)
         classes.append(cls)
-        lengths.append(m.length_m if cls == "fence_or_wall" else m.rect_long_m)
-        widths.append(m.width_m)
+        # A wall is measured along its centre line; anything compact by its rectangle
+        # (the skeleton of a compact blob is short, so area / skeleton overstates width).
+        linear = cls == "fence_or_wall"
+        width = m.width_m if linear else m.rect_short_m
+        lengths.append(m.length_m if linear else m.rect_long_m)
+        widths.append(width)
         confs.append(
             object_confidence(
                 mean_score=float(score),
                 threshold=threshold,
                 direction_fraction=float(frac_dir[k]),
                 shape_class=cls,
-                width_m=m.width_m,
+                width_m=width,
                 residual_shift_m=residual_shift_px * pixel_m,
             )
         )
