@@ -61,6 +61,24 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
     return _make
 
 
+@pytest.fixture
+def sample_detect_args() -> Callable[..., list[str]]:
+    """Factory: ``borderwatch detect`` arguments for the sample tiles over Helong."""
+    from borderwatch.pipeline import sample_tiles_dir
+
+    tiles = sample_tiles_dir()
+
+    def _args(out: Path, *extra: str) -> list[str]:
+        return [
+            "detect",
+            *("--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif")),
+            *("--aoi", "helong", "--out", str(out)),
+            *extra,
+        ]
+
+    return _args
+
+
 @pytest.fixture(scope="session")
 def analyst_outputs(tmp_path_factory: pytest.TempPathFactory):
     """The sample tiles run once over Helong with every analyst output written.

@@ -28,22 +28,10 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-def test_detect_writes_layer_and_summary(tmp_path: Path):
+def test_detect_writes_layer_and_summary(tmp_path: Path, sample_detect_args):
     tiles = sample_tiles_dir()
     out = tmp_path / "new_structures.geojson"
-    r = invoke(
-        [
-            "detect",
-            "--before",
-            str(tiles / "before.tif"),
-            "--after",
-            str(tiles / "after.tif"),
-            "--aoi",
-            "helong",
-            "--out",
-            str(out),
-        ]
-    )
+    r = invoke(sample_detect_args(out))
     assert r.exit_code == 0, r.output
     assert "detections" in r.output and "m2" in r.output and str(out) in r.output
     fc = json.loads(out.read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyogrio
@@ -248,3 +249,27 @@ def test_oscd_sentinel2_packet(tmp_path, shared_data):
         assert src.descriptions == ("B02", "B03", "B04", "B08")
         assert src.res[0] == pytest.approx(10.0, rel=0.05)  # the EPSG:4326 10 m bands in UTM
     assert verify_packet(tmp_path / "packet").ok
+
+
+def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
+    """Object ids, the GeoJSON provenance and the manifest share one hash per input."""
+    import borderwatch.pipeline as pipeline
+    from borderwatch.pipeline import run_detect, sample_tiles_dir
+    from borderwatch.products import write_products
+
+    counted: list[str] = []
+    real = pipeline.sha256_file
+
+    def counting(path, **kwargs):
+        counted.append(str(path))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(pipeline, "sha256_file", counting)
+    tiles = sample_tiles_dir()
+    run = run_detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
+    outs = (tmp_path / "d.gpkg", tmp_path / "d.geojson")
+    products = write_products(run, outputs=outs, evidence=tmp_path / "evidence")
+    assert sorted(counted) == sorted(str(tiles / n) for n in ("before.tif", "after.tif"))
+    manifest = json.loads((products.evidence.folder / "manifest.json").read_text())
+    inputs = {Path(f["path"]).name: f["sha256"] for f in manifest["files"] if f["role"] == "input"}
+    assert inputs == {n: real(tiles / n) for n in ("before.tif", "after.tif")}

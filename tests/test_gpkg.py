@@ -190,24 +190,12 @@ def test_write_is_atomic_and_refuses_to_overwrite(analyst_outputs, tmp_path):
         write_gpkg(layers, tmp_path / "x.shp")
 
 
-def test_detect_cli_writes_gpkg_by_suffix(analyst_outputs, tmp_path: Path):
+def test_detect_cli_writes_gpkg_by_suffix(analyst_outputs, tmp_path: Path, sample_detect_args):
     out = tmp_path / "site.gpkg"
     tiles = analyst_outputs.tiles
     r = CliRunner().invoke(
         main,
-        [
-            "detect",
-            "--before",
-            str(tiles / "before.tif"),
-            "--after",
-            str(tiles / "after.tif"),
-            "--aoi",
-            "helong",
-            "--out",
-            str(out),
-            "--reviews",
-            str(tmp_path / "store"),
-        ],
+        sample_detect_args(out, "--reviews", str(tmp_path / "store")),
     )
     assert r.exit_code == 0, r.output
     assert str(out) in r.output

@@ -65,7 +65,7 @@ def edited(analyst_outputs, tmp_path):
     return gpkg, ids
 
 
-def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path):
+def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path, sample_detect_args):
     gpkg, ids = edited
     store = tmp_path / "store"
     result = import_reviews(gpkg, store_dir=store)
@@ -78,22 +78,9 @@ def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path):
     }
     # The CLI rerun over the same place writes the reviews back into the new layer.
     out = tmp_path / "rerun.gpkg"
-    tiles = analyst_outputs.tiles
     r = CliRunner().invoke(
         main,
-        [
-            "detect",
-            "--before",
-            str(tiles / "before.tif"),
-            "--after",
-            str(tiles / "after.tif"),
-            "--aoi",
-            "helong",
-            "--out",
-            str(out),
-            "--reviews",
-            str(store),
-        ],
+        sample_detect_args(out, "--reviews", str(store)),
     )
     assert r.exit_code == 0, r.output
     assert "re-applied 2 stored reviews for helong" in r.output

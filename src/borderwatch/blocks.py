@@ -86,7 +86,6 @@ __all__ = [
     "BlockRun",
     "IN_MEMORY_MAX_PIXELS",
     "block_layout",
-    "block_metadata",
     "needs_blocks",
     "finish_run",
     "prepare_job",
@@ -627,19 +626,3 @@ def needs_blocks(
         margin_m=params.margin_m,
     )
     return grid.shape[0] * grid.shape[1] > IN_MEMORY_MAX_PIXELS
-
-
-def block_metadata(run: BlockRun) -> dict[str, Any]:
-    """:func:`borderwatch.pipeline.run_metadata` of a blockwise run, with its input hashes."""
-    from borderwatch.pipeline import run_metadata
-
-    meta = run_metadata(run, hash_inputs=not run.input_sha256)  # type: ignore[arg-type]
-    for role in ("before", "after"):
-        for entry in meta["inputs"][role]["files"]:
-            known = run.input_sha256.get(entry["path"]) or next(
-                (h for p, h in run.input_sha256.items() if str(Path(p).resolve()) == entry["path"]),
-                None,
-            )
-            if known is not None:
-                entry["sha256"] = known
-    return meta

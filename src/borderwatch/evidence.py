@@ -446,10 +446,9 @@ def write_evidence(
     outputs += [
         root / p for c in chips for p in (c.before_png, c.after_png, c.before_tif, c.after_tif)
     ]
-    inputs = [*run.before.source.paths, *run.after.source.paths]
     manifest = write_manifest(
         root,
-        inputs=inputs,
+        inputs=run.input_sha256,
         outputs=outputs,
         record=record,
         started_utc=run.started_utc,

@@ -25,7 +25,7 @@ from shapely.ops import unary_union
 
 from borderwatch.aoi import aoi_polygon_lonlat
 from borderwatch.errors import InputError
-from borderwatch.export import atomic_write, sha256_file
+from borderwatch.export import atomic_write
 from borderwatch.pipeline import DetectionRun
 from borderwatch.schema import analyst_table
 from borderwatch.styles import style_for_layer
@@ -60,8 +60,7 @@ _POLYGON_LAYERS = ("detections", "aoi", "footprints")
 
 def input_hashes(run: DetectionRun) -> tuple[str, ...]:
     """SHA-256 of every before then after input file of ``run``, in order."""
-    paths = [*run.before.source.paths, *run.after.source.paths]
-    return tuple(sha256_file(p) for p in paths)
+    return tuple(run.input_sha256.values())
 
 
 def footprints_frame(run: DetectionRun) -> gpd.GeoDataFrame:

@@ -97,20 +97,27 @@ def host_info() -> dict[str, str]:
     return {"name": platform.node(), "platform": platform.platform(), "machine": platform.machine()}
 
 
-def file_entry(path: str | os.PathLike[str], *, root: Path, role: str) -> dict[str, Any]:
-    """Manifest entry of one file: path (relative to ``root`` when inside), size, SHA-256."""
+def file_entry(
+    path: str | os.PathLike[str], *, root: Path, role: str, sha256: str | None = None
+) -> dict[str, Any]:
+    """Manifest entry of one file: path (relative to ``root`` when inside), size, SHA-256.
+
+    ``sha256`` is the file's hash when the caller already has it (inputs hashed once
+    per run); otherwise it is computed here.
+    """
     p = Path(path).resolve()
     try:
         name = p.relative_to(root.resolve()).as_posix()
     except ValueError:
         name = str(p)
-    return {"path": name, "role": role, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+    digest = sha256 or sha256_file(p)
+    return {"path": name, "role": role, "bytes": p.stat().st_size, "sha256": digest}
 
 
 def write_manifest(
     packet_dir: str | os.PathLike[str],
     *,
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str]] | Mapping[str, str],
     outputs: Iterable[str | os.PathLike[str]],
     record: Mapping[str, Any],
     started_utc: str,
@@ -122,7 +129,9 @@ def write_manifest(
     ----------
     packet_dir : path
         The evidence packet folder.
-    inputs, outputs : iterables of paths
+    inputs : iterable of paths, or mapping of path to known SHA-256
+        Input files; a mapping supplies hashes already computed for the run.
+    outputs : iterable of paths
         Files to hash; outputs inside ``packet_dir`` are listed relative to it.
     record : mapping
         JSON-serialisable run description (parameters, scenes, AOI, summary).
@@ -137,7 +146,8 @@ def write_manifest(
         The manifest path.
     """
     root = Path(packet_dir)
-    files = [file_entry(p, root=root, role="input") for p in inputs]
+    known = dict(inputs) if isinstance(inputs, Mapping) else dict.fromkeys(inputs)
+    files = [file_entry(p, root=root, role="input", sha256=h) for p, h in known.items()]
     files += [file_entry(p, root=root, role="output") for p in outputs]
     doc = {
         "format": _FORMAT,

@@ -14,6 +14,7 @@ import os
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -118,6 +119,16 @@ class DetectionRun:
     def grid(self) -> Grid:
         """Analysis grid (CRS, transform, shape)."""
         return self.before.grid
+
+    @cached_property
+    def input_sha256(self) -> dict[str, str]:
+        """SHA-256 of every before then after input file, keyed by path as given.
+
+        Computed once per run on first use, so provenance, object ids and the evidence
+        manifest share one pass over the inputs.
+        """
+        paths = [*self.before.source.paths, *self.after.source.paths]
+        return {p: sha256_file(p) for p in paths}
 
     @property
     def total_area_m2(self) -> float:
@@ -253,7 +264,7 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
             {
                 "path": str(Path(p).resolve()),
                 "name": Path(p).name,
-                "sha256": sha256_file(p) if hash_inputs else None,
+                "sha256": (run.input_sha256.get(p) or sha256_file(p)) if hash_inputs else None,
             }
             for p in scene.source.paths
         ]

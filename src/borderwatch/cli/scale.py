@@ -12,9 +12,10 @@ from typing import Any
 
 import click
 
-from borderwatch.blocks import BlockRun, block_metadata, needs_blocks, run_detect_blocks
+from borderwatch.blocks import BlockRun, needs_blocks, run_detect_blocks
 from borderwatch.errors import InputError
 from borderwatch.export import check_writable, write_geojson
+from borderwatch.pipeline import run_metadata
 from borderwatch.progress import progress_reporter
 
 __all__ = ["raster_out_options", "run_blockwise", "use_blocks", "write_block_outputs"]
@@ -65,7 +66,8 @@ def write_block_outputs(run: BlockRun, out: Path | None, *, overwrite: bool) -> 
     files = [*run.outputs.values()]
     if out is not None:
         files.insert(
-            0, write_geojson(run.objects, out, metadata=block_metadata(run), overwrite=overwrite)
+            0,
+            write_geojson(run.objects, out, metadata=run_metadata(run), overwrite=overwrite),  # type: ignore[arg-type]
         )
     return files
 
