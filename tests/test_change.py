@@ -108,3 +108,24 @@ def test_shape_errors():
         cva(b, a, np.zeros(b.shape[1:], bool))
     with pytest.raises(InputError, match="unknown method"):
         detect_change(b, a, np.ones(b.shape[1:], bool), pixel_area_m2=1, method="magic")
+
+
+def test_combined_applies_fitted_statistics_block_by_block():
+    """apply_combined on a block with combined_halo_px of context equals the whole scene."""
+    from borderwatch.change import apply_combined, combined, combined_halo_px, fit_combined
+
+    rng = np.random.default_rng(7)
+    before = rng.normal(1000, 50, (4, 96, 96)).astype(np.float32)
+    after = before * 1.1 + rng.normal(0, 20, before.shape).astype(np.float32)
+    after[:, 40:60, 30:50] += 400
+    valid = np.ones((96, 96), bool)
+    valid[:5] = False
+    names = ("blue", "green", "red", "nir")
+    whole = combined(before, after, valid, band_names=names, pixel_m=0.5)
+    model = fit_combined(before, after, valid, band_names=names)
+    h = combined_halo_px(0.5)
+    assert h >= 8
+    rows = slice(30 - h, 70 + h)
+    part = apply_combined(model, before[:, rows], after[:, rows], valid[rows], pixel_m=0.5)
+    np.testing.assert_allclose(part[h:-h], whole[30:70], rtol=1e-5, atol=1e-5)
+    assert whole[50, 40] > 3 * np.nanmedian(whole)

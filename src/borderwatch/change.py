@@ -34,12 +34,16 @@ import numpy as np
 from scipy import ndimage
 
 from borderwatch.errors import InputError
-from borderwatch.indices import index_change
+from borderwatch.indices import index_change, index_score, index_stats
 from borderwatch.irmad import irmad
 from borderwatch.thresholds import chi2_threshold, ki_threshold
 
 __all__ = [
     "ChangeResult",
+    "CombinedModel",
+    "apply_combined",
+    "combined_halo_px",
+    "fit_combined",
     "METHODS",
     "THRESHOLDS",
     "clean_mask",
@@ -340,6 +344,132 @@ def smooth_score(score: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np
     return out
 
 
+@dataclass(frozen=True)
+class CombinedModel:
+    """Global statistics of the ``combined`` score, fitted once per scene.
+
+    Small and picklable, so a block-wise or Dask run fits it on a sample of valid
+    pixels and applies it to every block (:func:`apply_combined`).
+
+    Attributes
+    ----------
+    before_mean, before_std, after_mean, after_std : numpy.ndarray
+        ``float64 (bands,)`` per-band moments of each date over the valid pixels.
+    diff_mean, diff_std : numpy.ndarray
+        ``float64 (bands,)`` moments of the difference of the standardised dates.
+    index_centre, index_scale : dict
+        Median and standard deviation of each index difference (after - before).
+    band_names : tuple of str
+        Band names the indices were chosen from.
+    """
+
+    before_mean: np.ndarray
+    before_std: np.ndarray
+    after_mean: np.ndarray
+    after_std: np.ndarray
+    diff_mean: np.ndarray
+    diff_std: np.ndarray
+    index_centre: dict[str, float]
+    index_scale: dict[str, float]
+    band_names: tuple[str, ...]
+
+
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and standard deviation of ``(bands, n)`` samples (std 0 -> 1)."""
+    v = x.astype(np.float64)
+    mean, std = v.mean(axis=1), v.std(axis=1)
+    std[std == 0] = 1.0
+    return mean, std
+
+
+def fit_combined(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    *,
+    band_names: Sequence[str] = (),
+) -> CombinedModel:
+    """Global statistics of the ``combined`` score over the valid pixels.
+
+    Parameters
+    ----------
+    before, after : numpy.ndarray
+        ``(bands, rows, cols)`` on the same grid, or ``(bands, n, 1)`` samples of
+        valid pixels (block-wise runs fit on a random sample).
+    valid : numpy.ndarray
+        ``bool (rows, cols)``.
+    band_names : sequence of str
+        Band names (roles for the indices).
+
+    Returns
+    -------
+    CombinedModel
+    """
+    _check(before, after, valid)
+    b, a = before[:, valid], after[:, valid]
+    bm, bs = _moments(b)
+    am, as_ = _moments(a)
+    d = (a - am[:, None]) / as_[:, None] - (b - bm[:, None]) / bs[:, None]
+    dm, ds = _moments(d)
+    centre, scale = index_stats(before, after, valid, band_names=band_names)
+    return CombinedModel(bm, bs, am, as_, dm, ds, centre, scale, tuple(band_names))
+
+
+def combined_halo_px(pixel_m: float | None) -> int:
+    """Pixels of context :func:`apply_combined` needs around a block (its smoothing)."""
+    sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+    return int(4.0 * sigma_px + 0.5) + 1 if sigma_px >= 0.5 else 0
+
+
+def apply_combined(
+    model: CombinedModel,
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    *,
+    pixel_m: float | None = None,
+) -> np.ndarray:
+    """Score a scene or a block with fitted ``combined`` statistics.
+
+    Parameters
+    ----------
+    model : CombinedModel
+        From :func:`fit_combined`.
+    before, after : numpy.ndarray
+        ``(bands, rows, cols)`` on the same grid.
+    valid : numpy.ndarray
+        ``bool (rows, cols)``.
+    pixel_m : float, optional
+        Pixel size in metres (for the smoothing); default no smoothing.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (rows, cols)``, NaN at invalid pixels. On a block read with
+        :func:`combined_halo_px` pixels of halo, the interior equals the whole-scene score.
+    """
+    f32 = np.float32
+
+    def z(img: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        return (img.astype(f32) - mean[:, None, None].astype(f32)) / std[:, None, None].astype(f32)
+
+    d = z(after, model.after_mean, model.after_std) - z(before, model.before_mean, model.before_std)
+    d = (d - model.diff_mean[:, None, None].astype(f32)) / model.diff_std[:, None, None].astype(f32)
+    d = np.nan_to_num(d)
+    c = np.sqrt(np.einsum("brc,brc->rc", d, d) / d.shape[0])
+    i = index_score(
+        before,
+        after,
+        centre=model.index_centre,
+        scale=model.index_scale,
+        band_names=model.band_names,
+    )
+    score = np.sqrt((c * c + i * i) / 2).astype(np.float32)
+    score[~valid] = np.nan
+    sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+    return smooth_score(score, valid, sigma_px=sigma_px)
+
+
 def combined(
     before: np.ndarray,
     after: np.ndarray,
@@ -351,18 +481,19 @@ def combined(
     """Default score: spectral change magnitude and construction direction together.
 
     ``sqrt((cva**2 + index**2) / 2)``: the standardised change-vector magnitude
-    (:func:`cva`, any change of any band) and the one-sided index score
-    (:func:`borderwatch.indices.index_change`: brightness or built-up gain, vegetation
-    loss) on the same standardised scale. Pixels that changed *and* changed the way
-    construction changes them score highest; a strong change in the other direction
-    (re-greening, shadow) still scores through the CVA term at ``1/sqrt(2)`` of its
-    weight. The result is smoothed with a Gaussian of :data:`SMOOTH_SIGMA_M` metres.
+    (:func:`cva` of the per-date standardised bands, any change of any band) and the
+    one-sided index score (:func:`borderwatch.indices.index_change`: brightness or
+    built-up gain, vegetation loss) on the same standardised scale. Pixels that changed
+    *and* changed the way construction changes them score highest; a strong change in
+    the other direction (re-greening, shadow) still scores through the CVA term at
+    ``1/sqrt(2)`` of its weight. The result is smoothed with a Gaussian of
+    :data:`SMOOTH_SIGMA_M` metres.
 
     IR-MAD is not part of the default: on the shared benchmark data its statistic
     separates change worse than the standardised CVA (see benchmarks/results).
 
-    Both terms use global per-band statistics (mean, standard deviation, median) of
-    the valid pixels, so a block-wise run must compute those once on a sample.
+    Equals ``apply_combined(fit_combined(...), ...)``; a block-wise run fits the
+    global statistics once (:func:`fit_combined`) and applies them per block.
 
     Parameters
     ----------
@@ -380,14 +511,8 @@ def combined(
     numpy.ndarray
         ``float32 (rows, cols)``, NaN at invalid pixels.
     """
-    # Each date is standardised per band first, so a per-band gain and offset between
-    # the dates (illumination, haze, sensor calibration) cancels exactly.
-    zb, za = standardise_bands(before, valid), standardise_bands(after, valid)
-    c = np.nan_to_num(cva(zb, za, valid))
-    i = np.nan_to_num(index_change(before, after, valid, band_names=band_names))
-    score = np.sqrt((c * c + i * i) / 2).astype(np.float32)
-    sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
-    return smooth_score(score, valid, sigma_px=sigma_px)
+    model = fit_combined(before, after, valid, band_names=band_names)
+    return apply_combined(model, before, after, valid, pixel_m=pixel_m)
 
 
 #: Method name -> ``fn(before, after, valid, **context) -> score``. Functions that

@@ -34,10 +34,13 @@ import numpy as np
 from borderwatch.errors import InputError
 
 __all__ = [
+    "CONSTRUCTION_SIGN",
     "ROLES",
     "band_roles",
     "compute_indices",
     "index_change",
+    "index_score",
+    "index_stats",
     "vegetation_index",
     "visible_brightness",
 ]
@@ -181,16 +184,6 @@ def compute_indices(image: np.ndarray, band_names: Sequence[str]) -> dict[str, n
     return out
 
 
-def _robust_z(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Centre on the valid median and divide by the valid standard deviation; 0 at NaN."""
-    ok = valid & np.isfinite(x)
-    if not ok.any():
-        return np.zeros(x.shape, np.float32)
-    v = x[ok].astype(np.float64)
-    sd = float(v.std()) or 1.0
-    return np.nan_to_num((x - np.median(v)) / sd).astype(np.float32)
-
-
 def visible_brightness(image: np.ndarray, band_names: Sequence[str]) -> np.ndarray:
     """Mean of the visible bands (all bands if none is known), ``float32 (rows, cols)``.
 
@@ -199,6 +192,65 @@ def visible_brightness(image: np.ndarray, band_names: Sequence[str]) -> np.ndarr
     roles = band_roles(band_names, n_bands=image.shape[0])
     vis = [roles[r] for r in ("blue", "green", "red") if r in roles]
     return image[vis or list(range(image.shape[0]))].astype(np.float32).mean(axis=0)
+
+
+#: Construction direction of each index difference (after - before): +1 gain, -1 loss.
+CONSTRUCTION_SIGN = {"brightness": 1.0, "ndvi": -1.0, "greenness": -1.0, "ndbi": 1.0}
+
+
+def index_stats(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    *,
+    band_names: Sequence[str] = (),
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median and standard deviation of each index difference over the valid pixels.
+
+    Returns
+    -------
+    tuple of dict
+        ``(centre, scale)`` keyed by index name (those in :data:`CONSTRUCTION_SIGN`);
+        scale 0 becomes 1, an index with no finite valid value gets ``(0, 1)``.
+    """
+    ib = compute_indices(before, band_names)
+    ia = compute_indices(after, band_names)
+    centre: dict[str, float] = {}
+    scale: dict[str, float] = {}
+    for k in ib:
+        if k not in CONSTRUCTION_SIGN:
+            continue
+        d = ia[k] - ib[k]
+        v = d[valid & np.isfinite(d)].astype(np.float64)
+        centre[k] = float(np.median(v)) if v.size else 0.0
+        scale[k] = (float(v.std()) or 1.0) if v.size else 1.0
+    return centre, scale
+
+
+def index_score(
+    before: np.ndarray,
+    after: np.ndarray,
+    *,
+    centre: dict[str, float],
+    scale: dict[str, float],
+    band_names: Sequence[str] = (),
+) -> np.ndarray:
+    """One-sided construction-direction score with given statistics (:func:`index_stats`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (rows, cols)``, >= 0; 0 where an index is undefined.
+    """
+    ib = compute_indices(before, band_names)
+    ia = compute_indices(after, band_names)
+    terms = [
+        np.maximum(
+            CONSTRUCTION_SIGN[k] * np.nan_to_num((ia[k] - ib[k] - centre[k]) / scale[k]), 0.0
+        )
+        for k in centre
+    ]
+    return np.sqrt(np.mean(np.stack(terms) ** 2, axis=0)).astype(np.float32)
 
 
 def index_change(
@@ -210,11 +262,12 @@ def index_change(
 ) -> np.ndarray:
     """Construction-direction change score from spectral index differences.
 
-    Each index difference (after minus before) is standardised over the valid pixels
-    and only its construction direction is kept: brightness
-    *gain*, vegetation (NDVI or excess-green) *loss*, built-up (NDBI) *gain*. The score
-    is the root mean square of these one-sided terms, so a pixel scores high when it brightened,
-    lost vegetation or became more built-up, and zero when it darkened or greened.
+    Each index difference (after minus before) is centred on its valid median,
+    divided by its valid standard deviation (:func:`index_stats`), and only its
+    construction direction is kept: brightness *gain*, vegetation (NDVI or
+    excess-green) *loss*, built-up (NDBI) *gain*. The score is the root mean square of
+    these one-sided terms, so a pixel scores high when it brightened, lost vegetation
+    or became more built-up, and zero when it darkened or greened.
 
     Parameters
     ----------
@@ -230,10 +283,7 @@ def index_change(
     numpy.ndarray
         ``float32 (rows, cols)``, >= 0, NaN at invalid pixels.
     """
-    ib = compute_indices(before, band_names)
-    ia = compute_indices(after, band_names)
-    sign = {"brightness": 1.0, "ndvi": -1.0, "greenness": -1.0, "ndbi": 1.0}
-    terms = [np.maximum(sign[k] * _robust_z(ia[k] - ib[k], valid), 0.0) for k in ib if k in sign]
-    score = np.sqrt(np.mean(np.stack(terms) ** 2, axis=0)).astype(np.float32)
+    centre, scale = index_stats(before, after, valid, band_names=band_names)
+    score = index_score(before, after, centre=centre, scale=scale, band_names=band_names)
     score[~valid] = np.nan
     return score
