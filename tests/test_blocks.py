@@ -231,6 +231,8 @@ def test_memory_below_block_budget(tmp_path: Path) -> None:
             grid=grid,
             block_size=256,
             workers=1,
+            sample_px=1 << 16,  # statistics from 4% of the scene: a fixed, small cost
+            tile_cache_mb=4,  # decoded tiles kept for halos: stripes of 512 px
         )
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -321,4 +323,7 @@ def test_whole_scene_steps_are_refused_not_skipped(pair) -> None:
             a,
             params=DetectParams(method="cva", threshold="otsu", classify=False),
             block_size=BLOCK,
+            stats="exact",
         )
+    with pytest.raises(InputError, match="normalise"):
+        run_detect_blocks(b, a, params=DetectParams(normalise="irmad"), block_size=BLOCK)

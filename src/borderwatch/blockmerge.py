@@ -24,11 +24,13 @@ import geopandas as gpd
 import numpy as np
 import rasterio.features
 from affine import Affine
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
+from borderwatch.blockclassify import ObjectCrop
 from borderwatch.io import Grid
 from borderwatch.objects import OBJECT_COLUMNS, label_objects
 
@@ -64,6 +66,9 @@ class BlockSummary:
         flat grid index ``row * cols + col`` of its first pixel in raster order.
     geoms : list of (int, shapely geometry)
         Polygons of the local ``F`` labels, in the grid CRS.
+    crops : list of (int, ObjectCrop)
+        Pixel mask and direction evidence of each local ``F`` label (grid pixel
+        origin), when the block was summarised with a direction (for classification).
     """
 
     index: tuple[int, int]
@@ -76,6 +81,39 @@ class BlockSummary:
     f_first: np.ndarray = field(repr=False)
     f_edges: _Edges = field(repr=False)
     geoms: list[tuple[int, Any]] = field(repr=False)
+    crops: list[tuple[int, ObjectCrop]] = field(default_factory=list, repr=False)
+
+
+def _crops(
+    f_lab: np.ndarray, direction: np.ndarray, row0: int, col0: int
+) -> list[tuple[int, ObjectCrop]]:
+    out = []
+    for k, sl in enumerate(ndimage.find_objects(f_lab), start=1):
+        if sl is None:
+            continue
+        mask = f_lab[sl] == k
+        d = np.where(mask, direction[sl], np.float32(0)).astype(np.float32)
+        out.append((k, ObjectCrop(row0 + sl[0].start, col0 + sl[1].start, mask, d)))
+    return out
+
+
+def _merge_crops(parts: list[ObjectCrop]) -> ObjectCrop:
+    if len(parts) == 1:
+        return parts[0]
+    r0 = min(p.row0 for p in parts)
+    c0 = min(p.col0 for p in parts)
+    r1 = max(p.row0 + p.mask.shape[0] for p in parts)
+    c1 = max(p.col0 + p.mask.shape[1] for p in parts)
+    mask = np.zeros((r1 - r0, c1 - c0), bool)
+    direction = np.zeros(mask.shape, np.float32)
+    for p in parts:
+        sl = (
+            slice(p.row0 - r0, p.row0 - r0 + p.mask.shape[0]),
+            slice(p.col0 - c0, p.col0 - c0 + p.mask.shape[1]),
+        )
+        mask[sl] |= p.mask
+        direction[sl] += p.direction  # parts are disjoint, 0 outside their pixels
+    return ObjectCrop(r0, c0, mask, direction)
 
 
 def block_labels(clean: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, int]:
@@ -94,6 +132,7 @@ def summarise_block(
     row0: int,
     col0: int,
     grid: Grid,
+    direction: np.ndarray | None = None,
 ) -> BlockSummary:
     """Summarise one block's cleaned mask for :func:`merge_blocks`.
 
@@ -110,6 +149,9 @@ def summarise_block(
         Offset of the block in the grid, pixels.
     grid : Grid
         The whole analysis grid.
+    direction : numpy.ndarray, optional
+        Construction-direction evidence of the block core; when given, each object's
+        pixel crop is kept for classification after the merge.
     """
     m_lab, nm, f_lab, nf = block_labels(clean, valid)
     m_count = np.bincount(m_lab.ravel(), minlength=nm + 1)
@@ -149,6 +191,7 @@ def summarise_block(
         f_first,
         _Edges.of(f_lab),
         geoms,
+        _crops(f_lab, direction, row0, col0) if direction is not None and nf else [],
     )
 
 
@@ -215,10 +258,13 @@ class MergeResult:
         As :func:`borderwatch.objects.mask_to_objects` would give on the whole mask.
     keep : dict
         ``(block_row, block_col) -> bool array`` indexed by local ``F`` label.
+    crops : list of ObjectCrop
+        One per row of ``objects`` when the blocks carried crops, else empty.
     """
 
     objects: gpd.GeoDataFrame
     keep: dict[tuple[int, int], np.ndarray]
+    crops: list[ObjectCrop] = field(default_factory=list)
 
 
 def merge_blocks(
@@ -264,6 +310,7 @@ def merge_blocks(
     first = np.full(n_f, np.iinfo(np.int64).max)
     keep: dict[tuple[int, int], np.ndarray] = {}
     parts: dict[int, list[Any]] = {}
+    crop_parts: dict[int, list[ObjectCrop]] = {}
     for key in sorted(by_key):
         s = by_key[key]
         local = np.arange(1, s.f_to_m.size)
@@ -277,6 +324,8 @@ def merge_blocks(
         np.minimum.at(first, nodes, s.f_first[1:])
         for label, geom in s.geoms:
             parts.setdefault(int(f_comp[f_off[key] + label]), []).append(geom)
+        for label, crop in s.crops:
+            crop_parts.setdefault(int(f_comp[f_off[key] + label]), []).append(crop)
     chosen = np.flatnonzero(f_keep & (count > 0))
     chosen = chosen[np.argsort(first[chosen], kind="stable")]
     extra = dict(attrs or {})
@@ -299,4 +348,5 @@ def merge_blocks(
     }
     for k, v in extra.items():
         data[k] = [v] * n
-    return MergeResult(gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs), keep)
+    crops = [_merge_crops(crop_parts[int(c)]) for c in chosen] if crop_parts else []
+    return MergeResult(gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs), keep, crops)

@@ -52,14 +52,31 @@ import geopandas as gpd
 import numpy as np
 
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
+from borderwatch.blockclassify import classify_merged
 from borderwatch.blockexec import Progress, each, local_mapper
 from borderwatch.blockmerge import merge_blocks
+from borderwatch.blockpass import (
+    ONE_PASS_METHODS,
+    SAMPLE_PX,
+    AlignResult,
+    Sample,
+    SceneModel,
+    align_window,
+    fit_scene,
+    sample_windows,
+    task_align,
+    task_block,
+    task_block_raster,
+    task_sample,
+)
+from borderwatch.blockread import TileReader, stripe_order
 from borderwatch.blockstats import BandMoments, Extremes, merge_histograms
 from borderwatch.blocktasks import (
     BLOCK_METHODS,
     CleanParams,
     PairSource,
     Win,
+    clip_window,
     create_cache,
     fit_model,
     merge_extremes,
@@ -73,7 +90,7 @@ from borderwatch.blocktasks import (
     task_score,
     threshold_from_histogram,
 )
-from borderwatch.change import THRESHOLDS, threshold_score
+from borderwatch.change import THRESHOLDS, combined_halo_px, threshold_score
 from borderwatch.errors import InputError
 from borderwatch.export import check_writable, sha256_file
 from borderwatch.io import DateSource, Grid, choose_grid, open_date
@@ -88,12 +105,17 @@ __all__ = [
     "block_layout",
     "needs_blocks",
     "finish_run",
+    "fit_job",
+    "fit_plan",
     "prepare_job",
     "resolve_threshold",
     "run_detect_blocks",
     "write_rasters",
 ]
 
+#: Default memory for decoded tiles awaiting reuse by later halos, MB (see
+#: :func:`borderwatch.blockread.stripe_order`).
+TILE_CACHE_MB = 192
 #: Default block edge, pixels (aligned up to the input tile size).
 DEFAULT_BLOCK_SIZE = 1024
 #: Whole-scene steps of ``run_detect`` that do not run block by block yet, with the
@@ -203,6 +225,13 @@ class BlockJob:
         Requested block edge, pixels.
     started_utc : str
         When the job was prepared.
+    stats : {"sample", "exact"}
+        Global statistics from a sample in one pass (:mod:`borderwatch.blockpass`), or
+        exact streaming passes (``cva`` without co-registration or classification).
+    sample_px : int
+        Sample size, pixels (``stats="sample"``).
+    seed : int
+        Seed of the random sample windows.
     """
 
     source: PairSource
@@ -212,6 +241,9 @@ class BlockJob:
     attrs: dict[str, Any]
     block_size: int
     started_utc: str
+    stats: str = "sample"
+    sample_px: int = SAMPLE_PX
+    seed: int = 0
 
 
 def prepare_job(
@@ -222,41 +254,31 @@ def prepare_job(
     params: Any = None,
     grid: Grid | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    stats: str = "sample",
+    sample_px: int = SAMPLE_PX,
+    seed: int = 0,
 ) -> BlockJob:
     """Open the inputs, pick the grid (as ``run_detect`` does) and cut it into blocks.
 
     Raises
     ------
     InputError
-        The method or threshold cannot run block by block, or band counts differ.
+        The method, threshold or a whole-scene step cannot run block by block, or
+        band counts differ.
     NoOverlapError
         The inputs do not overlap each other or the AOI.
     """
     from borderwatch.pipeline import DetectParams
 
     params = params or DetectParams()
-    if params.method not in BLOCK_METHODS:
-        raise InputError(
-            f"method {params.method!r} cannot run block by block yet (blockwise methods: "
-            f"{sorted(BLOCK_METHODS)}); use --method cva, or run without "
-            "--block-size/--scheduler on a scene that fits in memory"
-        )
-    if isinstance(params.threshold, str):
-        if params.threshold not in THRESHOLDS:
-            threshold_score(np.zeros(1), np.ones(1, bool), params.threshold)  # InputError
-        if params.threshold != "otsu":
-            raise InputError(
-                f"threshold {params.threshold!r} cannot run block by block; use otsu or a number"
-            )
-    whole_scene = [
-        name for name, off in BLOCK_UNSUPPORTED.items() if getattr(params, name, off) != off
-    ]
-    if whole_scene:
-        fix = ", ".join(f"{n}={BLOCK_UNSUPPORTED[n]!r}" for n in whole_scene)
-        raise InputError(
-            f"block-by-block runs do not do {', '.join(whole_scene)} yet; pass "
-            f"DetectParams({fix}) or run in memory on a scene that fits"
-        )
+    if stats == "sample":
+        _check_sampled(params)
+    elif stats == "exact":
+        _check_exact(params)
+    else:
+        raise InputError(f"unknown statistics mode {stats!r}; use 'sample' or 'exact'")
+    if sample_px < 1024:
+        raise InputError(f"sample of {sample_px} pixels is too small; give at least 1024")
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     area = get_aoi(aoi) if isinstance(aoi, (str, os.PathLike)) else aoi
     b_src, a_src = open_date(before), open_date(after)
@@ -284,7 +306,62 @@ def prepare_job(
         "before_date": b_src.date,
         "after_date": a_src.date,
     }
-    return BlockJob(src, layout.blocks(), params, area, attrs, block_size, started)
+    return BlockJob(
+        src, layout.blocks(), params, area, attrs, block_size, started, stats, sample_px, seed
+    )
+
+
+def _unknown_threshold(params: Any) -> None:
+    if isinstance(params.threshold, str) and params.threshold not in THRESHOLDS:
+        threshold_score(np.zeros(1), np.ones(1, bool), params.threshold)  # InputError
+
+
+def _check_sampled(params: Any) -> None:
+    """Refuse what the single pass cannot do (never silently replaced)."""
+    if getattr(params, "model", None) is not None:
+        raise InputError(
+            "--model (a trained classifier) cannot run block by block yet; run it in "
+            "memory on a scene that fits"
+        )
+    if params.method not in ONE_PASS_METHODS:
+        raise InputError(
+            f"method {params.method!r} cannot run block by block yet (blockwise methods: "
+            f"{sorted(ONE_PASS_METHODS)}); use --method combined or cva, or run without "
+            "--block-size/--scheduler on a scene that fits in memory"
+        )
+    _unknown_threshold(params)
+    if isinstance(params.threshold, str) and params.threshold not in ("ki", "otsu"):
+        raise InputError(
+            f"threshold {params.threshold!r} cannot run block by block; use ki, otsu or a number"
+        )
+    if getattr(params, "normalise", "none") != "none":
+        raise InputError(
+            f"block-by-block runs do not do normalise={params.normalise!r} yet; pass "
+            "--normalise none or run in memory on a scene that fits"
+        )
+
+
+def _check_exact(params: Any) -> None:
+    if params.method not in BLOCK_METHODS:
+        raise InputError(
+            f"method {params.method!r} cannot run block by block with exact statistics "
+            f"(exact methods: {sorted(BLOCK_METHODS)}); use stats='sample'"
+        )
+    _unknown_threshold(params)
+    if isinstance(params.threshold, str):
+        if params.threshold != "otsu":
+            raise InputError(
+                f"threshold {params.threshold!r} cannot run block by block; use otsu or a number"
+            )
+    whole_scene = [
+        name for name, off in BLOCK_UNSUPPORTED.items() if getattr(params, name, off) != off
+    ]
+    if whole_scene:
+        fix = ", ".join(f"{n}={BLOCK_UNSUPPORTED[n]!r}" for n in whole_scene)
+        raise InputError(
+            f"exact block-by-block statistics do not do {', '.join(whole_scene)}; pass "
+            f"DetectParams({fix}) or use stats='sample'"
+        )
 
 
 @dataclass(frozen=True)
@@ -364,11 +441,25 @@ def resolve_threshold(job: BlockJob) -> float | None:
 
 
 def finish_run(
-    job: BlockJob, value: float, summaries: Sequence[Any], scheduler: str
+    job: BlockJob,
+    value: float,
+    summaries: Sequence[Any],
+    scheduler: str,
+    scene: SceneModel | None = None,
 ) -> tuple[BlockRun, dict[tuple[int, int], np.ndarray]]:
-    """Merge block summaries into the run result (shared by every scheduler)."""
+    """Merge block summaries into the run result (shared by every scheduler).
+
+    With ``scene`` (single-pass runs), the merged objects are classified when the
+    parameters ask for it, and the co-registration and sample are recorded.
+    """
     src, p = job.source, job.params
     merged = merge_blocks(summaries, src.grid, min_area_m2=p.min_area_m2, attrs=job.attrs)
+    blockwise: dict[str, object] = {
+        "block_size": job.block_size,
+        "blocks": len(job.blocks),
+        "scheduler": scheduler,
+        "statistics": job.stats,
+    }
     change_params: dict[str, object] = {
         "method": p.method,
         "threshold": p.threshold,
@@ -376,18 +467,29 @@ def finish_run(
         "min_area_m2": p.min_area_m2,
         "opening_px": p.opening_px,
         "closing_px": p.closing_px,
-        "blockwise": {
-            "block_size": job.block_size,
-            "blocks": len(job.blocks),
-            "scheduler": scheduler,
-            "not_applied": sorted(BLOCK_UNSUPPORTED),
-        },
+        "p_value": p.p_value,
     }
+    objects = merged.objects
+    if scene is None:
+        blockwise["not_applied"] = sorted(BLOCK_UNSUPPORTED)
+    else:
+        change_params.update(scene.align)
+        blockwise["sample"] = scene.sample
+        if p.classify:
+            objects = classify_merged(
+                objects,
+                merged.crops,
+                pixel_m=scene.pixel_m,
+                threshold=value,
+                residual_shift_px=scene.align.get("residual_shift_px"),  # type: ignore[arg-type]
+                method=p.method,
+            )
+    change_params["blockwise"] = blockwise
     run = BlockRun(
         _DateRef(src.before, src.grid),
         _DateRef(src.after, src.grid),
         _ChangeRef(value, p.method, change_params),
-        merged.objects,
+        objects,
         job.aoi,
         p,
         job.started_utc,
@@ -411,6 +513,10 @@ def run_detect_blocks(
     progress: Progress | None = None,
     workers: int | None = None,
     scratch_dir: PathLike | None = None,
+    stats: str = "sample",
+    sample_px: int = SAMPLE_PX,
+    seed: int = 0,
+    tile_cache_mb: float = TILE_CACHE_MB,
 ) -> BlockRun:
     """Detect change block by block, with results equal to ``run_detect``.
 
@@ -442,8 +548,24 @@ def run_detect_blocks(
     workers : int, optional
         Local threads (default: CPU count).
     scratch_dir : path, optional
-        Folder for the local scratch cache (default: the system temp folder). It
-        needs ``4 x (bands + 1)`` bytes per grid pixel, removed at the end.
+        Folder for the local scratch cache of ``stats="exact"`` (default: the system
+        temp folder). It needs ``4 x (bands + 1)`` bytes per grid pixel, removed at
+        the end.
+    stats : {"sample", "exact"}
+        ``"sample"`` (default): one read of the inputs, global statistics from the
+        sample described in :mod:`borderwatch.blockpass` (the whole scene up to
+        ``sample_px`` pixels); every method in
+        :data:`~borderwatch.blockpass.ONE_PASS_METHODS`, with co-registration and
+        classification. ``"exact"``: statistics streamed exactly over all pixels in
+        several passes (``cva`` only, no co-registration or classification), so
+        masks are identical to the in-memory path for any scene size.
+    sample_px : int
+        Sample size, pixels.
+    seed : int
+        Seed of the sample windows.
+    tile_cache_mb : float
+        Memory for decoded input tiles kept for later blocks' halos (local single
+        pass); blocks are visited in column stripes narrow enough to fit it.
 
     Returns
     -------
@@ -459,7 +581,17 @@ def run_detect_blocks(
     for out in (score_out, mask_out):
         if out is not None:
             check_writable(out, overwrite=overwrite)
-    job = prepare_job(before, after, aoi=aoi, params=params, grid=grid, block_size=block_size)
+    job = prepare_job(
+        before,
+        after,
+        aoi=aoi,
+        params=params,
+        grid=grid,
+        block_size=block_size,
+        stats=stats,
+        sample_px=sample_px,
+        seed=seed,
+    )
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-hash") as hasher:
         # Provenance hashes are computed alongside the blocks, not after them.
         paths = [*job.source.before.paths, *job.source.after.paths]
@@ -473,6 +605,7 @@ def run_detect_blocks(
             progress=progress,
             workers=workers,
             scratch_dir=scratch_dir,
+            tile_cache_mb=tile_cache_mb,
         )
         return replace(run, input_sha256={p: f.result() for p, f in hashes.items()})
 
@@ -487,12 +620,23 @@ def _run_job(
     progress: Progress | None,
     workers: int | None,
     scratch_dir: PathLike | None,
+    tile_cache_mb: float,
 ) -> BlockRun:
     if scheduler not in (None, "local"):
         from borderwatch.dask_run import run_job_dask
 
         return run_job_dask(
             job, scheduler=scheduler, score_out=score_out, mask_out=mask_out, overwrite=overwrite
+        )
+    if job.stats == "sample":
+        return _run_sampled(
+            job,
+            tile_cache_mb=tile_cache_mb,
+            score_out=score_out,
+            mask_out=mask_out,
+            overwrite=overwrite,
+            progress=progress,
+            workers=workers,
         )
     mapper = local_mapper(workers=workers)
     with tempfile.TemporaryDirectory(prefix="borderwatch-blocks-", dir=scratch_dir) as tmp:
@@ -553,6 +697,106 @@ def _run_job(
                 overwrite=overwrite,
             )
             run = replace(run, outputs=outputs)
+    return run
+
+
+def fit_plan(job: BlockJob) -> tuple[Win | None, list[Win], int]:
+    """Alignment window (None: off), sample windows and score halo of a sampled job."""
+    src, p = job.source, job.params
+    align_win = align_window(src.grid.shape, src.tile) if p.align else None
+    wins = sample_windows(src.grid.shape, src.tile, sample_px=job.sample_px, seed=job.seed)
+    pixel_m = math.sqrt(src.grid.pixel_area)
+    score_halo = combined_halo_px(pixel_m) if p.method == "combined" else 0
+    return align_win, wins, score_halo
+
+
+def fit_job(job: BlockJob, align: AlignResult, samples: Sequence[Sample]) -> SceneModel:
+    """Fit the scene model of a sampled job from its alignment and samples."""
+    p, src = job.params, job.source
+    _, wins, _ = fit_plan(job)
+    info: dict[str, object] = {
+        "windows": len(wins),
+        "pixels": int(sum(w[2] * w[3] for w in wins)),
+        "sample_px": job.sample_px,
+        "seed": job.seed,
+        "whole_scene": len(wins) == 1,
+    }
+    return fit_scene(
+        samples,
+        align,
+        method=p.method,
+        threshold=p.threshold,
+        clean=clean_params(job, 0.0),
+        band_names=src.before.band_names,
+        classify=p.classify,
+        sample_info=info,
+    )
+
+
+def _stripe_px(job: BlockJob, tile_cache_mb: float) -> int:
+    """Stripe width whose decoded tiles (about three tile rows, both dates) fit the budget."""
+    src = job.source
+    th, tw = src.tile if min(src.tile) >= 16 else (256, 256)
+    per_col = 3 * th * src.bands * 2 * 4  # bytes per grid column (float32 upper bound)
+    block_w = max((w for _, (_, _, _, w) in job.blocks), default=tw)
+    cols = int(tile_cache_mb * 2**20 // per_col)
+    return max(block_w, cols // block_w * block_w)
+
+
+def _run_sampled(
+    job: BlockJob,
+    *,
+    tile_cache_mb: float,
+    score_out: PathLike | None,
+    mask_out: PathLike | None,
+    overwrite: bool,
+    progress: Progress | None,
+    workers: int | None,
+) -> BlockRun:
+    """Local single-pass run: fit on the sample, then one halo read per block."""
+    src = job.source
+    align_win, wins, score_halo = fit_plan(job)
+    align = task_align(src, align_win)
+    mapper = local_mapper(workers=workers)
+    samples = list(
+        each(mapper, task_sample, [(src, w, align, score_halo) for w in wins], progress, "sample")
+    )
+    scene = fit_job(job, align, samples)
+    del samples
+    stripe_px = _stripe_px(job, tile_cache_mb)
+    order = [job.blocks[k] for k in stripe_order(job.blocks, stripe_px=stripe_px)]
+    bigs = [clip_window(w, scene.halo, src.grid.shape)[0] for _, w in order]
+    n = workers or os.cpu_count() or 1
+    with ExitStack() as stack:
+        reader = (
+            stack.enter_context(
+                TileReader(src, bigs, threads=n, groups=[w[1] // stripe_px for _, w in order])
+            )
+            if src.native is not None
+            else None
+        )
+
+        def one(k: int) -> Any:
+            if reader is None:
+                return task_block(src, scene, *order[k])
+            for ahead in (k + 1,):  # decode the next block's tiles meanwhile
+                if ahead < len(bigs):
+                    reader.prefetch(bigs[ahead])
+            return task_block(src, scene, *order[k], reader.read(bigs[k]))
+
+        summaries = list(each(mapper, one, [(k,) for k in range(len(order))], progress, "blocks"))
+    run, keep = finish_run(job, scene.threshold, summaries, "local", scene)
+    if score_out is not None or mask_out is not None:
+        args = [(src, scene, w, keep[ij]) for ij, w in job.blocks]
+        outputs = write_rasters(
+            src.grid,
+            [w for _, w in job.blocks],
+            each(mapper, task_block_raster, args, progress, "writing"),
+            score_out=score_out,
+            mask_out=mask_out,
+            overwrite=overwrite,
+        )
+        run = replace(run, outputs=outputs)
     return run
 
 

@@ -43,6 +43,9 @@ __all__ = [
     "GDAL_CACHE_MB",
     "CleanParams",
     "PairSource",
+    "clean_groups",
+    "clip_window",
+    "cva_block",
     "ScoreModel",
     "Win",
     "create_cache",
@@ -259,7 +262,7 @@ def promote_cache(src: PairSource, names: list[str]) -> None:
         os.replace(_cache_file(src, f"{name}_tmp"), _cache_file(src, name))
 
 
-def _clip(win: Win, halo: int, shape: tuple[int, int]) -> tuple[Win, tuple[slice, slice]]:
+def clip_window(win: Win, halo: int, shape: tuple[int, int]) -> tuple[Win, tuple[slice, slice]]:
     """Grow ``win`` by ``halo`` inside ``shape``; return it and the core's slices in it."""
     r0, c0, h, w = win
     R0, C0 = max(r0 - halo, 0), max(c0 - halo, 0)
@@ -301,7 +304,8 @@ class ScoreModel:
     std: np.ndarray
 
 
-def _cva_block(model: ScoreModel, diff: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def cva_block(model: ScoreModel, diff: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """CVA score of a block's difference ``after - before`` (overwritten) with ``model``."""
     # Same arithmetic, in the same precision, as borderwatch.change.cva with the
     # whole-scene mean and std, so blockwise scores are bit-identical.
     z = diff  # diff is this block's own array: standardise in place
@@ -321,7 +325,7 @@ class _BlockScore(Protocol):
 
 #: Methods that run blockwise: name -> (score function of the per-band difference
 #: ``after - before``, score halo in pixels). A score is NaN exactly at invalid pixels.
-BLOCK_METHODS: dict[str, tuple[_BlockScore, int]] = {"cva": (_cva_block, 0)}
+BLOCK_METHODS: dict[str, tuple[_BlockScore, int]] = {"cva": (cva_block, 0)}
 
 
 def _score(src: PairSource, model: ScoreModel, win: Win) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +334,7 @@ def _score(src: PairSource, model: ScoreModel, win: Win) -> tuple[np.ndarray, np
         score = _rows_io(src, "score", win, None)
         return score, np.isfinite(score)
     fn, score_halo = BLOCK_METHODS[model.method]
-    big, core = _clip(win, score_halo, src.grid.shape)
+    big, core = clip_window(win, score_halo, src.grid.shape)
     diff, valid = read_diff(src, big, block=score_halo == 0 and big == win)
     return fn(model, diff, valid)[core], valid[core]
 
@@ -349,7 +353,7 @@ def task_moments(src: PairSource, win: Win) -> BandMoments:
 def task_score(src: PairSource, model: ScoreModel, win: Win, k: int) -> Extremes | None:
     """Pass 2: score a block; write the score scratch when caching; extremes if ``k``."""
     fn, score_halo = BLOCK_METHODS[model.method]
-    big, core = _clip(win, score_halo, src.grid.shape)
+    big, core = clip_window(win, score_halo, src.grid.shape)
     diff, valid = read_diff(src, big, block=score_halo == 0)
     score = fn(model, diff, valid)[core]
     if src.cache_dir is not None:
@@ -377,13 +381,13 @@ class CleanParams:
 
 def _clean(src: PairSource, model: ScoreModel, win: Win, p: CleanParams) -> tuple[np.ndarray, ...]:
     halo = halo_px(opening_px=p.opening_px, closing_px=p.closing_px)
-    big, core = _clip(win, halo, src.grid.shape)
+    big, core = clip_window(win, halo, src.grid.shape)
     score, valid = _score(src, model, big)
     raw = score > p.threshold  # NaN (invalid) compares False
-    return _clean_groups(raw, p)[core], valid[core], score[core]
+    return clean_groups(raw, p)[core], valid[core], score[core]
 
 
-def _clean_groups(raw: np.ndarray, p: CleanParams) -> np.ndarray:
+def clean_groups(raw: np.ndarray, p: CleanParams) -> np.ndarray:
     """:func:`borderwatch.change.clean_mask` (no minimum area), only where it can be non-zero.
 
     The result is non-zero only within ``opening + 2 closing`` pixels of the eroded

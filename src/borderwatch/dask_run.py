@@ -22,11 +22,14 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from typing import Any
 
+from borderwatch.blockpass import task_align, task_block, task_block_raster, task_sample
 from borderwatch.blocks import (
     BlockJob,
     BlockRun,
     clean_params,
     finish_run,
+    fit_job,
+    fit_plan,
     resolve_threshold,
     write_rasters,
 )
@@ -54,12 +57,31 @@ def _needed_k(moments: BandMoments) -> int:
     return Extremes.needed_k(moments.n)
 
 
+def _sampled_graph(job: BlockJob, scheduler: str) -> tuple[Any, Any, Any]:
+    """Graph of a single-pass job: align -> samples -> fit -> blocks -> merge."""
+    from dask import delayed
+
+    src = job.source
+    align_win, wins, score_halo = fit_plan(job)
+    align = delayed(task_align)(src, align_win)
+    samples = [delayed(task_sample)(src, w, align, score_halo) for w in wins]
+    scene = delayed(fit_job)(job, align, samples)
+    summaries = [delayed(task_block)(src, scene, ij, w) for ij, w in job.blocks]
+    value = delayed(getattr)(scene, "threshold")
+    graph = delayed(finish_run, nout=2)(job, value, summaries, scheduler, scene)
+    return graph, scene, None
+
+
 def job_graph(job: BlockJob, *, scheduler: str = "dask") -> Any:
     """``dask.delayed`` graph of one job, computing ``(BlockRun, keep)``.
 
     ``keep`` maps each block to the surviving local labels (for the raster pass).
+    Returns the graph, the score model and the clean-up parameters (delayed).
     """
     from dask import delayed
+
+    if job.stats == "sample":
+        return _sampled_graph(job, scheduler)
 
     src, wins = job.source, [w for _, w in job.blocks]
     moments = delayed(BandMoments.total)([delayed(task_moments)(src, w) for w in wins])
@@ -148,11 +170,16 @@ def run_job_dask(
         (run, keep), model_v, cp_v = _compute(client, scheduler, [graph, model, cp])
         if score_out is None and mask_out is None:
             return run
-        args = [(job.source, model_v, w, cp_v, keep[ij]) for ij, w in job.blocks]
+        if job.stats == "sample":
+            fn: Callable[..., Any] = task_block_raster
+            args = [(job.source, model_v, w, keep[ij]) for ij, w in job.blocks]
+        else:
+            fn = task_raster
+            args = [(job.source, model_v, w, cp_v, keep[ij]) for ij, w in job.blocks]
         outputs = write_rasters(
             job.source.grid,
             [w for _, w in job.blocks],
-            _map(client, scheduler, task_raster, args),
+            _map(client, scheduler, fn, args),
             score_out=score_out,
             mask_out=mask_out,
             overwrite=overwrite,

@@ -7,22 +7,21 @@ by ``;``). All jobs' blocks run in one dask graph (``--scheduler``, default dask
 local ``threads``), and one GeoJSON report per job is written to ``--out-dir`` as
 ``<aoi>__<before>__<after>.geojson``, plus ``batch.json`` listing every job, its
 status (``ok`` or ``no-overlap``), detection count and report. Batch runs are block by
-block, so they skip the whole-scene steps listed in
-:data:`borderwatch.blocks.BLOCK_UNSUPPORTED` (co-registration, normalisation,
-classification); ``batch.json`` records that.
+block in one pass with statistics from a sample (:mod:`borderwatch.blockpass`), with
+co-registration and classification as ``detect``; radiometric normalisation is not
+available block by block (``--normalise`` other than ``none`` is refused).
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from borderwatch.blocks import BLOCK_UNSUPPORTED, DEFAULT_BLOCK_SIZE, BlockJob, prepare_job
+from borderwatch.blocks import DEFAULT_BLOCK_SIZE, BlockJob, prepare_job
 from borderwatch.cli.options import detect_options, parse_threshold, scale_options
 from borderwatch.cli.scale import write_block_outputs
 from borderwatch.errors import InputError, NoOverlapError, OutputExistsError
@@ -139,9 +138,6 @@ def batch(
     params = DetectParams(
         method=method, threshold=parse_threshold(threshold), min_area_m2=min_area_m2, **quality
     )
-    params = dataclasses.replace(
-        params, **{n: off for n, off in BLOCK_UNSUPPORTED.items() if hasattr(params, n)}
-    )
     jobs: list[BlockJob] = []
     status: list[dict[str, object]] = []
     for (aoi, b, a), name in zip(specs, names, strict=True):
@@ -176,7 +172,7 @@ def batch(
             json.dumps(
                 {
                     "scheduler": scheduler or "threads",
-                    "not_applied": sorted(BLOCK_UNSUPPORTED),
+                    "statistics": "sample",
                     "jobs": status,
                 },
                 indent=2,

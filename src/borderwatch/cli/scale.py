@@ -105,19 +105,8 @@ def run_blockwise(
         if out.suffix.lower() not in _GEOJSON:
             raise InputError(f"{out}: block-by-block runs write GeoJSON; use a .geojson name")
         check_writable(out, overwrite=overwrite)
-    import dataclasses
+    from borderwatch.blocks import DEFAULT_BLOCK_SIZE
 
-    from borderwatch.blocks import BLOCK_UNSUPPORTED, DEFAULT_BLOCK_SIZE
-
-    skipped = [n for n, off in BLOCK_UNSUPPORTED.items() if getattr(params, n, off) != off]
-    if skipped:
-        params = dataclasses.replace(params, **{n: BLOCK_UNSUPPORTED[n] for n in skipped})
-        if not ctx.obj.get("quiet"):
-            click.echo(
-                f"borderwatch: note: block-by-block run without {', '.join(skipped)} "
-                "(not available block by block yet)",
-                err=True,
-            )
     with progress_reporter(quiet=bool(ctx.obj.get("quiet"))) as progress:
         run = run_detect_blocks(
             before,

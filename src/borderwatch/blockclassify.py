@@ -1,0 +1,206 @@
+"""Object classification for blockwise runs: direction from global statistics, then per object.
+
+:func:`borderwatch.classify.find_structures` needs two whole-scene things: the
+per-pixel construction direction, which standardises each index difference by its
+scene median and standard deviation, and the labelled mask. Blockwise runs
+(:mod:`borderwatch.blockpass`) therefore
+
+1. fit the direction statistics once on the scene sample (:func:`fit_direction`),
+2. evaluate the direction per block (:func:`apply_direction`) and keep, per object, its
+   pixel mask and direction values (a small crop, merged across block edges by
+   :mod:`borderwatch.blockmerge`), and
+3. classify the merged objects with :func:`borderwatch.classify.classify_objects`
+   itself (:func:`classify_merged`): the crops are laid side by side on small
+   canvases, top-aligned and one empty column apart, so that labelling a canvas gives
+   the objects in the order they were placed. Shape, direction fraction, peak-score
+   hysteresis and confidence are thus computed by the same code on the same pixels as
+   in memory.
+
+:func:`fit_direction` + :func:`apply_direction` equal
+:func:`borderwatch.classify.construction_direction` on the same pixels (tested); they
+exist because that function fits and applies in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from borderwatch.classify import MIN_PEAK_SCORE, classify_objects
+from borderwatch.indices import compute_indices, visible_brightness
+
+__all__ = [
+    "CANVAS_MAX_PX",
+    "DirectionModel",
+    "ObjectCrop",
+    "apply_direction",
+    "classify_merged",
+    "fit_direction",
+]
+
+#: Largest canvas (pixels) one :func:`classify_objects` call gets; bounds memory.
+CANVAS_MAX_PX = 4_000_000
+#: Construction sign of each index difference, as in ``classify.construction_direction``.
+_SIGN = {"brightness": 1.0, "ndvi": -1.0, "greenness": -1.0, "ndbi": 1.0}
+
+
+@dataclass(frozen=True)
+class DirectionModel:
+    """Scene statistics of the direction evidence: index name -> (median, std)."""
+
+    stats: dict[str, tuple[np.float32, float]]
+    band_names: tuple[str, ...]
+
+
+def _differences(
+    before: np.ndarray, after: np.ndarray, band_names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    ib = compute_indices(before, band_names)
+    ia = compute_indices(after, band_names)
+    ib["brightness"] = visible_brightness(before, band_names)
+    ia["brightness"] = visible_brightness(after, band_names)
+    return {k: ia[k] - ib[k] for k in ib}
+
+
+def fit_direction(
+    before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, band_names: Sequence[str]
+) -> DirectionModel:
+    """Median and standard deviation of each index difference over valid pixels.
+
+    ``before``/``after`` are ``(bands, rows, cols)`` (a scene or a ``(bands, n, 1)``
+    sample) with the ``valid`` mask.
+    """
+    stats: dict[str, tuple[np.float32, float]] = {}
+    for key, d in _differences(before, after, band_names).items():
+        ok = valid & np.isfinite(d)
+        if ok.any():
+            stats[key] = (np.median(d[ok]), float(d[ok].std()) or 1.0)
+    return DirectionModel(stats, tuple(band_names))
+
+
+def apply_direction(
+    model: DirectionModel, before: np.ndarray, after: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Per-pixel construction-direction evidence with fitted statistics.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (rows, cols)``; 0 at invalid pixels.
+    """
+    diffs = _differences(before, after, model.band_names)
+    terms = [
+        _SIGN[k] * np.nan_to_num((diffs[k] - med) / sd) for k, (med, sd) in model.stats.items()
+    ]
+    out = np.max(terms, axis=0).astype(np.float32)
+    out[~valid] = 0.0
+    return out
+
+
+@dataclass(frozen=True)
+class ObjectCrop:
+    """One merged object's pixels: bounding box origin (grid pixels), mask, direction.
+
+    Attributes
+    ----------
+    row0, col0 : int
+        Grid position of the crop's top-left pixel.
+    mask : numpy.ndarray
+        ``bool (rows, cols)``: the object's pixels.
+    direction : numpy.ndarray
+        ``float32 (rows, cols)``: direction evidence at the object's pixels, 0 elsewhere.
+    """
+
+    row0: int
+    col0: int
+    mask: np.ndarray
+    direction: np.ndarray
+
+
+def _canvases(crops: Sequence[ObjectCrop]) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Group crops (in order) onto canvases: ``(indexes, mask, direction)`` each."""
+    out = []
+    group: list[int] = []
+    width = height = 0
+
+    def flush() -> None:
+        mask = np.zeros((height, width), bool)
+        direction = np.zeros((height, width), np.float32)
+        col = 0
+        for k in group:
+            h, w = crops[k].mask.shape
+            mask[:h, col : col + w] = crops[k].mask
+            direction[:h, col : col + w] = crops[k].direction
+            col += w + 1
+        out.append((list(group), mask, direction))
+
+    for k, crop in enumerate(crops):
+        h, w = crop.mask.shape
+        if group and max(height, h) * (width + w + 1) > CANVAS_MAX_PX:
+            flush()
+            group, width, height = [], 0, 0
+        group.append(k)
+        width += w + 1
+        height = max(height, h)
+    if group:
+        flush()
+    return out
+
+
+def classify_merged(
+    objects: gpd.GeoDataFrame,
+    crops: Sequence[ObjectCrop],
+    *,
+    pixel_m: float,
+    threshold: float,
+    residual_shift_px: float | None,
+    method: str,
+) -> gpd.GeoDataFrame:
+    """:func:`~borderwatch.classify.find_structures` for merged blockwise objects.
+
+    Parameters
+    ----------
+    objects : geopandas.GeoDataFrame
+        Merged objects (grid CRS, metres), one row per crop, in the same order.
+    crops : sequence of ObjectCrop
+        Each object's pixel mask and direction evidence.
+    pixel_m : float
+        Pixel size, metres.
+    threshold : float
+        Score threshold of the run.
+    residual_shift_px : float or None
+        Co-registration residual, pixels.
+    method : str
+        Score method (the peak-score hysteresis applies to standardised scores).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        As ``find_structures`` returns: construction objects only, ``object_id`` 1..n.
+    """
+    if len(objects) != len(crops):
+        raise ValueError(f"{len(objects)} objects but {len(crops)} crops")
+    min_peak = MIN_PEAK_SCORE if method in ("combined", "cva", "index") else -np.inf
+    parts = []
+    for idx, mask, direction in _canvases(crops) or [([], np.zeros((1, 1), bool), None)]:
+        parts.append(
+            classify_objects(
+                objects.iloc[idx],
+                mask,
+                direction if direction is not None else np.zeros((1, 1), np.float32),
+                pixel_m=pixel_m,
+                threshold=threshold,
+                residual_shift_px=residual_shift_px or 0.0,
+                keep_non_construction=True,
+                min_peak=min_peak,
+            )
+        )
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    out = gpd.GeoDataFrame(out, geometry="geometry", crs=objects.crs)
+    out = out[out["construction"]].copy()
+    out["object_id"] = np.arange(1, len(out) + 1)
+    return out.reset_index(drop=True)

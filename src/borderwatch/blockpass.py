@@ -1,0 +1,378 @@
+"""Single-pass blockwise detection with global statistics from a documented sample.
+
+The default ``detect`` (method ``combined``, threshold ``ki``, co-registration and
+classification on) and ``cva`` run block by block in *one* read of the inputs:
+
+1. *Co-registration* (``align``): one global shift, estimated with
+   :func:`borderwatch.align.coregister` on the alignment window (:func:`align_window`:
+   the ``ALIGN_WINDOW_PX`` square, aligned to the input tiles, at the centre of the
+   grid; the whole grid when it is smaller). Every block's after date is shifted with
+   :func:`borderwatch.align.apply_shift` (bilinear) inside a halo of
+   :func:`shift_halo_px` pixels, as the in-memory path shifts the whole scene. The
+   shift, the residual and the window are recorded like ``prepare_pair`` records them.
+2. *Sample* (:func:`sample_windows`): when the grid has at most ``sample_px`` pixels the
+   sample is the whole grid, and every statistic equals the in-memory one. Otherwise
+   it is a uniform random choice (``numpy.random.default_rng(seed)``, seed 0 by
+   default, without replacement) of tile-aligned windows (the input's internal tile,
+   256 px if the input is not tiled) until ``sample_px`` pixels are covered. The
+   windows are read, shifted, and scored whole; only their interior (the window less
+   the context halo, except at grid edges) enters the statistics, so the sample values
+   equal those of the whole-scene computation at the same pixels.
+3. *Fit* (:func:`fit_scene`): the score model (:func:`borderwatch.change.fit_combined`,
+   or the CVA moments), the threshold (``ki``/``otsu`` of the sample's scores, or a
+   number), and, with classification, the direction statistics
+   (:func:`borderwatch.blockclassify.fit_direction`).
+4. *Blocks* (:func:`task_block`): each block is read once with a halo of
+   :attr:`SceneModel.halo` pixels (shift + score smoothing + morphological clean-up),
+   shifted, scored with :func:`borderwatch.change.apply_combined`, thresholded,
+   cleaned and summarised (objects, edges, and per-object crops for the classifier).
+   Objects are merged across block edges and classified after the merge.
+
+Statistics from a sample differ from whole-scene ones by sampling error only; the
+size of that difference on a scene much larger than its sample is stated and tested
+in ``tests/test_blocks_default.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from borderwatch.align import apply_shift, coregister
+from borderwatch.blockclassify import DirectionModel, apply_direction, fit_direction
+from borderwatch.blockmerge import BlockSummary, block_labels, summarise_block
+from borderwatch.blockread import Pair, read_pair
+from borderwatch.blocktasks import (
+    CleanParams,
+    ScoreModel,
+    clean_groups,
+    clip_window,
+    cva_block,
+    halo_px,
+)
+from borderwatch.change import (
+    CombinedModel,
+    apply_combined,
+    combined_halo_px,
+    fit_combined,
+    threshold_score,
+)
+from borderwatch.errors import InputError
+
+__all__ = [
+    "ALIGN_WINDOW_PX",
+    "ONE_PASS_METHODS",
+    "SAMPLE_PX",
+    "AlignResult",
+    "SceneModel",
+    "align_window",
+    "fit_scene",
+    "sample_windows",
+    "shift_halo_px",
+    "task_align",
+    "task_block",
+    "task_block_raster",
+    "task_sample",
+]
+
+#: Methods the single pass scores.
+ONE_PASS_METHODS = ("combined", "cva")
+#: Default sample size, pixels (about 1 Mpx: a 1024 x 1024 scene is fitted whole).
+SAMPLE_PX = 1 << 20
+#: Edge of the co-registration window, pixels.
+ALIGN_WINDOW_PX = 1024
+
+Win = tuple[int, int, int, int]
+
+
+# --------------------------------------------------------------------------- windows
+def align_window(
+    shape: tuple[int, int], tile: tuple[int, int], *, size: int = ALIGN_WINDOW_PX
+) -> Win:
+    """Centred ``size`` square window, its corner on the tile grid, clipped to ``shape``."""
+
+    def axis(n: int, t: int) -> tuple[int, int]:
+        if n <= size:
+            return 0, n
+        start = max((n - size) // 2 // t * t, 0)
+        return start, min(size, n - start)
+
+    r0, h = axis(shape[0], max(tile[0], 1))
+    c0, w = axis(shape[1], max(tile[1], 1))
+    return (r0, c0, h, w)
+
+
+def sample_windows(
+    shape: tuple[int, int],
+    tile: tuple[int, int],
+    *,
+    sample_px: int = SAMPLE_PX,
+    seed: int = 0,
+) -> list[Win]:
+    """Windows of the scene sample (see the module docstring), in raster order."""
+    rows, cols = shape
+    if rows * cols <= sample_px:
+        return [(0, 0, rows, cols)]
+    th, tw = tile if min(tile) >= 16 else (256, 256)
+    cells = [
+        (r, c, min(th, rows - r), min(tw, cols - c))
+        for r in range(0, rows, th)
+        for c in range(0, cols, tw)
+    ]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(cells))
+    chosen, total = [], 0
+    for k in order:
+        chosen.append(int(k))
+        total += cells[k][2] * cells[k][3]
+        if total >= sample_px:
+            break
+    return [cells[k] for k in sorted(chosen)]
+
+
+def shift_halo_px(shift: tuple[float, float] | None) -> int:
+    """Pixels of context a bilinear shift by ``shift`` needs (0 when not shifting)."""
+    if shift is None:
+        return 0
+    return int(math.ceil(max(abs(shift[0]), abs(shift[1])))) + 1
+
+
+# --------------------------------------------------------------------------- align
+@dataclass(frozen=True)
+class AlignResult:
+    """Global co-registration of a blockwise run.
+
+    Attributes
+    ----------
+    shift : tuple of float or None
+        ``(row, col)`` shift applied to every block's after date; None = not shifted.
+    info : dict
+        Provenance, the keys of :func:`borderwatch.align.prepare_pair`'s ``info`` plus
+        ``align_window`` ``[row0, col0, rows, cols]``.
+    """
+
+    shift: tuple[float, float] | None
+    info: dict[str, object]
+
+
+def task_align(src: Any, win: Win | None) -> AlignResult:
+    """Estimate the global shift on ``win`` (None: co-registration off)."""
+    if win is None:
+        info: dict[str, object] = {
+            "align": False,
+            "normalise": "none",
+            "shift_px": [0.0, 0.0],
+            "residual_shift_rc_px": None,
+            "residual_shift_px": None,
+        }
+        return AlignResult(None, info)
+    p = read_pair(src, win)
+    reg = coregister(p.before, p.after, p.valid_before, p.valid_after)
+    # coregister leaves the after image untouched when the shift is negligible (or
+    # implausible); it records the estimate anyway. Blocks must do the same.
+    moved = not np.array_equal(reg.after, p.after, equal_nan=True)
+    info = {
+        "align": True,
+        "normalise": "none",
+        "shift_px": [round(v, 3) for v in reg.shift_px],
+        "residual_shift_rc_px": [round(v, 3) for v in reg.residual_px],
+        "residual_shift_px": round(reg.residual_norm_px, 3),
+        "align_window": list(win),
+    }
+    return AlignResult(reg.shift_px if moved else None, info)
+
+
+def _shifted(p: Pair, shift: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """After date on the before grid and the joint valid mask (as ``prepare_pair``)."""
+    if shift is None:
+        return p.after, p.valid_before & p.valid_after
+    after, va = apply_shift(p.after, p.valid_after, shift)
+    return after, p.valid_before & va
+
+
+# --------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class SceneModel:
+    """Everything a block needs: global statistics, threshold, shift (small, picklable).
+
+    Attributes
+    ----------
+    method : str
+        ``combined`` or ``cva``.
+    score : CombinedModel or ScoreModel
+        Fitted score statistics.
+    threshold : float
+        Score threshold.
+    shift : tuple of float or None
+        Shift applied to the after date.
+    direction : DirectionModel or None
+        Direction statistics (classification on).
+    clean : CleanParams
+        Clean-up settings.
+    pixel_m : float
+        Pixel size, metres.
+    sample : dict
+        Provenance of the sample (windows, pixels, seed).
+    align : dict
+        Co-registration provenance (:attr:`AlignResult.info`).
+    """
+
+    method: str
+    score: CombinedModel | ScoreModel
+    threshold: float
+    shift: tuple[float, float] | None
+    direction: DirectionModel | None
+    clean: CleanParams
+    pixel_m: float
+    sample: dict[str, object]
+    align: dict[str, object]
+
+    @property
+    def score_halo(self) -> int:
+        """Context the score needs (smoothing), pixels."""
+        return combined_halo_px(self.pixel_m) if self.method == "combined" else 0
+
+    @property
+    def halo(self) -> int:
+        """Halo read around every block, pixels."""
+        clean = halo_px(opening_px=self.clean.opening_px, closing_px=self.clean.closing_px)
+        return shift_halo_px(self.shift) + self.score_halo + clean
+
+
+def _score(
+    method: str,
+    model: CombinedModel | ScoreModel,
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    pixel_m: float,
+) -> np.ndarray:
+    if method == "combined":
+        return apply_combined(model, before, after, valid, pixel_m=pixel_m)  # type: ignore[arg-type]
+    diff = after - before  # float32, as borderwatch.change.standardised_difference
+    return cva_block(model, diff, valid)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample window, shifted: arrays of the window and the interior slices."""
+
+    before: np.ndarray
+    after: np.ndarray
+    valid: np.ndarray
+    core: tuple[slice, slice]
+
+
+def task_sample(src: Any, win: Win, align: AlignResult, score_halo: int) -> Sample:
+    """Read and shift one sample window.
+
+    Its interior lies ``shift_halo_px + score_halo`` pixels inside the window's inner
+    edges (edges on the grid's border are kept), where values equal the whole scene's.
+    """
+    context = shift_halo_px(align.shift) + score_halo
+    p = read_pair(src, win)
+    after, valid = _shifted(p, align.shift)
+    rows, cols = src.grid.shape
+    r0, c0, h, w = win
+    top = 0 if r0 == 0 else context
+    left = 0 if c0 == 0 else context
+    bottom = h if r0 + h == rows else max(h - context, top)
+    right = w if c0 + w == cols else max(w - context, left)
+    return Sample(p.before, after, valid, (slice(top, bottom), slice(left, right)))
+
+
+def _pixels(samples: Sequence[Sample], which: str) -> np.ndarray:
+    """Gather the valid interior pixels of all samples as ``(bands, n, 1)``."""
+    parts = [getattr(s, which)[:, s.core[0], s.core[1]][:, s.valid[s.core]] for s in samples]
+    return np.concatenate(parts, axis=1)[:, :, None]
+
+
+def fit_scene(
+    samples: Sequence[Sample],
+    align: AlignResult,
+    *,
+    method: str,
+    threshold: str | float,
+    clean: CleanParams,
+    band_names: Sequence[str],
+    classify: bool,
+    sample_info: dict[str, object],
+) -> SceneModel:
+    """Fit the score, threshold and direction statistics on the sample.
+
+    Raises
+    ------
+    InputError
+        No valid pixel in the sample, or an unknown threshold.
+    """
+    pixel_m = math.sqrt(clean.pixel_area_m2)
+    if len(samples) == 1:  # the whole grid (small scenes): as in memory, same arrays
+        s = samples[0]
+        b, a = s.before[:, s.core[0], s.core[1]], s.after[:, s.core[0], s.core[1]]
+        v = s.valid[s.core]
+    else:
+        b, a = _pixels(samples, "before"), _pixels(samples, "after")
+        v = np.ones(b.shape[1:], bool)
+    if not v.any():
+        raise InputError("no valid pixels to compare in the sample of the scene")
+    if method == "combined":
+        model: CombinedModel | ScoreModel = fit_combined(b, a, v, band_names=band_names)
+    else:
+        vals = (a.astype(np.float32) - b.astype(np.float32))[:, v]
+        std = vals.std(axis=1, dtype=np.float64)
+        std[std == 0] = 1.0
+        model = ScoreModel("cva", vals.mean(axis=1, dtype=np.float64), std)
+    scores = [_score(method, model, s.before, s.after, s.valid, pixel_m)[s.core] for s in samples]
+    valids = [s.valid[s.core] for s in samples]
+    if len(scores) == 1:
+        value = threshold_score(scores[0], valids[0], threshold, dof=b.shape[0])
+    else:
+        flat = np.concatenate([sc[vv] for sc, vv in zip(scores, valids, strict=True)])
+        value = threshold_score(flat, np.ones(flat.shape, bool), threshold, dof=b.shape[0])
+    direction = fit_direction(b, a, v, band_names=band_names) if classify else None
+    cp = CleanParams(value, clean.opening_px, clean.closing_px, clean.pixel_area_m2)
+    n = int(v.sum()) if len(samples) == 1 else b.shape[1]
+    info = {**sample_info, "valid_pixels": n}
+    return SceneModel(method, model, value, align.shift, direction, cp, pixel_m, info, align.info)
+
+
+# --------------------------------------------------------------------------- blocks
+def _block(
+    src: Any, model: SceneModel, win: Win, data: Pair | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Clean mask, valid, score (and direction) of a block core, from a halo read."""
+    big, core = clip_window(win, model.halo, src.grid.shape)
+    p = data if data is not None else read_pair(src, big)
+    after, valid = _shifted(p, model.shift)
+    score = _score(model.method, model.score, p.before, after, valid, model.pixel_m)
+    raw = score > model.threshold  # NaN (invalid) compares False
+    clean = clean_groups(raw, model.clean)[core]
+    valid_c, score_c = valid[core], score[core]
+    direction = None
+    if model.direction is not None and (clean & valid_c).any():
+        bc = p.before[:, core[0], core[1]]
+        direction = apply_direction(model.direction, bc, after[:, core[0], core[1]], valid_c)
+    return clean, valid_c, score_c, direction
+
+
+def task_block(
+    src: Any, model: SceneModel, index: tuple[int, int], win: Win, data: Pair | None = None
+) -> BlockSummary:
+    """Score, threshold, clean and summarise one block (``data``: its halo read, if done)."""
+    clean, valid, score, direction = _block(src, model, win, data)
+    return summarise_block(
+        index, clean, valid, score, row0=win[0], col0=win[1], grid=src.grid, direction=direction
+    )
+
+
+def task_block_raster(
+    src: Any, model: SceneModel, win: Win, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the final mask (uint8, before classification) and score (float32) of a block."""
+    clean, valid, score, _ = _block(src, model, win, None)
+    _, _, f_lab, _ = block_labels(clean, valid)
+    return keep[f_lab].astype(np.uint8), score.astype(np.float32)
