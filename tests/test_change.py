@@ -129,3 +129,32 @@ def test_combined_applies_fitted_statistics_block_by_block():
     part = apply_combined(model, before[:, rows], after[:, rows], valid[rows], pixel_m=0.5)
     np.testing.assert_allclose(part[h:-h], whole[30:70], rtol=1e-5, atol=1e-5)
     assert whole[50, 40] > 3 * np.nanmedian(whole)
+
+
+def test_rank_model_cancels_order_preserving_radiometry():
+    """A surface-dependent stretch that keeps the order of values cancels in normal scores.
+
+    Linear per-date standardisation leaves the brightest pixels far apart under a
+    non-linear stretch (after = before ** 1.3, per band); the normal scores of the two
+    dates agree, and a planted change still stands out in :func:`rank_verification`.
+    """
+    from borderwatch.change import fit_combined, normal_scores, rank_verification
+
+    rng = np.random.default_rng(3)
+    before = rng.lognormal(6.5, 0.5, (4, 80, 80)).astype(np.float32)
+    after = before**1.3
+    valid = np.ones((80, 80), bool)
+    model = fit_combined(before, after, valid)
+    zb, za = normal_scores(before, model.before_q), normal_scores(after, model.after_q)
+    assert np.abs(za - zb).max() < 0.05
+    linear = (after - after.mean((1, 2), keepdims=True)) / after.std((1, 2), keepdims=True) - (
+        before - before.mean((1, 2), keepdims=True)
+    ) / before.std((1, 2), keepdims=True)
+    assert np.abs(linear).max() > 2.0
+
+    after = after + rng.normal(0, 2, before.shape).astype(np.float32)
+    after[:, 30:40, 30:40] = np.percentile(after, 99.5)
+    before[:, 30:40, 30:40] = np.percentile(before, 5)
+    rank = rank_verification(fit_combined(before, after, valid), before, after, valid)
+    assert rank[35, 35] > 3.0
+    assert np.nanmedian(rank) < 1.0

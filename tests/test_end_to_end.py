@@ -51,15 +51,27 @@ def test_each_planted_footprint_is_mostly_covered(sample_run):
     assert min(covered) >= 0.5, dict(zip(truth.id, covered, strict=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 2 open point: per-band illumination gain makes two existing bright "
-    "roofs score as change (2 objects, ~350 and ~600 m2, peak score 3.5-3.8 against a "
-    "3.0 hysteresis); a higher peak rule only passes seed 0 and loses planted objects "
-    "on seeds 1-3, so it is not used",
-)
-def test_unchanged_pair_gives_no_detections(tmp_path):
-    pair = make_pair(seed=0, changes=False)
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_unchanged_pair_gives_no_detections(tmp_path, seed):
+    """Illumination, season, noise and a sub-pixel shift alone give no object.
+
+    Several seeds (different textures, layouts, gains, haze and season fields), so the
+    rule is not tuned to the committed tiles.
+    """
+    pair = make_pair(seed=seed, changes=False)
     paths = write_pair(pair, tmp_path)
     run = run_detect(paths["before"], paths["after"], params=DetectParams())
-    assert len(run.objects) == 0, run.objects[["area_m2", "mean_score"]]
+    assert len(run.objects) == 0, run.objects[["area_m2", "mean_score", "max_score"]]
+
+
+def test_planted_change_found_on_another_seed(tmp_path):
+    """The verification rule keeps the planted buildings and the fence of a new layout."""
+    pair = make_pair(seed=5, changes=True)
+    paths = write_pair(pair, tmp_path)
+    run = run_detect(paths["before"], paths["after"], params=DetectParams())
+    truth = pair.truth.to_crs(run.grid.crs)
+    missed = [
+        row.id for row in truth.itertuples() if not run.objects.intersects(row.geometry).any()
+    ]
+    assert missed == []
+    assert "fence_or_wall" in set(run.objects["class"])

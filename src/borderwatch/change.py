@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, special
 
 from borderwatch.errors import InputError
 from borderwatch.indices import index_change, index_score, index_stats
@@ -44,6 +44,9 @@ __all__ = [
     "apply_combined",
     "combined_halo_px",
     "fit_combined",
+    "normal_score_table",
+    "normal_scores",
+    "rank_verification",
     "METHODS",
     "THRESHOLDS",
     "clean_mask",
@@ -357,6 +360,12 @@ class CombinedModel:
         ``float64 (bands,)`` per-band moments of each date over the valid pixels.
     diff_mean, diff_std : numpy.ndarray
         ``float64 (bands,)`` moments of the difference of the standardised dates.
+    before_q, after_q : numpy.ndarray
+        ``float64 (bands, NORMAL_SCORE_QUANTILES)`` per-band quantiles of each date at
+        the probabilities of :func:`normal_score_table` (for :func:`rank_verification`).
+    rank_diff : numpy.ndarray
+        ``float64 (2, bands)`` mean and standard deviation of the difference of the
+        normal scores.
     index_centre, index_scale : dict
         Median and standard deviation of each index difference (after - before).
     band_names : tuple of str
@@ -369,6 +378,9 @@ class CombinedModel:
     after_std: np.ndarray
     diff_mean: np.ndarray
     diff_std: np.ndarray
+    before_q: np.ndarray
+    after_q: np.ndarray
+    rank_diff: np.ndarray
     index_centre: dict[str, float]
     index_scale: dict[str, float]
     band_names: tuple[str, ...]
@@ -380,6 +392,51 @@ def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean, std = v.mean(axis=1), v.std(axis=1)
     std[std == 0] = 1.0
     return mean, std
+
+
+#: Quantiles per band that :func:`fit_combined` keeps for the normal-score transform.
+NORMAL_SCORE_QUANTILES = 1024
+
+
+def normal_score_table(n: int = NORMAL_SCORE_QUANTILES) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities ``(i + 0.5) / n`` and their standard normal quantiles.
+
+    The outermost normal scores are about +-3.3 for the default 1024 quantiles:
+    values beyond the first and last quantile are clamped there, so a handful of
+    extreme pixels cannot dominate a score.
+    """
+    probs = (np.arange(n) + 0.5) / n
+    return probs, special.ndtri(probs)
+
+
+def normal_scores(image: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Per-band normal-score (Gaussian rank) transform with fitted quantile tables.
+
+    Maps each value through the band's empirical distribution function onto the
+    standard normal scale, so any monotone per-band change between dates (gain,
+    offset, haze, a non-linear stretch, a seasonal brightening that keeps the order
+    of surfaces) cancels. Tied quantiles (discrete data, saturation) map to the mean
+    of their normal scores.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(bands, rows, cols)``.
+    quantiles : numpy.ndarray
+        ``(bands, n)`` from :func:`fit_combined` at :func:`normal_score_table`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (bands, rows, cols)``; NaN stays NaN.
+    """
+    _, zq = normal_score_table(quantiles.shape[1])
+    out = np.empty(image.shape, np.float32)
+    for k in range(image.shape[0]):
+        xp, inverse = np.unique(quantiles[k], return_inverse=True)
+        fp = np.bincount(inverse, weights=zq) / np.bincount(inverse)
+        out[k] = np.interp(image[k], xp, fp)
+    return out
 
 
 def fit_combined(
@@ -411,8 +468,15 @@ def fit_combined(
     am, as_ = _moments(a)
     d = (a - am[:, None]) / as_[:, None] - (b - bm[:, None]) / bs[:, None]
     dm, ds = _moments(d)
+    probs, _ = normal_score_table()
+    bq = np.quantile(b.astype(np.float64), probs, axis=1).T
+    aq = np.quantile(a.astype(np.float64), probs, axis=1).T
+    r = normal_scores(a[:, :, None], aq)[:, :, 0] - normal_scores(b[:, :, None], bq)[:, :, 0]
+    rank_diff = np.stack(_moments(r))
     centre, scale = index_stats(before, after, valid, band_names=band_names)
-    return CombinedModel(bm, bs, am, as_, dm, ds, centre, scale, tuple(band_names))
+    return CombinedModel(
+        bm, bs, am, as_, dm, ds, bq, aq, rank_diff, centre, scale, tuple(band_names)
+    )
 
 
 def combined_halo_px(pixel_m: float | None) -> int:
@@ -455,6 +519,52 @@ def apply_combined(
 
     d = z(after, model.after_mean, model.after_std) - z(before, model.before_mean, model.before_std)
     d = (d - model.diff_mean[:, None, None].astype(f32)) / model.diff_std[:, None, None].astype(f32)
+    return _with_index(model, d, before, after, valid, pixel_m=pixel_m)
+
+
+def rank_verification(
+    model: CombinedModel,
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    *,
+    pixel_m: float | None = None,
+) -> np.ndarray:
+    """Score with the ``combined`` formula under a rank (normal-score) radiometric model.
+
+    Same as :func:`apply_combined` but each date is standardised per band by its
+    normal scores (:func:`normal_scores`) instead of its mean and standard deviation,
+    so any change that keeps the order of surfaces within a band (gain, offset, haze,
+    a seasonal brightening of bare roofs that vegetation does not share) cancels.
+    Linear standardisation over-scores bright outliers under such changes; the rank
+    model over-scores noise where a histogram is dense. The pipeline therefore keeps
+    an object only if its peak reaches :data:`borderwatch.classify.MIN_PEAK_SCORE`
+    under both (see :func:`borderwatch.classify.classify_objects`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (rows, cols)``, NaN at invalid pixels; needs the same halo as
+        :func:`apply_combined`.
+    """
+    f32 = np.float32
+    d = normal_scores(after, model.after_q) - normal_scores(before, model.before_q)
+    d = (d - model.rank_diff[0][:, None, None].astype(f32)) / model.rank_diff[1][
+        :, None, None
+    ].astype(f32)
+    return _with_index(model, d, before, after, valid, pixel_m=pixel_m)
+
+
+def _with_index(
+    model: CombinedModel,
+    d: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    *,
+    pixel_m: float | None,
+) -> np.ndarray:
+    """``sqrt((cva**2 + index**2) / 2)`` of a standardised difference, smoothed."""
     d = np.nan_to_num(d)
     c = np.sqrt(np.einsum("brc,brc->rc", d, d) / d.shape[0])
     i = index_score(

@@ -231,7 +231,9 @@ def classify_objects(
         below ``min_peak`` (flagged ``construction = False``), instead of dropping them.
     min_peak : float
         Hysteresis: an object is kept only if its highest score reaches this value
-        (default :data:`MIN_PEAK_SCORE`).
+        (default :data:`MIN_PEAK_SCORE`), and so does its ``verify_peak`` column when
+        ``objects`` has one (the peak of a second, independent score, see
+        :func:`find_structures`).
 
     Returns
     -------
@@ -286,7 +288,10 @@ def classify_objects(
     out["class"] = classes
     out["length_m"] = np.asarray(lengths, dtype=np.float64)
     out["width_m"] = np.asarray(widths, dtype=np.float64)
-    out["construction"] = (mean_dir > MIN_DIRECTION) & (objects["max_score"].to_numpy() >= min_peak)
+    peak_ok = objects["max_score"].to_numpy() >= min_peak
+    if "verify_peak" in objects.columns:
+        peak_ok &= objects["verify_peak"].to_numpy() >= min_peak
+    out["construction"] = (mean_dir > MIN_DIRECTION) & peak_ok
     out["confidence"] = np.asarray(confs, dtype=np.float64)
     out["residual_shift_px"] = float(residual_shift_px)
     if not keep_non_construction:
@@ -307,13 +312,22 @@ def find_structures(
     threshold: float,
     residual_shift_px: float | None,
     method: str = "combined",
+    verify: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
     """Direction filter + shape classes + confidence in one call (used by the pipeline).
 
     The :data:`MIN_PEAK_SCORE` hysteresis applies to the standardised scores
-    (``combined``, ``cva``, ``index``) only.
+    (``combined``, ``cva``, ``index``) only. ``verify`` is an optional second score
+    raster (``float (rows, cols)``, e.g. :func:`borderwatch.change.rank_verification`):
+    its per-object maximum is stored as ``verify_peak`` and must reach the same peak.
     """
+    from borderwatch.objects import label_objects
+
     direction = construction_direction(before, after, valid, band_names=band_names)
+    if verify is not None and len(objects):
+        labels, n = label_objects(mask)
+        peaks = ndimage.maximum(np.nan_to_num(verify, nan=-np.inf), labels, np.arange(1, n + 1))
+        objects = objects.assign(verify_peak=np.asarray(peaks, dtype=np.float64))
     return classify_objects(
         objects,
         mask,

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import geopandas as gpd
+import numpy as np
 
 from borderwatch import __version__
 from borderwatch.align import prepare_pair
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
-from borderwatch.change import ChangeResult, detect_change
+from borderwatch.change import ChangeResult, detect_change, fit_combined, rank_verification
 from borderwatch.classify import find_structures
 from borderwatch.errors import InputError
 from borderwatch.export import sha256_file
@@ -244,8 +245,24 @@ def run_detect(
             threshold=change.threshold,
             residual_shift_px=align_info["residual_shift_px"],  # type: ignore[arg-type]
             method=params.method,
+            verify=_verification(params, sb.data, after_data, valid, b_src.band_names, sb.grid),
         )
     return DetectionRun(sb, sa, change, objects, area, params, started)
+
+
+def _verification(
+    params: DetectParams,
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    band_names: Sequence[str],
+    grid: Grid,
+) -> np.ndarray | None:
+    """Rank-model score for the object peak check of the default method, else None."""
+    if params.method != "combined" or params.model is not None:
+        return None
+    model = fit_combined(before, after, valid, band_names=band_names)
+    return rank_verification(model, before, after, valid, pixel_m=math.sqrt(grid.pixel_area))
 
 
 def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, Any]:
