@@ -5,10 +5,12 @@ same files, page cache warmed first, every measurement in a fresh child process
 timed by ``/usr/bin/time`` (wall seconds and peak resident set size from the OS):
 
 1. ``io-floor``: read both inputs fully with rasterio (``DatasetReader.read()``).
-2. ``detect cva``: ``borderwatch -q detect --method cva --block-size 1024 --out ...``
-   end to end (Otsu threshold, GeoJSON with input hashes).
-3. ``detect <default>``: the same with the default method of ``DetectParams`` (and,
-   at 2048 px, the in-memory path, which also co-registers and classifies).
+2. ``detect cva``: ``borderwatch -q detect --method cva --threshold otsu --no-align
+   --no-classify --block-size 1024 --out ...`` end to end (single pass, statistics
+   from the default 1 Mpx sample, GeoJSON with input hashes).
+3. ``detect <default>``: ``detect --block-size 1024`` with every default (method,
+   KI threshold, co-registration, classification), block by block; at 2048 px also
+   the in-memory path.
 4. ``numpy cva+otsu``: whole arrays read into memory, ``borderwatch.change.cva`` and
    ``otsu_threshold`` (the in-memory reference; skipped when it cannot fit in RAM).
 5. ``otb mad``: ``otbcli_MultivariateAlterationDetector`` on the same files, if
@@ -116,15 +118,14 @@ def run_size(size: int, data: Path, out: Path, *, numpy_max: int, otb: bool) -> 
         str(a),
         "--block-size",
         "1024",
-        "--threshold",
-        "otsu",
         "--overwrite",
     ]
-    add("detect cva", [*detect, "--method", "cva", "--out", str(out / f"cva_{size}.geojson")])
+    cva = ["--method", "cva", "--threshold", "otsu", "--no-align", "--no-classify"]
+    add("detect cva", [*detect, *cva, "--out", str(out / f"cva_{size}.geojson")])
     dm = default_method()
     add(
         f"detect {dm} (default), blocks",
-        [*detect, "--method", dm, "--out", str(out / f"default_{size}.geojson")],
+        [*detect, "--out", str(out / f"default_{size}.geojson")],
     )
     if size <= 2048:  # the in-memory path (with co-registration and classification)
         add(
