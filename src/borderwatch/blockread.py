@@ -29,6 +29,9 @@ from affine import Affine
 
 from borderwatch.io import Grid, read_scene
 
+#: GDAL block cache while decoding, MB (as :data:`borderwatch.blocktasks.GDAL_CACHE_MB`).
+GDAL_CACHE_MB = 64
+
 __all__ = ["Pair", "TileReader", "read_pair", "stripe_order"]
 
 Win = tuple[int, int, int, int]  # row0, col0, rows, cols
@@ -93,8 +96,6 @@ def _read_file_window(ds: rasterio.DatasetReader, bands: int, win: Win) -> np.nd
 
 def read_pair(src: object, win: Win) -> Pair:
     """Read one grid window of both dates of a :class:`~borderwatch.blocktasks.PairSource`."""
-    from borderwatch.blocktasks import GDAL_CACHE_MB
-
     r0, c0, h, w = win
     native = src.native  # type: ignore[attr-defined]
     bands = src.bands  # type: ignore[attr-defined]
@@ -197,7 +198,10 @@ class TileReader:
         h, w = min(th, self._shape[0] - r0), min(tw, self._shape[1] - c0)
         # Kept in the file's own dtype (uint16: half of float32) until assembled.
         window = rasterio.windows.Window(c0, r0, w, h)
-        return [_read_raw(ds, self._bands, window, None) for ds in handles]
+        # Whole tiles gain nothing from GDAL's block cache; outside an Env it defaults to
+        # 5 % of RAM and would grow with the scene.
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            return [_read_raw(ds, self._bands, window, None) for ds in handles]
 
     def prefetch(self, win: Win) -> None:
         """Start decoding the tiles of ``win`` (no-op for tiles already decoded)."""
