@@ -69,6 +69,8 @@ class BlockSummary:
     crops : list of (int, ObjectCrop)
         Pixel mask and direction evidence of each local ``F`` label (grid pixel
         origin), when the block was summarised with a direction (for classification).
+    v_max : numpy.ndarray or None
+        Per local ``F`` label: maximum of the verification score, when given.
     """
 
     index: tuple[int, int]
@@ -82,6 +84,7 @@ class BlockSummary:
     f_edges: _Edges = field(repr=False)
     geoms: list[tuple[int, Any]] = field(repr=False)
     crops: list[tuple[int, ObjectCrop]] = field(default_factory=list, repr=False)
+    v_max: np.ndarray | None = field(default=None, repr=False)
 
 
 def _crops(
@@ -133,6 +136,7 @@ def summarise_block(
     col0: int,
     grid: Grid,
     direction: np.ndarray | None = None,
+    verify: np.ndarray | None = None,
 ) -> BlockSummary:
     """Summarise one block's cleaned mask for :func:`merge_blocks`.
 
@@ -152,8 +156,12 @@ def summarise_block(
     direction : numpy.ndarray, optional
         Construction-direction evidence of the block core; when given, each object's
         pixel crop is kept for classification after the merge.
+    verify : numpy.ndarray, optional
+        Verification score of the block core (:func:`borderwatch.change.rank_verification`);
+        its per-object maximum becomes the ``verify_peak`` column after the merge.
     """
     m_lab, nm, f_lab, nf = block_labels(clean, valid)
+    v_max = None if verify is None else np.full(nf + 1, -np.inf)
     m_count = np.bincount(m_lab.ravel(), minlength=nm + 1)
     f_to_m = np.zeros(nf + 1, np.int64)
     f_count: np.ndarray = np.zeros(nf + 1, np.int64)
@@ -170,6 +178,9 @@ def summarise_block(
         f_count = np.bincount(lab, minlength=nf + 1)
         f_sum = np.bincount(lab, weights=val, minlength=nf + 1)
         np.maximum.at(f_max, lab, val)
+        if v_max is not None:
+            vv = np.nan_to_num(verify.ravel()[pos].astype(np.float64), nan=-np.inf)
+            np.maximum.at(v_max, lab, vv)
         labels_seen, first = np.unique(lab, return_index=True)
         rows, cols = np.divmod(pos[first], f_lab.shape[1])
         f_first[labels_seen] = (row0 + rows) * grid.shape[1] + col0 + cols
@@ -192,6 +203,7 @@ def summarise_block(
         _Edges.of(f_lab),
         geoms,
         _crops(f_lab, direction, row0, col0) if direction is not None and nf else [],
+        v_max,
     )
 
 
@@ -307,6 +319,8 @@ def merge_blocks(
     count = np.zeros(n_f, np.int64)
     total = np.zeros(n_f, np.float64)
     peak = np.full(n_f, -np.inf)
+    vpeak = np.full(n_f, -np.inf)
+    has_verify = False
     first = np.full(n_f, np.iinfo(np.int64).max)
     keep: dict[tuple[int, int], np.ndarray] = {}
     parts: dict[int, list[Any]] = {}
@@ -321,6 +335,9 @@ def merge_blocks(
         np.add.at(count, nodes, s.f_count[1:])
         np.add.at(total, nodes, s.f_sum[1:])
         np.maximum.at(peak, nodes, s.f_max[1:])
+        if s.v_max is not None:
+            has_verify = True
+            np.maximum.at(vpeak, nodes, s.v_max[1:])
         np.minimum.at(first, nodes, s.f_first[1:])
         for label, geom in s.geoms:
             parts.setdefault(int(f_comp[f_off[key] + label]), []).append(geom)
@@ -349,4 +366,7 @@ def merge_blocks(
     for k, v in extra.items():
         data[k] = [v] * n
     crops = [_merge_crops(crop_parts[int(c)]) for c in chosen] if crop_parts else []
-    return MergeResult(gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs), keep, crops)
+    frame = gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs)
+    if has_verify:  # last, where find_structures(verify=) puts it
+        frame["verify_peak"] = vpeak[chosen]
+    return MergeResult(frame, keep, crops)

@@ -59,6 +59,7 @@ from borderwatch.change import (
     apply_combined,
     combined_halo_px,
     fit_combined,
+    rank_verification,
     threshold_score,
 )
 from borderwatch.errors import InputError
@@ -343,8 +344,8 @@ def fit_scene(
 # --------------------------------------------------------------------------- blocks
 def _block(
     src: Any, model: SceneModel, win: Win, data: Pair | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Clean mask, valid, score (and direction) of a block core, from a halo read."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Clean mask, valid, score (direction, rank-model score) of a block core."""
     big, core = clip_window(win, model.halo, src.grid.shape)
     p = data if data is not None else read_pair(src, big)
     after, valid = _shifted(p, model.shift)
@@ -352,20 +353,37 @@ def _block(
     raw = score > model.threshold  # NaN (invalid) compares False
     clean = clean_groups(raw, model.clean)[core]
     valid_c, score_c = valid[core], score[core]
-    direction = None
+    direction = verify = None
     if model.direction is not None and (clean & valid_c).any():
         bc = p.before[:, core[0], core[1]]
         direction = apply_direction(model.direction, bc, after[:, core[0], core[1]], valid_c)
-    return clean, valid_c, score_c, direction
+        if model.method == "combined":
+            # The rank-model peak the in-memory pipeline checks (find_structures verify=).
+            verify = rank_verification(
+                model.score,  # type: ignore[arg-type]
+                p.before,
+                after,
+                valid,
+                pixel_m=model.pixel_m,
+            )[core]
+    return clean, valid_c, score_c, direction, verify
 
 
 def task_block(
     src: Any, model: SceneModel, index: tuple[int, int], win: Win, data: Pair | None = None
 ) -> BlockSummary:
     """Score, threshold, clean and summarise one block (``data``: its halo read, if done)."""
-    clean, valid, score, direction = _block(src, model, win, data)
+    clean, valid, score, direction, verify = _block(src, model, win, data)
     return summarise_block(
-        index, clean, valid, score, row0=win[0], col0=win[1], grid=src.grid, direction=direction
+        index,
+        clean,
+        valid,
+        score,
+        row0=win[0],
+        col0=win[1],
+        grid=src.grid,
+        direction=direction,
+        verify=verify,
     )
 
 
@@ -373,6 +391,6 @@ def task_block_raster(
     src: Any, model: SceneModel, win: Win, keep: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the final mask (uint8, before classification) and score (float32) of a block."""
-    clean, valid, score, _ = _block(src, model, win, None)
+    clean, valid, score, _, _ = _block(src, model, win, None)
     _, _, f_lab, _ = block_labels(clean, valid)
     return keep[f_lab].astype(np.uint8), score.astype(np.float32)
