@@ -686,17 +686,10 @@ def _run_job(
             )
         )
         run, keep = finish_run(job, value, summaries, "local")
-        if score_out is not None or mask_out is not None:
-            args = [(src, model, w, cp, keep[ij]) for ij, w in job.blocks]
-            outputs = write_rasters(
-                src.grid,
-                [w for _, w in job.blocks],
-                each(mapper, task_raster, args, progress, "writing"),
-                score_out=score_out,
-                mask_out=mask_out,
-                overwrite=overwrite,
-            )
-            run = replace(run, outputs=outputs)
+        args = [(src, model, w, cp, keep[ij]) for ij, w in job.blocks]
+        return _with_rasters(
+            run, job, mapper, task_raster, args, progress, outs=(score_out, mask_out, overwrite)
+        )
     return run
 
 
@@ -786,18 +779,35 @@ def _run_sampled(
 
         summaries = list(each(mapper, one, [(k,) for k in range(len(order))], progress, "blocks"))
     run, keep = finish_run(job, scene.threshold, summaries, "local", scene)
-    if score_out is not None or mask_out is not None:
-        args = [(src, scene, w, keep[ij]) for ij, w in job.blocks]
-        outputs = write_rasters(
-            src.grid,
-            [w for _, w in job.blocks],
-            each(mapper, task_block_raster, args, progress, "writing"),
-            score_out=score_out,
-            mask_out=mask_out,
-            overwrite=overwrite,
-        )
-        run = replace(run, outputs=outputs)
-    return run
+    args = [(src, scene, w, keep[ij]) for ij, w in job.blocks]
+    return _with_rasters(
+        run, job, mapper, task_block_raster, args, progress, outs=(score_out, mask_out, overwrite)
+    )
+
+
+def _with_rasters(
+    run: BlockRun,
+    job: BlockJob,
+    mapper: Any,
+    task: Any,
+    args: list[tuple[Any, ...]],
+    progress: Progress | None,
+    *,
+    outs: tuple[PathLike | None, PathLike | None, bool],
+) -> BlockRun:
+    """Stream the score / mask COGs of a finished run, when asked for; else ``run``."""
+    score_out, mask_out, overwrite = outs
+    if score_out is None and mask_out is None:
+        return run
+    outputs = write_rasters(
+        job.source.grid,
+        [w for _, w in job.blocks],
+        each(mapper, task, args, progress, "writing"),
+        score_out=score_out,
+        mask_out=mask_out,
+        overwrite=overwrite,
+    )
+    return replace(run, outputs=outputs)
 
 
 def write_rasters(
