@@ -67,6 +67,21 @@ def test_apply_shift_is_nan_aware_and_invalidates_uncovered_border():
         apply_shift(img, valid, (1, 1), mode="cubic")
 
 
+@pytest.mark.parametrize("shift", [(0.37, -0.81), (-2.6, 1.2), (0.0, 3.5), (-0.001, 0.0004)])
+def test_bilinear_shift_equals_scipy_order_1(shift):
+    # The separable fast path must equal ndimage.shift(order=1) with the edge modes the
+    # docstring names: nearest for values, constant 0 for the validity weight.
+    img = textured(4, (2, 40, 37))
+    valid = np.ones((40, 37), bool)
+    valid[5:9, 20:23] = False
+    filled = np.where(valid, img, img[:, valid].mean(axis=1)[:, None, None])
+    ref = np.stack([ndimage.shift(b, shift, order=1, mode="nearest") for b in filled])
+    weight = ndimage.shift(valid.astype(float), shift, order=1, mode="constant", cval=0.0)
+    out, out_valid = apply_shift(np.where(valid, img, np.nan), valid, shift)
+    np.testing.assert_array_equal(out_valid, weight > 0.999)
+    assert_allclose(out[:, out_valid], ref[:, out_valid], rtol=1e-5)
+
+
 def test_histogram_match_maps_distribution():
     before = textured(4, (2, 64, 64))
     after = before * 2.0 + 100

@@ -158,3 +158,29 @@ def test_rank_model_cancels_order_preserving_radiometry():
     rank = rank_verification(fit_combined(before, after, valid), before, after, valid)
     assert rank[35, 35] > 3.0
     assert np.nanmedian(rank) < 1.0
+
+
+@pytest.mark.parametrize("pixel_m", [None, 0.5, 1.0, 10.0])
+def test_rank_verification_at_some_pixels_equals_the_full_score(pixel_m):
+    # ``where=`` computes only near the asked pixels (per-object peaks); the values
+    # there must be those of the full computation, NaN elsewhere.
+    from borderwatch.change import fit_combined, rank_verification
+
+    rng = np.random.default_rng(3)
+    before = rng.gamma(3, 300, (4, 120, 140)).astype(np.float32)
+    after = before * 1.1 + rng.normal(0, 60, before.shape).astype(np.float32)
+    after[:, 20:30, 40:60] += 900
+    valid = np.ones((120, 140), bool)
+    valid[:5] = False  # invalid rows inside a group's box
+    valid[60:62] = False
+    where = np.zeros_like(valid)
+    where[15:35, 35:65] = True  # a planted object
+    where[0:8, 0:3] = True  # at the array corner, partly invalid
+    where[61, 70] = True  # a single invalid pixel
+    where[90:92, 5:130] = True  # a long thin group
+    where &= rng.random(where.shape) > 0.3
+    model = fit_combined(before, after, valid, band_names=("blue", "green", "red", "nir"))
+    full = rank_verification(model, before, after, valid, pixel_m=pixel_m)
+    part = rank_verification(model, before, after, valid, pixel_m=pixel_m, where=where)
+    np.testing.assert_array_equal(part[where], full[where])
+    assert np.isnan(part[~where]).all()

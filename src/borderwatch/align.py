@@ -24,6 +24,7 @@ References
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -87,13 +88,18 @@ def _composite(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     Edges are what line up between dates; their positions do not depend on gain,
     offset or season as much as the raw values do.
     """
-    img = image.astype(np.float64)
-    vals = img[:, valid]
+    img = image.astype(np.float32, copy=False)
+    # Band moments from every 4th row and column (only a scale for the edges).
+    sub = valid[::4, ::4]
+    vals = img[:, ::4, ::4][:, sub] if sub.sum() >= 1024 else img[:, valid]
+    vals = vals.astype(np.float64)
     mean = vals.mean(axis=1)
     std = vals.std(axis=1)
     std[std == 0] = 1.0
-    z = np.where(valid, ((img - mean[:, None, None]) / std[:, None, None]).mean(axis=0), 0.0)
-    z = np.nan_to_num(z)
+    # Mean of the standardised bands as one weighted sum: sum_b (x_b - m_b) / (s_b n).
+    weights = (1.0 / (std * len(std))).astype(np.float32)
+    z = np.tensordot(weights, img, axes=1) - np.float32((mean * weights).sum())
+    z = np.nan_to_num(np.where(valid, z, np.float32(0.0)))
     g = np.hypot(ndimage.sobel(z, axis=0), ndimage.sobel(z, axis=1))
     # Edges next to invalid areas are artefacts of the fill: drop them.
     g[~ndimage.binary_erosion(valid, iterations=2, border_value=1)] = 0.0
@@ -173,6 +179,47 @@ def block_shifts(
     return np.asarray(out, dtype=np.float64).reshape(-1, 4)
 
 
+def _linear_shift(
+    a: np.ndarray, shift: tuple[float, float], *, edge: Literal["nearest", "zero"]
+) -> np.ndarray:
+    """Bilinear translation of the last two axes, as ``scipy.ndimage.shift(order=1)``.
+
+    Separable: two 2-tap interpolations with the same weights for every pixel, on
+    slices, several times faster than the general coordinate mapping of
+    ``ndimage.shift``. ``edge="nearest"`` repeats the edge values (``mode="nearest"``);
+    ``"zero"`` gives 0 where the source coordinate falls outside the array
+    (``mode="constant", cval=0``). Computes in ``a``'s float dtype.
+    """
+    out = a
+    for axis, s in ((a.ndim - 2, shift[0]), (a.ndim - 1, shift[1])):
+        if s == 0:
+            continue
+        n = out.shape[axis]
+        k = math.floor(-s)  # out[o] = in[o - s] = (1 - f) in[o + k] + f in[o + k + 1]
+        f = out.dtype.type(-s - k)
+        # Outputs whose two taps are both inside: o0 <= o < o1; before them both taps
+        # clip to the first input, after them to the last.
+        o0, o1 = min(max(0, -k), n), max(min(n, n - k - 1), 0)
+        o1 = max(o1, o0)
+
+        def cut(start: int, stop: int, axis: int = axis) -> tuple[slice, ...]:
+            return (slice(None),) * axis + (slice(start, stop),)
+
+        res = np.empty_like(out)
+        if o1 > o0:
+            np.multiply(out[cut(o0 + k, o1 + k)], 1 - f, out=res[cut(o0, o1)])
+            res[cut(o0, o1)] += out[cut(o0 + k + 1, o1 + k + 1)] * f
+        res[cut(0, o0)] = out[cut(0, 1)]
+        res[cut(o1, n)] = out[cut(n - 1, n)]
+        if edge == "zero":
+            x = np.arange(n) - s
+            shape = [1] * out.ndim
+            shape[axis] = n
+            res *= ((x >= 0) & (x <= n - 1)).reshape(shape)
+        out = res
+    return out if out is not a else a.copy()
+
+
 def apply_shift(
     image: np.ndarray,
     valid: np.ndarray,
@@ -206,20 +253,21 @@ def apply_shift(
     shifted_valid : numpy.ndarray
         ``bool (rows, cols)``.
     """
-    img = image.astype(np.float64)
-    filled = np.empty_like(img)
-    for i, band in enumerate(img):
-        ok = valid & np.isfinite(band)
-        filled[i] = np.where(ok, band, band[ok].mean() if ok.any() else 0.0)
+    filled = image.astype(np.float32)
+    exact = np.issubdtype(image.dtype, np.integer)  # no NaN to look for
+    for band in filled:
+        ok = valid if exact else valid & np.isfinite(band)
+        if not ok.all():
+            band[~ok] = band[ok].mean(dtype=np.float64) if ok.any() else 0.0
     if mode == "fourier":
         out = np.stack(
             [np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(b), shift)).real for b in filled]
         )
     elif mode == "bilinear":
-        out = np.stack([ndimage.shift(b, shift, order=1, mode="nearest") for b in filled])
+        out = _linear_shift(filled, shift, edge="nearest")
     else:
         raise InputError(f"unknown shift mode {mode!r}; use 'bilinear' or 'fourier'")
-    weight = ndimage.shift(valid.astype(np.float64), shift, order=1, mode="constant", cval=0.0)
+    weight = _linear_shift(valid.astype(np.float32), shift, edge="zero")
     new_valid = weight > 0.999
     out = out.astype(np.float32)
     out[:, ~new_valid] = np.nan

@@ -23,21 +23,23 @@ exist because that function fits and applies in one call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 
 from borderwatch.classify import MIN_PEAK_SCORE, classify_objects
 from borderwatch.indices import compute_indices, visible_brightness
 
 __all__ = [
     "CANVAS_MAX_PX",
+    "CLASS_COLUMNS",
+    "ClassifyContext",
     "DirectionModel",
     "ObjectCrop",
     "apply_direction",
+    "classify_crops",
     "classify_merged",
     "fit_direction",
 ]
@@ -121,13 +123,18 @@ class ObjectCrop:
     direction: np.ndarray
 
 
-def _canvases(crops: Sequence[ObjectCrop]) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
-    """Group crops (in order) onto canvases: ``(indexes, mask, direction)`` each."""
-    out = []
+def _canvases(
+    crops: Sequence[ObjectCrop],
+) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Group crops (in order) onto canvases: yields ``(indexes, mask, direction)``.
+
+    One canvas at a time, so memory stays at :data:`CANVAS_MAX_PX` however many
+    objects a scene has.
+    """
     group: list[int] = []
     width = height = 0
 
-    def flush() -> None:
+    def canvas() -> tuple[list[int], np.ndarray, np.ndarray]:
         mask = np.zeros((height, width), bool)
         direction = np.zeros((height, width), np.float32)
         col = 0
@@ -136,38 +143,26 @@ def _canvases(crops: Sequence[ObjectCrop]) -> list[tuple[list[int], np.ndarray, 
             mask[:h, col : col + w] = crops[k].mask
             direction[:h, col : col + w] = crops[k].direction
             col += w + 1
-        out.append((list(group), mask, direction))
+        return list(group), mask, direction
 
     for k, crop in enumerate(crops):
         h, w = crop.mask.shape
         if group and max(height, h) * (width + w + 1) > CANVAS_MAX_PX:
-            flush()
+            yield canvas()
             group, width, height = [], 0, 0
         group.append(k)
         width += w + 1
         height = max(height, h)
     if group:
-        flush()
-    return out
+        yield canvas()
 
 
-def classify_merged(
-    objects: gpd.GeoDataFrame,
-    crops: Sequence[ObjectCrop],
-    *,
-    pixel_m: float,
-    threshold: float,
-    residual_shift_px: float | None,
-    method: str,
-) -> gpd.GeoDataFrame:
-    """:func:`~borderwatch.classify.find_structures` for merged blockwise objects.
+@dataclass(frozen=True)
+class ClassifyContext:
+    """Run-wide inputs of the classification (small; travels with every block task).
 
-    Parameters
+    Attributes
     ----------
-    objects : geopandas.GeoDataFrame
-        Merged objects (grid CRS, metres), one row per crop, in the same order.
-    crops : sequence of ObjectCrop
-        Each object's pixel mask and direction evidence.
     pixel_m : float
         Pixel size, metres.
     threshold : float
@@ -176,6 +171,70 @@ def classify_merged(
         Co-registration residual, pixels.
     method : str
         Score method (the peak-score hysteresis applies to standardised scores).
+    """
+
+    pixel_m: float
+    threshold: float
+    residual_shift_px: float | None
+    method: str
+
+
+#: Columns :func:`borderwatch.classify.classify_objects` adds, in its order.
+CLASS_COLUMNS = ("class", "length_m", "width_m", "construction", "confidence", "residual_shift_px")
+
+
+def classify_crops(
+    objects: gpd.GeoDataFrame, crops: Sequence[ObjectCrop], ctx: ClassifyContext
+) -> list[dict[str, object] | None]:
+    """Classify objects from their crops; per row its class columns, None if dropped.
+
+    Rows come back in the order of ``objects`` (one crop per row); an object that is
+    not construction (direction or peak-score rule) gives None.
+    """
+    if len(objects) != len(crops):
+        raise ValueError(f"{len(objects)} objects but {len(crops)} crops")
+    min_peak = MIN_PEAK_SCORE if ctx.method in ("combined", "cva", "index") else -np.inf
+    out: list[dict[str, object] | None] = [None] * len(crops)
+    rows = objects.assign(_row=np.arange(len(objects)))
+    for idx, mask, direction in _canvases(crops):
+        kept = classify_objects(
+            rows.iloc[idx],
+            mask,
+            direction,
+            pixel_m=ctx.pixel_m,
+            threshold=ctx.threshold,
+            residual_shift_px=ctx.residual_shift_px or 0.0,
+            keep_non_construction=False,
+            min_peak=min_peak,
+        )
+        values = kept[list(CLASS_COLUMNS)].to_dict("records")
+        for r, v in zip(kept["_row"], values, strict=True):
+            out[int(r)] = v
+    return out
+
+
+def classify_merged(
+    objects: gpd.GeoDataFrame,
+    crops: Sequence[ObjectCrop | None],
+    ctx: ClassifyContext,
+    *,
+    known: Sequence[dict[str, object] | None] = (),
+) -> gpd.GeoDataFrame:
+    """:func:`~borderwatch.classify.find_structures` for merged blockwise objects.
+
+    Parameters
+    ----------
+    objects : geopandas.GeoDataFrame
+        Merged objects (grid CRS, metres), one row per crop, in the same order.
+    crops : sequence of ObjectCrop or None
+        Each object's pixel mask and direction evidence; None where the object was
+        classified inside its block already (its entry of ``known``).
+    ctx : ClassifyContext
+        Threshold, pixel size, residual shift and method of the run.
+    known : sequence of dict or None
+        Per row, where ``crops`` is None: the class columns from
+        :func:`classify_crops` in the block, or None for an object that is not
+        construction.
 
     Returns
     -------
@@ -184,23 +243,18 @@ def classify_merged(
     """
     if len(objects) != len(crops):
         raise ValueError(f"{len(objects)} objects but {len(crops)} crops")
-    min_peak = MIN_PEAK_SCORE if method in ("combined", "cva", "index") else -np.inf
-    parts = []
-    for idx, mask, direction in _canvases(crops) or [([], np.zeros((1, 1), bool), None)]:
-        parts.append(
-            classify_objects(
-                objects.iloc[idx],
-                mask,
-                direction if direction is not None else np.zeros((1, 1), np.float32),
-                pixel_m=pixel_m,
-                threshold=threshold,
-                residual_shift_px=residual_shift_px or 0.0,
-                keep_non_construction=True,
-                min_peak=min_peak,
-            )
-        )
-    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    out = gpd.GeoDataFrame(out, geometry="geometry", crs=objects.crs)
-    out = out[out["construction"]].copy()
+    todo = [i for i, c in enumerate(crops) if c is not None]
+    values = list(known) if known else [None] * len(crops)
+    fresh = classify_crops(objects.iloc[todo], [crops[i] for i in todo], ctx)  # type: ignore[misc]
+    for i, v in zip(todo, fresh, strict=True):
+        values[i] = v
+    rows = [i for i, v in enumerate(values) if v is not None]
+    out = objects.iloc[rows].reset_index(drop=True)
+    for col in CLASS_COLUMNS:
+        out[col] = [values[i][col] for i in rows]  # type: ignore[index]
+    out["class"] = out["class"].astype(object)
+    for col in ("length_m", "width_m", "confidence", "residual_shift_px"):
+        out[col] = out[col].astype(np.float64)
+    out["construction"] = out["construction"].astype(bool)
     out["object_id"] = np.arange(1, len(out) + 1)
-    return out.reset_index(drop=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=objects.crs)

@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
-from borderwatch.blockclassify import ObjectCrop
+from borderwatch.blockclassify import ClassifyContext, ObjectCrop, classify_crops
 from borderwatch.io import Grid
 from borderwatch.objects import OBJECT_COLUMNS, label_objects
 
@@ -67,10 +67,16 @@ class BlockSummary:
     geoms : list of (int, shapely geometry)
         Polygons of the local ``F`` labels, in the grid CRS.
     crops : list of (int, ObjectCrop)
-        Pixel mask and direction evidence of each local ``F`` label (grid pixel
-        origin), when the block was summarised with a direction (for classification).
+        Pixel mask and direction evidence of the local ``F`` labels still to be
+        classified after the merge (grid pixel origin), when the block was summarised
+        with a direction: those touching the block edge (or all, without a
+        classification context).
     v_max : numpy.ndarray or None
         Per local ``F`` label: maximum of the verification score, when given.
+    known : dict
+        Local ``F`` label -> class columns (or None: not construction) of the objects
+        classified inside the block: those not touching its edge, which no merge can
+        change. Only their results are kept, so memory does not grow with their pixels.
     """
 
     index: tuple[int, int]
@@ -85,19 +91,57 @@ class BlockSummary:
     geoms: list[tuple[int, Any]] = field(repr=False)
     crops: list[tuple[int, ObjectCrop]] = field(default_factory=list, repr=False)
     v_max: np.ndarray | None = field(default=None, repr=False)
+    known: dict[int, dict[str, object] | None] = field(default_factory=dict, repr=False)
 
 
 def _crops(
     f_lab: np.ndarray, direction: np.ndarray, row0: int, col0: int
-) -> list[tuple[int, ObjectCrop]]:
-    out = []
+) -> tuple[list[tuple[int, ObjectCrop]], list[tuple[int, ObjectCrop]]]:
+    """Crops of the labels touching the block edge, and of those inside it."""
+    edge, inside = [], []
+    rows, cols = f_lab.shape
     for k, sl in enumerate(ndimage.find_objects(f_lab), start=1):
         if sl is None:
             continue
         mask = f_lab[sl] == k
         d = np.where(mask, direction[sl], np.float32(0)).astype(np.float32)
-        out.append((k, ObjectCrop(row0 + sl[0].start, col0 + sl[1].start, mask, d)))
-    return out
+        crop = ObjectCrop(row0 + sl[0].start, col0 + sl[1].start, mask, d)
+        touches = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == rows or sl[1].stop == cols
+        (edge if touches else inside).append((k, crop))
+    return edge, inside
+
+
+def _classify_inside(
+    inside: list[tuple[int, ObjectCrop]],
+    geoms: list[tuple[int, Any]],
+    f_count: np.ndarray,
+    f_sum: np.ndarray,
+    f_max: np.ndarray,
+    v_max: np.ndarray | None,
+    grid: Grid,
+    ctx: ClassifyContext,
+) -> dict[int, dict[str, object] | None]:
+    """Classify the objects inside a block, as :func:`merge_blocks` would present them."""
+    if not inside:
+        return {}
+    by_label: dict[int, list[Any]] = {}
+    for label, geom in geoms:
+        by_label.setdefault(label, []).append(geom)
+    labels = np.array([k for k, _ in inside])
+    data: dict[str, Any] = {
+        "mean_score": f_sum[labels] / f_count[labels],
+        "max_score": f_max[labels],
+    }
+    if v_max is not None:
+        data["verify_peak"] = v_max[labels]
+    polys = [_union(by_label[int(k)]) for k in labels]
+    frame = gpd.GeoDataFrame(data, geometry=polys, crs=grid.crs)
+    values = classify_crops(frame, [c for _, c in inside], ctx)
+    return {int(k): v for k, v in zip(labels, values, strict=True)}
+
+
+def _union(parts: list[Any]) -> Any:
+    return unary_union(parts) if len(parts) > 1 else parts[0]
 
 
 def _merge_crops(parts: list[ObjectCrop]) -> ObjectCrop:
@@ -122,6 +166,8 @@ def _merge_crops(parts: list[ObjectCrop]) -> ObjectCrop:
 def block_labels(clean: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, int]:
     """8-connected labels of ``M = clean`` and ``F = clean & valid`` in one block."""
     m_lab, nm = label_objects(clean)
+    if valid.all():  # F = M
+        return m_lab, nm, m_lab, nm
     f_lab, nf = label_objects(clean & valid)
     return m_lab, nm, f_lab, nf
 
@@ -137,6 +183,7 @@ def summarise_block(
     grid: Grid,
     direction: np.ndarray | None = None,
     verify: np.ndarray | None = None,
+    classify: ClassifyContext | None = None,
 ) -> BlockSummary:
     """Summarise one block's cleaned mask for :func:`merge_blocks`.
 
@@ -159,6 +206,9 @@ def summarise_block(
     verify : numpy.ndarray, optional
         Verification score of the block core (:func:`borderwatch.change.rank_verification`);
         its per-object maximum becomes the ``verify_peak`` column after the merge.
+    classify : ClassifyContext, optional
+        With ``direction``: classify the objects that do not touch the block edge here
+        (:attr:`BlockSummary.known`) and keep crops only of the others.
     """
     m_lab, nm, f_lab, nf = block_labels(clean, valid)
     v_max = None if verify is None else np.full(nf + 1, -np.inf)
@@ -191,6 +241,14 @@ def summarise_block(
                 f_lab, mask=f_lab > 0, transform=transform, connectivity=8
             )
         ]
+    crops: list[tuple[int, ObjectCrop]] = []
+    known: dict[int, dict[str, object] | None] = {}
+    if direction is not None and nf:
+        crops, inside = _crops(f_lab, direction, row0, col0)
+        if classify is None:
+            crops = sorted(crops + inside, key=lambda kc: kc[0])
+        else:
+            known = _classify_inside(inside, geoms, f_count, f_sum, f_max, v_max, grid, classify)
     return BlockSummary(
         index,
         m_count,
@@ -202,8 +260,9 @@ def summarise_block(
         f_first,
         _Edges.of(f_lab),
         geoms,
-        _crops(f_lab, direction, row0, col0) if direction is not None and nf else [],
+        crops,
         v_max,
+        known,
     )
 
 
@@ -270,13 +329,18 @@ class MergeResult:
         As :func:`borderwatch.objects.mask_to_objects` would give on the whole mask.
     keep : dict
         ``(block_row, block_col) -> bool array`` indexed by local ``F`` label.
-    crops : list of ObjectCrop
-        One per row of ``objects`` when the blocks carried crops, else empty.
+    crops : list of ObjectCrop or None
+        One per row of ``objects`` when the blocks carried crops, else empty; None
+        where the object was classified in its block (see ``known``).
+    known : list of dict or None
+        One per row when ``crops`` is not empty: the in-block class columns where
+        ``crops`` is None (None there too: not construction).
     """
 
     objects: gpd.GeoDataFrame
     keep: dict[tuple[int, int], np.ndarray]
-    crops: list[ObjectCrop] = field(default_factory=list)
+    crops: list[ObjectCrop | None] = field(default_factory=list)
+    known: list[dict[str, object] | None] = field(default_factory=list)
 
 
 def merge_blocks(
@@ -325,6 +389,8 @@ def merge_blocks(
     keep: dict[tuple[int, int], np.ndarray] = {}
     parts: dict[int, list[Any]] = {}
     crop_parts: dict[int, list[ObjectCrop]] = {}
+    known: dict[int, dict[str, object] | None] = {}
+    carried = False
     for key in sorted(by_key):
         s = by_key[key]
         local = np.arange(1, s.f_to_m.size)
@@ -343,6 +409,9 @@ def merge_blocks(
             parts.setdefault(int(f_comp[f_off[key] + label]), []).append(geom)
         for label, crop in s.crops:
             crop_parts.setdefault(int(f_comp[f_off[key] + label]), []).append(crop)
+        for label, value in s.known.items():  # inside one block: never merged
+            known[int(f_comp[f_off[key] + label])] = value
+        carried |= bool(s.crops or s.known)
     chosen = np.flatnonzero(f_keep & (count > 0))
     chosen = chosen[np.argsort(first[chosen], kind="stable")]
     extra = dict(attrs or {})
@@ -352,9 +421,7 @@ def merge_blocks(
             {c: [] for c in columns}, geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs
         )
         return MergeResult(empty, keep)
-    geoms = [
-        unary_union(parts[int(c)]) if len(parts[int(c)]) > 1 else parts[int(c)][0] for c in chosen
-    ]
+    geoms = [_union(parts[int(c)]) for c in chosen]
     n = chosen.size
     data: dict[str, Any] = {
         "object_id": np.arange(1, n + 1),
@@ -365,8 +432,13 @@ def merge_blocks(
     }
     for k, v in extra.items():
         data[k] = [v] * n
-    crops = [_merge_crops(crop_parts[int(c)]) for c in chosen] if crop_parts else []
+    crops: list[ObjectCrop | None] = []
+    values: list[dict[str, object] | None] = []
+    if carried:
+        for c in map(int, chosen):
+            crops.append(_merge_crops(crop_parts[c]) if c in crop_parts else None)
+            values.append(known.get(c))
     frame = gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs)
     if has_verify:  # last, where find_structures(verify=) puts it
         frame["verify_peak"] = vpeak[chosen]
-    return MergeResult(frame, keep, crops)
+    return MergeResult(frame, keep, crops, values)

@@ -41,9 +41,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from borderwatch.align import apply_shift, coregister
-from borderwatch.blockclassify import DirectionModel, apply_direction, fit_direction
+from borderwatch.blockclassify import (
+    ClassifyContext,
+    DirectionModel,
+    apply_direction,
+    fit_direction,
+)
 from borderwatch.blockmerge import BlockSummary, block_labels, summarise_block
 from borderwatch.blockread import Pair, read_pair
 from borderwatch.blocktasks import (
@@ -62,7 +68,9 @@ from borderwatch.change import (
     rank_verification,
     threshold_score,
 )
+from borderwatch.classify import MIN_PEAK_SCORE
 from borderwatch.errors import InputError
+from borderwatch.objects import label_objects
 
 __all__ = [
     "ALIGN_WINDOW_PX",
@@ -238,6 +246,17 @@ class SceneModel:
         return combined_halo_px(self.pixel_m) if self.method == "combined" else 0
 
     @property
+    def classify_context(self) -> ClassifyContext:
+        """What object classification needs of the run."""
+        residual = self.align.get("residual_shift_px")
+        return ClassifyContext(
+            self.pixel_m,
+            self.threshold,
+            float(residual) if residual is not None else None,  # type: ignore[arg-type]
+            self.method,
+        )
+
+    @property
     def halo(self) -> int:
         """Halo read around every block, pixels."""
         clean = halo_px(opening_px=self.clean.opening_px, closing_px=self.clean.closing_px)
@@ -354,19 +373,50 @@ def _block(
     clean = clean_groups(raw, model.clean)[core]
     valid_c, score_c = valid[core], score[core]
     direction = verify = None
-    if model.direction is not None and (clean & valid_c).any():
-        bc = p.before[:, core[0], core[1]]
-        direction = apply_direction(model.direction, bc, after[:, core[0], core[1]], valid_c)
+    objects = clean & valid_c
+    if model.direction is not None and objects.any():
+        # Direction evidence is per pixel: evaluate it at the object pixels only.
+        pick = (slice(None), *core)
+        direction = np.zeros(objects.shape, np.float32)
+        direction[objects] = apply_direction(
+            model.direction,
+            p.before[pick][:, objects][:, :, None],
+            after[pick][:, objects][:, :, None],
+            np.ones((int(objects.sum()), 1), bool),
+        )[:, 0]
         if model.method == "combined":
-            # The rank-model peak the in-memory pipeline checks (find_structures verify=).
+            # The rank-model peak the in-memory pipeline checks (find_structures verify=),
+            # needed only where an object can still pass the peak-score rule.
+            where = np.zeros(valid.shape, bool)
+            where[core] = _may_pass_peak(objects, score_c)
             verify = rank_verification(
                 model.score,  # type: ignore[arg-type]
                 p.before,
                 after,
                 valid,
                 pixel_m=model.pixel_m,
+                where=where,
             )[core]
     return clean, valid_c, score_c, direction, verify
+
+
+def _may_pass_peak(objects: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Pixels of the block's objects that touch its edge or reach the peak score.
+
+    Other objects fail :data:`~borderwatch.classify.MIN_PEAK_SCORE` whatever their
+    verification score (their whole extent is in this block), so they need none.
+    """
+    labels, n = label_objects(objects)
+    idx = np.arange(1, n + 1)
+    peak = np.asarray(ndimage.maximum(np.nan_to_num(score, nan=-np.inf), labels, idx))
+    rows, cols = objects.shape
+    need = np.concatenate([[False], peak >= MIN_PEAK_SCORE])
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is not None and (
+            sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == rows or sl[1].stop == cols
+        ):
+            need[k] = True
+    return need[labels]
 
 
 def task_block(
@@ -384,6 +434,7 @@ def task_block(
         grid=src.grid,
         direction=direction,
         verify=verify,
+        classify=model.classify_context if direction is not None else None,
     )
 
 

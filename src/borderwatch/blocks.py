@@ -50,6 +50,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
 from borderwatch.blockclassify import classify_merged
@@ -477,12 +478,7 @@ def finish_run(
         blockwise["sample"] = scene.sample
         if p.classify:
             objects = classify_merged(
-                objects,
-                merged.crops,
-                pixel_m=scene.pixel_m,
-                threshold=value,
-                residual_shift_px=scene.align.get("residual_shift_px"),  # type: ignore[arg-type]
-                method=p.method,
+                objects, merged.crops, scene.classify_context, known=merged.known
             )
     change_params["blockwise"] = blockwise
     run = BlockRun(
@@ -592,7 +588,11 @@ def run_detect_blocks(
         sample_px=sample_px,
         seed=seed,
     )
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-hash") as hasher:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-hash") as hasher,
+        # Blocks are the parallelism: BLAS threads inside them only oversubscribe the CPUs.
+        threadpool_limits(limits=1, user_api="blas"),
+    ):
         # Provenance hashes are computed alongside the blocks, not after them.
         paths = [*job.source.before.paths, *job.source.after.paths]
         hashes = {p: hasher.submit(sha256_file, p) for p in paths}

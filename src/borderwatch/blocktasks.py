@@ -313,8 +313,8 @@ def cva_block(model: ScoreModel, diff: np.ndarray, valid: np.ndarray) -> np.ndar
     z /= model.std[:, None, None].astype(np.float32)
     if valid.all():
         return np.sqrt(np.einsum("brc,brc->rc", z, z) / z.shape[0]).astype(np.float32)
-    zz = np.nan_to_num(z)
-    score = np.sqrt(np.einsum("brc,brc->rc", zz, zz) / z.shape[0]).astype(np.float32)
+    np.copyto(z, 0.0, where=np.isnan(z))  # as nan_to_num: z is this block's own
+    score = np.sqrt(np.einsum("brc,brc->rc", z, z) / z.shape[0]).astype(np.float32)
     score[~valid] = np.nan
     return score
 

@@ -87,6 +87,9 @@ class ChangeResult:
         Name of the score method.
     params : dict
         Every parameter used, for provenance.
+    model : CombinedModel or None
+        The fitted statistics of the ``combined`` score (None for other methods), for
+        further scores on the same scene (:func:`rank_verification`).
     """
 
     score: np.ndarray
@@ -94,6 +97,7 @@ class ChangeResult:
     threshold: float
     method: str
     params: dict[str, object]
+    model: CombinedModel | None = None
 
 
 def _check(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> None:
@@ -337,7 +341,8 @@ def smooth_score(score: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np
 
     ``sigma_px < 0.5`` returns a copy unchanged. Invalid pixels stay NaN.
     """
-    out = np.nan_to_num(score.astype(np.float32))
+    out = score.astype(np.float32)  # a copy
+    np.copyto(out, 0.0, where=np.isnan(out))
     if sigma_px >= 0.5:
         w = valid.astype(np.float32)
         num = ndimage.gaussian_filter(out * w, sigma_px)
@@ -529,6 +534,7 @@ def rank_verification(
     valid: np.ndarray,
     *,
     pixel_m: float | None = None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
     """Score with the ``combined`` formula under a rank (normal-score) radiometric model.
 
@@ -541,6 +547,14 @@ def rank_verification(
     an object only if its peak reaches :data:`borderwatch.classify.MIN_PEAK_SCORE`
     under both (see :func:`borderwatch.classify.classify_objects`).
 
+    Parameters
+    ----------
+    where : numpy.ndarray, optional
+        ``bool (rows, cols)``: only these pixels are needed (the change mask, for
+        per-object peaks). The per-pixel transform then runs only within the smoothing
+        radius of them, and the result is NaN elsewhere; values at ``where`` equal the
+        full computation. Default: every pixel.
+
     Returns
     -------
     numpy.ndarray
@@ -548,6 +562,28 @@ def rank_verification(
         :func:`apply_combined`.
     """
     f32 = np.float32
+    if where is not None:
+        sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+        radius = int(4.0 * sigma_px + 0.5) if sigma_px >= 0.5 else 0  # gaussian_filter's
+        near = ndimage.maximum_filter(where, size=2 * radius + 1) if radius else where
+        sub = near & valid
+        raw = np.zeros(valid.shape, f32)
+        if sub.any():  # the same formula on the (bands, n, 1) pixels near ``where``
+            part = rank_verification(
+                model, before[:, sub][:, :, None], after[:, sub][:, :, None], sub[sub][:, None]
+            )
+            raw[sub] = part[:, 0]
+        # Smooth each group of nearby pixels in its own box: a box reaches ``radius``
+        # beyond its ``where`` pixels (or the array edge), so values there are exact.
+        out = np.full(valid.shape, np.nan, f32)
+        groups, _ = ndimage.label(near, structure=np.ones((3, 3), bool))
+        for g, box in enumerate(ndimage.find_objects(groups), start=1):
+            if box is None:
+                continue
+            mine = groups[box] == g
+            out[box][mine] = smooth_score(raw[box], valid[box], sigma_px=sigma_px)[mine]
+        out[~where] = np.nan
+        return out
     d = normal_scores(after, model.after_q) - normal_scores(before, model.before_q)
     d = (d - model.rank_diff[0][:, None, None].astype(f32)) / model.rank_diff[1][
         :, None, None
@@ -565,7 +601,7 @@ def _with_index(
     pixel_m: float | None,
 ) -> np.ndarray:
     """``sqrt((cva**2 + index**2) / 2)`` of a standardised difference, smoothed."""
-    d = np.nan_to_num(d)
+    np.copyto(d, 0.0, where=np.isnan(d))  # invalid pixels; d is this function's own
     c = np.sqrt(np.einsum("brc,brc->rc", d, d) / d.shape[0])
     i = index_score(
         before,
@@ -695,14 +731,15 @@ def detect_change(
     -------
     ChangeResult
     """
-    score = score_change(
-        before,
-        after,
-        valid,
-        method=method,
-        band_names=band_names,
-        pixel_m=math.sqrt(pixel_area_m2),
-    )
+    pixel_m = math.sqrt(pixel_area_m2)
+    model = None
+    if method == "combined":  # keep the fitted statistics for later scores
+        model = fit_combined(before, after, valid, band_names=band_names)
+        score = apply_combined(model, before, after, valid, pixel_m=pixel_m)
+    else:
+        score = score_change(
+            before, after, valid, method=method, band_names=band_names, pixel_m=pixel_m
+        )
     value = threshold_score(score, valid, threshold, dof=before.shape[0], p_value=p_value)
     raw = valid & (np.nan_to_num(score, nan=-np.inf) > value)
     mask = (
@@ -724,4 +761,4 @@ def detect_change(
         "closing_px": closing_px,
         "p_value": p_value,
     }
-    return ChangeResult(score, mask, value, method, params)
+    return ChangeResult(score, mask, value, method, params, model)

@@ -260,12 +260,20 @@ def classify_objects(
     idx = np.arange(1, n + 1)
     mean_dir = np.asarray(ndimage.mean(direction, labels, idx), dtype=np.float64)
     frac_dir = np.asarray(ndimage.mean(direction > 0, labels, idx), dtype=np.float64)
+    peak_ok = objects["max_score"].to_numpy() >= min_peak
+    if "verify_peak" in objects.columns:
+        peak_ok &= objects["verify_peak"].to_numpy() >= min_peak
+    construction = (mean_dir > MIN_DIRECTION) & peak_ok
     slices = ndimage.find_objects(labels)
+    if not keep_non_construction:  # measure only the objects that stay
+        out = out[construction].copy()
+        slices = [sl for sl, c in zip(slices, construction, strict=True) if c]
+        idx, frac_dir = idx[construction], frac_dir[construction]
+        construction = construction[construction]
     classes, lengths, widths, confs = [], [], [], []
-    for k, (sl, geom, score) in enumerate(
-        zip(slices, objects.geometry, objects["mean_score"], strict=True)
-    ):
-        region = labels[sl] == k + 1
+    rows = zip(idx, slices, out.geometry, out["mean_score"], frac_dir, strict=True)
+    for k, sl, geom, score, frac in rows:
+        region = labels[sl] == k
         m = shape_measures(region, geom, pixel_m=pixel_m)
         cls = classify_shape(m, pixel_m=pixel_m)
         classes.append(cls)
@@ -279,23 +287,19 @@ def classify_objects(
             object_confidence(
                 mean_score=float(score),
                 threshold=threshold,
-                direction_fraction=float(frac_dir[k]),
+                direction_fraction=float(frac),
                 shape_class=cls,
                 width_m=width,
                 residual_shift_m=residual_shift_px * pixel_m,
             )
         )
-    out["class"] = classes
+    out["class"] = np.asarray(classes, dtype=object)
     out["length_m"] = np.asarray(lengths, dtype=np.float64)
     out["width_m"] = np.asarray(widths, dtype=np.float64)
-    peak_ok = objects["max_score"].to_numpy() >= min_peak
-    if "verify_peak" in objects.columns:
-        peak_ok &= objects["verify_peak"].to_numpy() >= min_peak
-    out["construction"] = (mean_dir > MIN_DIRECTION) & peak_ok
+    out["construction"] = construction
     out["confidence"] = np.asarray(confs, dtype=np.float64)
     out["residual_shift_px"] = float(residual_shift_px)
     if not keep_non_construction:
-        out = out[out["construction"]].copy()
         out["object_id"] = np.arange(1, len(out) + 1)
     return out.reset_index(drop=True)
 

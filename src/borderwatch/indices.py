@@ -129,12 +129,12 @@ def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     s = a + b
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(s > 0, (a - b) / s, np.nan)
-    return out.astype(np.float32)
+    return out.astype(np.float32, copy=False)
 
 
 def vegetation_index(image: np.ndarray, roles: dict[str, int]) -> tuple[str, np.ndarray] | None:
     """NDVI when NIR and red exist, else excess-green for RGB, else None."""
-    img = image.astype(np.float32)
+    img = image.astype(np.float32, copy=False)
     if "nir" in roles and "red" in roles:
         return "ndvi", _nd(img[roles["nir"]], img[roles["red"]])
     if {"red", "green", "blue"} <= roles.keys():
@@ -142,7 +142,7 @@ def vegetation_index(image: np.ndarray, roles: dict[str, int]) -> tuple[str, np.
         s = r + g + b
         with np.errstate(invalid="ignore", divide="ignore"):
             exg = np.where(s > 0, (2 * g - r - b) / s, np.nan)
-        return "greenness", exg.astype(np.float32)
+        return "greenness", exg.astype(np.float32, copy=False)
     return None
 
 
@@ -173,9 +173,10 @@ def compute_indices(image: np.ndarray, band_names: Sequence[str]) -> dict[str, n
     if band_names and len(band_names) != image.shape[0]:
         raise InputError(f"{len(band_names)} band names for {image.shape[0]} bands")
     roles = band_roles(band_names, n_bands=image.shape[0])
-    img = image.astype(np.float32)
+    img = image.astype(np.float32, copy=False)
     vis = [roles[r] for r in ("blue", "green", "red", "nir") if r in roles]
-    out = {"brightness": img[vis or list(range(img.shape[0]))].mean(axis=0)}
+    every = not vis or sorted(vis) == list(range(img.shape[0]))
+    out = {"brightness": (img if every else img[vis]).mean(axis=0)}
     veg = vegetation_index(img, roles)
     if veg is not None:
         out[veg[0]] = veg[1]
@@ -244,13 +245,12 @@ def index_score(
     """
     ib = compute_indices(before, band_names)
     ia = compute_indices(after, band_names)
-    terms = [
-        np.maximum(
-            CONSTRUCTION_SIGN[k] * np.nan_to_num((ia[k] - ib[k] - centre[k]) / scale[k]), 0.0
-        )
-        for k in centre
-    ]
-    return np.sqrt(np.mean(np.stack(terms) ** 2, axis=0)).astype(np.float32)
+    total = np.zeros(ib["brightness"].shape, np.float32)
+    for k in centre:
+        t = (ia[k] - ib[k] - np.float32(centre[k])) * np.float32(CONSTRUCTION_SIGN[k] / scale[k])
+        np.fmax(t, 0.0, out=t)  # NaN (undefined index) -> 0 as well
+        total += t * t
+    return np.sqrt(total / np.float32(max(len(centre), 1)))
 
 
 def index_change(

@@ -21,11 +21,12 @@ from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from borderwatch import __version__
 from borderwatch.align import prepare_pair
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
-from borderwatch.change import ChangeResult, detect_change, fit_combined, rank_verification
+from borderwatch.change import ChangeResult, detect_change, rank_verification
 from borderwatch.classify import find_structures
 from borderwatch.errors import InputError
 from borderwatch.export import sha256_file
@@ -193,9 +194,17 @@ def run_detect(
         margin_m=params.margin_m,
         grid=grid,
     )
-    after_data, valid, align_info = prepare_pair(
-        sb.data, sa.data, sb.valid, sa.valid, align=params.align, normalise_method=params.normalise
-    )
+    # Phase correlation's small matrix products run fastest on one BLAS thread; more
+    # threads only contend with each other (and with GDAL) on a small machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        after_data, valid, align_info = prepare_pair(
+            sb.data,
+            sa.data,
+            sb.valid,
+            sa.valid,
+            align=params.align,
+            normalise_method=params.normalise,
+        )
     sa = Scene(after_data, valid & sa.valid, sa.grid, sa.source)
     change = (
         detect_change(
@@ -245,7 +254,7 @@ def run_detect(
             threshold=change.threshold,
             residual_shift_px=align_info["residual_shift_px"],  # type: ignore[arg-type]
             method=params.method,
-            verify=_verification(params, sb.data, after_data, valid, b_src.band_names, sb.grid),
+            verify=_verification(params, sb.data, after_data, valid, change, sb.grid),
         )
     return DetectionRun(sb, sa, change, objects, area, params, started)
 
@@ -255,14 +264,14 @@ def _verification(
     before: np.ndarray,
     after: np.ndarray,
     valid: np.ndarray,
-    band_names: Sequence[str],
+    change: ChangeResult,
     grid: Grid,
 ) -> np.ndarray | None:
-    """Rank-model score for the object peak check of the default method, else None."""
-    if params.method != "combined" or params.model is not None:
+    """Rank-model score at the change mask for the default method's peak check, else None."""
+    if params.method != "combined" or change.model is None:
         return None
-    model = fit_combined(before, after, valid, band_names=band_names)
-    return rank_verification(model, before, after, valid, pixel_m=math.sqrt(grid.pixel_area))
+    pixel_m = math.sqrt(grid.pixel_area)
+    return rank_verification(change.model, before, after, valid, pixel_m=pixel_m, where=change.mask)
 
 
 def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, Any]:
