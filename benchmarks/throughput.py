@@ -2,7 +2,8 @@
 
 For each size (pairs made by ``benchmarks/make_large.py``), in one run and with the
 same files, page cache warmed first, every measurement in a fresh child process
-timed by ``/usr/bin/time`` (wall seconds and peak resident set size from the OS):
+timed by ``/usr/bin/time`` (wall seconds and peak resident set size from the OS), each
+``--repeat`` times (default 3; the median wall time and the largest RSS are reported):
 
 1. ``io-floor``: read both inputs fully with rasterio (``DatasetReader.read()``).
 2. ``detect cva``: ``borderwatch -q detect --method cva --threshold otsu --no-align
@@ -77,7 +78,9 @@ def mem_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
-def run_size(size: int, data: Path, out: Path, *, numpy_max: int, otb: bool) -> list[dict]:
+def run_size(
+    size: int, data: Path, out: Path, *, numpy_max: int, otb: bool, repeat: int
+) -> list[dict]:
     b, a = data / f"before_{size}.tif", data / f"after_{size}.tif"
     if not (b.exists() and a.exists()):
         raise SystemExit(f"{b} missing: run benchmarks/make_large.py --size {size}")
@@ -94,6 +97,7 @@ def run_size(size: int, data: Path, out: Path, *, numpy_max: int, otb: bool) -> 
                     "size": size,
                     "name": name,
                     "wall": None,
+                    "spread": None,
                     "rss": None,
                     "status": note,
                     "load": None,
@@ -101,11 +105,23 @@ def run_size(size: int, data: Path, out: Path, *, numpy_max: int, otb: bool) -> 
             )
             return
         load = os.getloadavg()[0]  # other work on the machine skews the timings
-        wall, rss, status = timed(cmd)
+        runs = [timed(cmd) for _ in range(repeat)]
+        walls = sorted(w for w, _, _ in runs)
+        wall = walls[len(walls) // 2]  # the median: one slow or fast run does not decide
+        rss = max(r for _, r, _ in runs)
+        status = next((st for _, _, st in runs if st != "ok"), "ok")
         rows.append(
-            {"size": size, "name": name, "wall": wall, "rss": rss, "status": status, "load": load}
+            {
+                "size": size,
+                "name": name,
+                "wall": wall,
+                "spread": (walls[0], walls[-1]),
+                "rss": rss,
+                "status": status,
+                "load": load,
+            }
         )
-        print(f"{size:6d} {name:22s} {wall:7.2f} s {rss:8.0f} MiB {status}", flush=True)
+        print(f"{size:6d} {name:22s} {wall:7.2f} s {rss:8.0f} MiB {status} {walls}", flush=True)
 
     add("io-floor", [PY, "-c", READ, str(b), str(a)])
     detect = [
@@ -175,17 +191,20 @@ def run_size(size: int, data: Path, out: Path, *, numpy_max: int, otb: bool) -> 
 def table(rows: list[dict]) -> str:
     floors = {r["size"]: r["wall"] for r in rows if r["name"] == "io-floor"}
     lines = [
-        "| size (px) | what | wall (s) | Mpx/s | x I/O floor | peak RSS (MiB) | load | status |",
-        "|---:|---|---:|---:|---:|---:|---:|---|",
+        "| size (px) | what | wall (s) | runs (s) | Mpx/s | x I/O floor | peak RSS (MiB) "
+        "| load | status |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if r["wall"] is None or r["status"] != "ok":
-            lines.append(f"| {r['size']} | {r['name']} | - | - | - | - | - | {r['status']} |")
+            lines.append(f"| {r['size']} | {r['name']} | - | - | - | - | - | - | {r['status']} |")
             continue
         mpx = r["size"] ** 2 / 1e6 / r["wall"]
         ratio = r["wall"] / floors[r["size"]]
+        lo, hi = r["spread"]
         lines.append(
-            f"| {r['size']} | {r['name']} | {r['wall']:.2f} | {mpx:.1f} | {ratio:.2f} "
+            f"| {r['size']} | {r['name']} | {r['wall']:.2f} | {lo:.2f}-{hi:.2f} | {mpx:.1f} "
+            f"| {ratio:.2f} "
             f"| {r['rss']:.0f} | {r['load']:.1f} | {r['status']} |"
         )
     return "\n".join(lines)
@@ -199,12 +218,17 @@ def main() -> None:
         "--numpy-max", type=int, default=8192, help="largest size for the whole-array reference"
     )
     ap.add_argument("--results", type=Path, default=HERE / "results" / "throughput.md")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs per row; the median wall time is reported"
+    )
     args = ap.parse_args()
     otb = shutil.which("otbcli_MultivariateAlterationDetector") is not None
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bw-bench-", dir=args.data) as tmp:
         for size in args.size:
-            rows += run_size(size, args.data, Path(tmp), numpy_max=args.numpy_max, otb=otb)
+            rows += run_size(
+                size, args.data, Path(tmp), numpy_max=args.numpy_max, otb=otb, repeat=args.repeat
+            )
     import rasterio
 
     import borderwatch
@@ -212,13 +236,15 @@ def main() -> None:
     head = (
         f"# Throughput: blockwise detect vs I/O floor\n\n"
         f"Run {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC with "
-        f"`python benchmarks/throughput.py --size {' '.join(map(str, args.size))}`; "
+        f"`python benchmarks/throughput.py --size {' '.join(map(str, args.size))} "
+        f"--repeat {args.repeat}`; "
         f"borderwatch {borderwatch.__version__}, Python {platform.python_version()}, "
         f"rasterio {rasterio.__version__}, GDAL {rasterio.__gdal_version__}; "
         f"{os.cpu_count()} CPUs, {mem_gib():.0f} GiB RAM ({platform.machine()}).\n\n"
         "Inputs: `benchmarks/make_large.py` pairs, 4-band uint16, 512 px tiles, DEFLATE. "
         "Every row is a fresh child process with a warm page cache; wall time and peak "
-        "resident memory from `/usr/bin/time`. Mpx/s counts pixels of one date. `load` is "
+        "resident memory from `/usr/bin/time`; `wall` is the median of the runs (all "
+        "listed), peak RSS the largest. Mpx/s counts pixels of one date. `load` is "
         "the 1-minute load average just before the row (2 CPUs: above 2, other work was "
         "competing and timings are pessimistic).\n\n"
     )

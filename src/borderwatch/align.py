@@ -68,6 +68,9 @@ class Registration:
     block_shifts : numpy.ndarray
         ``(n_blocks, 4)`` rows of ``row0, col0, dy, dx`` measured per block before
         correction (empty if the image is smaller than one block).
+    applied : bool
+        Whether ``after`` was moved; False when the estimate was negligible (under
+        0.02 px) or implausible (``shift_px`` is then recorded but not applied).
     """
 
     after: np.ndarray = field(repr=False)
@@ -75,6 +78,7 @@ class Registration:
     shift_px: tuple[float, float]
     residual_px: tuple[float, float]
     block_shifts: np.ndarray = field(repr=False)
+    applied: bool = True
 
     @property
     def residual_norm_px(self) -> float:
@@ -269,9 +273,13 @@ def apply_shift(
         raise InputError(f"unknown shift mode {mode!r}; use 'bilinear' or 'fourier'")
     weight = _linear_shift(valid.astype(np.float32), shift, edge="zero")
     new_valid = weight > 0.999
-    out = out.astype(np.float32)
+    out = out.astype(np.float32, copy=False)
     out[:, ~new_valid] = np.nan
     return out, new_valid
+
+
+#: Side of the centre window :func:`coregister` measures the shift on, pixels.
+ALIGN_WINDOW_PX = 1024
 
 
 def coregister(
@@ -284,8 +292,13 @@ def coregister(
     block: int = 256,
     mode: Literal["fourier", "bilinear"] = "bilinear",
     refine: int = 3,
+    window_px: int | None = ALIGN_WINDOW_PX,
 ) -> Registration:
     """Estimate and correct the translation of ``after`` relative to ``before``.
+
+    The shift is measured on the centre window of at most ``window_px`` pixels a side
+    (a global translation shows anywhere; the cost of the correlation then does not
+    grow with the scene) and applied to the whole image.
 
     Parameters
     ----------
@@ -303,11 +316,37 @@ def coregister(
         Interpolation of :func:`apply_shift`.
     refine : int
         Maximum number of estimate-correct rounds (1 = single estimate).
+    window_px : int or None
+        Side of the centre window the shift (and the per-block shifts) are measured
+        on, pixels; None: the whole image.
 
     Returns
     -------
     Registration
     """
+    rows, cols = valid_before.shape
+    if window_px is not None and max(rows, cols) > window_px:
+        h, w = min(rows, window_px), min(cols, window_px)
+        r0, c0 = (rows - h) // 2, (cols - w) // 2
+        rs, cs = slice(r0, r0 + h), slice(c0, c0 + w)
+        reg = coregister(
+            before[:, rs, cs],
+            after[:, rs, cs],
+            valid_before[rs, cs],
+            valid_after[rs, cs],
+            max_shift_px=max_shift_px,
+            block=block,
+            mode=mode,
+            refine=refine,
+            window_px=None,
+        )
+        if reg.applied:
+            moved, moved_valid = apply_shift(after, valid_after, reg.shift_px, mode=mode)
+        else:
+            moved, moved_valid = after.astype(np.float32), valid_after.copy()
+        blocks = reg.block_shifts + np.array([r0, c0, 0.0, 0.0])
+        both = valid_before & moved_valid
+        return Registration(moved, both, reg.shift_px, reg.residual_px, blocks, reg.applied)
     valid = valid_before & valid_after
     shift = estimate_shift(before, after, valid)
     blocks = block_shifts(before, after, valid, block=block)
@@ -315,6 +354,7 @@ def coregister(
         shift = (0.0, 0.0)
     moved, moved_valid = after.astype(np.float32), valid_after.copy()
     residual = shift
+    applied = False
     # Windowed phase correlation underestimates sub-pixel shifts slightly; re-measuring
     # on the corrected image and adding the remainder converges in a step or two.
     for _ in range(refine):
@@ -323,11 +363,12 @@ def coregister(
         if residual is not shift:
             shift = (shift[0] + residual[0], shift[1] + residual[1])
         moved, moved_valid = apply_shift(after, valid_after, shift, mode=mode)
+        applied = True
         residual = estimate_shift(before, moved, valid_before & moved_valid)
     both = valid_before & moved_valid
     if shift == (0.0, 0.0) or residual is shift:
         residual = estimate_shift(before, moved, both)
-    return Registration(moved, both, shift, residual, blocks)
+    return Registration(moved, both, shift, residual, blocks, applied)
 
 
 def histogram_match(after: np.ndarray, before: np.ndarray, valid: np.ndarray) -> np.ndarray:

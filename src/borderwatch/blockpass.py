@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from borderwatch.align import apply_shift, coregister
+from borderwatch.align import ALIGN_WINDOW_PX, apply_shift, coregister
 from borderwatch.blockclassify import (
     ClassifyContext,
     DirectionModel,
@@ -92,8 +92,6 @@ __all__ = [
 ONE_PASS_METHODS = ("combined", "cva")
 #: Default sample size, pixels (about 1 Mpx: a 1024 x 1024 scene is fitted whole).
 SAMPLE_PX = 1 << 20
-#: Edge of the co-registration window, pixels.
-ALIGN_WINDOW_PX = 1024
 
 Win = tuple[int, int, int, int]
 
@@ -180,10 +178,10 @@ def task_align(src: Any, win: Win | None) -> AlignResult:
         }
         return AlignResult(None, info)
     p = read_pair(src, win)
-    reg = coregister(p.before, p.after, p.valid_before, p.valid_after)
+    reg = coregister(p.before, p.after, p.valid_before, p.valid_after, window_px=None)
     # coregister leaves the after image untouched when the shift is negligible (or
     # implausible); it records the estimate anyway. Blocks must do the same.
-    moved = not np.array_equal(reg.after, p.after, equal_nan=True)
+    moved = reg.applied
     info = {
         "align": True,
         "normalise": "none",
