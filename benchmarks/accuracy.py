@@ -145,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         if DEFAULT_RUN not in runs:
             continue
         d = pool(runs[DEFAULT_RUN]).f1
-        verdict = "meets" if d >= FLOORS.get(ds, 0) and d >= base else "DOES NOT meet"
-        lines += ["", f"Default {d:.3f}: {verdict} the floor and the baseline.", ""]
+        floor = FLOORS.get(ds, 0.0)
+        verdict = (
+            f"{'meets' if d >= floor else 'MISSES'} the floor ({floor:.2f}), "
+            f"{'not below' if d >= base else 'BELOW'} the baseline ({base:.3f})"
+        )
+        lines += ["", f"Default {d:.3f}: {verdict}.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if args.json:
