@@ -6,15 +6,17 @@ scene median and standard deviation, and the labelled mask. Blockwise runs
 (:mod:`borderwatch.blockpass`) therefore
 
 1. fit the direction statistics once on the scene sample (:func:`fit_direction`),
-2. evaluate the direction per block (:func:`apply_direction`) and keep, per object, its
-   pixel mask and direction values (a small crop, merged across block edges by
-   :mod:`borderwatch.blockmerge`), and
-3. classify the merged objects with :func:`borderwatch.classify.classify_objects`
-   itself (:func:`classify_merged`): the crops are laid side by side on small
-   canvases, top-aligned and one empty column apart, so that labelling a canvas gives
-   the objects in the order they were placed. Shape, direction fraction, peak-score
-   hysteresis and confidence are thus computed by the same code on the same pixels as
-   in memory.
+2. evaluate the direction per block at the object pixels (:func:`apply_direction`) and
+   cut, per object, its pixel mask and direction values (a small crop), and
+3. classify objects with :func:`borderwatch.classify.classify_objects` itself
+   (:func:`classify_crops`): the crops are laid side by side on small canvases,
+   top-aligned and one empty column apart, so that labelling a canvas gives the
+   objects in the order they were placed. Objects that do not touch their block's edge
+   are complete, so the block classifies them and keeps only the result; crops of the
+   others are merged across block edges by :mod:`borderwatch.blockmerge` and classified
+   after the merge (:func:`classify_merged`). Memory therefore grows with the number
+   of objects, not with their pixels. Shape, direction fraction, peak-score hysteresis
+   and confidence are computed by the same code on the same pixels as in memory.
 
 :func:`fit_direction` + :func:`apply_direction` equal
 :func:`borderwatch.classify.construction_direction` on the same pixels (tested); they
