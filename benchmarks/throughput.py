@@ -222,6 +222,8 @@ def main() -> None:
         "--repeat", type=int, default=3, help="runs per row; the median wall time is reported"
     )
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     otb = shutil.which("otbcli_MultivariateAlterationDetector") is not None
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bw-bench-", dir=args.data) as tmp:

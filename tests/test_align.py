@@ -38,6 +38,25 @@ def test_planted_shift_is_recovered_to_a_tenth_of_a_pixel(shift):
     assert_allclose(reg.block_shifts[0, 2:], (-shift[0], -shift[1]), atol=0.15)
 
 
+def test_centre_window_without_overlap_falls_back_to_the_whole_image():
+    # A partial after footprint that misses the centre window: the shift is measured
+    # on the whole image instead of failing (or trusting a handful of pixels).
+    before = textured(5, (3, 400, 400))
+    after = shifted(before, (0.7, -0.5))
+    valid_b = np.ones((400, 400), bool)
+    valid_a = np.zeros((400, 400), bool)
+    valid_a[:90, :90] = True  # outside the centre 200 px window [100:300]
+    after = np.where(valid_a, after, np.nan)
+    reg = coregister(before, after, valid_b, valid_a, window_px=200)
+    assert reg.applied
+    assert_allclose(reg.shift_px, (-0.7, 0.5), atol=0.15)
+    # With overlap, the centre window decides and the shift applies to the whole image.
+    full = coregister(before, shifted(before, (0.7, -0.5)), valid_b, valid_b, window_px=200)
+    assert_allclose(full.shift_px, (-0.7, 0.5), atol=0.1)
+    assert full.after.shape == before.shape and full.valid[5:-5, 5:-5].all()
+    assert full.block_shifts.size == 0 or full.block_shifts[:, :2].min() >= 100
+
+
 def test_shift_estimate_ignores_nodata():
     before = textured(2)
     after = shifted(before, (0.6, -0.4))

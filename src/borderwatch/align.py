@@ -66,11 +66,13 @@ class Registration:
     residual_px : tuple of float
         ``(row, col)`` shift still measured after the correction, pixels.
     block_shifts : numpy.ndarray
-        ``(n_blocks, 4)`` rows of ``row0, col0, dy, dx`` measured per block before
-        correction (empty if the image is smaller than one block).
+        ``(n_blocks, 4)`` rows of ``row0, col0, dy, dx`` (image pixels) measured per
+        block of the measuring window before correction (empty if the window is
+        smaller than one block).
     applied : bool
         Whether ``after`` was moved; False when the estimate was negligible (under
-        0.02 px) or implausible (``shift_px`` is then recorded but not applied).
+        0.02 px: ``shift_px`` holds it, not applied) or implausible (over
+        ``max_shift_px``: ``shift_px`` is then (0, 0)).
     """
 
     after: np.ndarray = field(repr=False)
@@ -280,6 +282,21 @@ def apply_shift(
 
 #: Side of the centre window :func:`coregister` measures the shift on, pixels.
 ALIGN_WINDOW_PX = 1024
+#: Fewest pixels valid in both dates a shift is measured on (a 64 x 64 square).
+MIN_ALIGN_PIXELS = 64 * 64
+
+
+def centre_window(
+    shape: tuple[int, int], *, size: int = ALIGN_WINDOW_PX
+) -> tuple[int, int, int, int]:
+    """``(row0, col0, rows, cols)`` of the centred window of at most ``size`` a side.
+
+    The in-memory and the blockwise co-registration both measure on this window, so
+    they find the same shift.
+    """
+    rows, cols = shape
+    h, w = min(rows, size), min(cols, size)
+    return (rows - h) // 2, (cols - w) // 2, h, w
 
 
 def coregister(
@@ -317,18 +334,21 @@ def coregister(
     refine : int
         Maximum number of estimate-correct rounds (1 = single estimate).
     window_px : int or None
-        Side of the centre window the shift (and the per-block shifts) are measured
-        on, pixels; None: the whole image.
+        Side of the centre window (:func:`centre_window`) the shift and the per-block
+        shifts are measured on, pixels; None, or fewer than :data:`MIN_ALIGN_PIXELS`
+        pixels valid in both dates there: the whole image.
 
     Returns
     -------
     Registration
     """
     rows, cols = valid_before.shape
-    if window_px is not None and max(rows, cols) > window_px:
-        h, w = min(rows, window_px), min(cols, window_px)
-        r0, c0 = (rows - h) // 2, (cols - w) // 2
-        rs, cs = slice(r0, r0 + h), slice(c0, c0 + w)
+    r0, c0, h, w = centre_window((rows, cols), size=window_px or max(rows, cols))
+    rs, cs = slice(r0, r0 + h), slice(c0, c0 + w)
+    # A window with too little overlap (a partial footprint) measures on everything.
+    if (h, w) != (rows, cols) and (valid_before[rs, cs] & valid_after[rs, cs]).sum() >= (
+        MIN_ALIGN_PIXELS
+    ):
         reg = coregister(
             before[:, rs, cs],
             after[:, rs, cs],

@@ -201,8 +201,8 @@ def summarise_block(
     grid : Grid
         The whole analysis grid.
     direction : numpy.ndarray, optional
-        Construction-direction evidence of the block core; when given, each object's
-        pixel crop is kept for classification after the merge.
+        Construction-direction evidence of the block core (at the object pixels); when
+        given, objects are cut into pixel crops for classification (see ``classify``).
     verify : numpy.ndarray, optional
         Verification score of the block core (:func:`borderwatch.change.rank_verification`);
         its per-object maximum becomes the ``verify_peak`` column after the merge.

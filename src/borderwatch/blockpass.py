@@ -5,8 +5,10 @@ classification on) and ``cva`` run block by block in *one* read of the inputs:
 
 1. *Co-registration* (``align``): one global shift, estimated with
    :func:`borderwatch.align.coregister` on the alignment window (:func:`align_window`:
-   the ``ALIGN_WINDOW_PX`` square, aligned to the input tiles, at the centre of the
-   grid; the whole grid when it is smaller). Every block's after date is shifted with
+   the ``ALIGN_WINDOW_PX`` square at the centre of the grid, the window the in-memory
+   path measures on; the whole grid when it is smaller). With fewer than
+   ``MIN_ALIGN_PIXELS`` pixels valid in both dates there, the run is not co-registered
+   and says so (``align_skipped``). Every block's after date is shifted with
    :func:`borderwatch.align.apply_shift` (bilinear) inside a halo of
    :func:`shift_halo_px` pixels, as the in-memory path shifts the whole scene. The
    shift, the residual and the window are recorded like ``prepare_pair`` records them.
@@ -25,8 +27,9 @@ classification on) and ``cva`` run block by block in *one* read of the inputs:
 4. *Blocks* (:func:`task_block`): each block is read once with a halo of
    :attr:`SceneModel.halo` pixels (shift + score smoothing + morphological clean-up),
    shifted, scored with :func:`borderwatch.change.apply_combined`, thresholded,
-   cleaned and summarised (objects, edges, and per-object crops for the classifier).
-   Objects are merged across block edges and classified after the merge.
+   cleaned and summarised (objects, edges; objects inside the block are classified
+   there, the others keep pixel crops). Objects are merged across block edges and the
+   ones that crossed an edge are classified after the merge.
 
 Statistics from a sample differ from whole-scene ones by sampling error only; the
 size of that difference on a scene much larger than its sample is stated and tested
@@ -43,7 +46,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from borderwatch.align import ALIGN_WINDOW_PX, apply_shift, coregister
+from borderwatch.align import (
+    ALIGN_WINDOW_PX,
+    MIN_ALIGN_PIXELS,
+    apply_shift,
+    centre_window,
+    coregister,
+)
 from borderwatch.blockclassify import (
     ClassifyContext,
     DirectionModel,
@@ -97,20 +106,9 @@ Win = tuple[int, int, int, int]
 
 
 # --------------------------------------------------------------------------- windows
-def align_window(
-    shape: tuple[int, int], tile: tuple[int, int], *, size: int = ALIGN_WINDOW_PX
-) -> Win:
-    """Centred ``size`` square window, its corner on the tile grid, clipped to ``shape``."""
-
-    def axis(n: int, t: int) -> tuple[int, int]:
-        if n <= size:
-            return 0, n
-        start = max((n - size) // 2 // t * t, 0)
-        return start, min(size, n - start)
-
-    r0, h = axis(shape[0], max(tile[0], 1))
-    c0, w = axis(shape[1], max(tile[1], 1))
-    return (r0, c0, h, w)
+def align_window(shape: tuple[int, int], *, size: int = ALIGN_WINDOW_PX) -> Win:
+    """Return the co-registration window: :func:`borderwatch.align.centre_window`."""
+    return centre_window(shape, size=size)
 
 
 def sample_windows(
@@ -178,9 +176,25 @@ def task_align(src: Any, win: Win | None) -> AlignResult:
         }
         return AlignResult(None, info)
     p = read_pair(src, win)
+    overlap = int((p.valid_before & p.valid_after).sum())
+    if overlap < MIN_ALIGN_PIXELS and tuple(win[2:]) != tuple(src.grid.shape):
+        # The in-memory path measures on the whole scene then; a blockwise run does
+        # not hold it, so it says it did not co-register rather than guess.
+        info = {
+            "align": False,
+            "align_skipped": (
+                f"{overlap} pixels valid in both dates in the centre window {list(win)}, "
+                f"fewer than {MIN_ALIGN_PIXELS}: not co-registered"
+            ),
+            "normalise": "none",
+            "shift_px": [0.0, 0.0],
+            "residual_shift_rc_px": None,
+            "residual_shift_px": None,
+        }
+        return AlignResult(None, info)
     reg = coregister(p.before, p.after, p.valid_before, p.valid_after, window_px=None)
-    # coregister leaves the after image untouched when the shift is negligible (or
-    # implausible); it records the estimate anyway. Blocks must do the same.
+    # coregister leaves the after image untouched when the shift is negligible (it
+    # records the estimate anyway) or implausible. Blocks must do the same.
     moved = reg.applied
     info = {
         "align": True,

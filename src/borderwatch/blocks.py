@@ -696,7 +696,7 @@ def _run_job(
 def fit_plan(job: BlockJob) -> tuple[Win | None, list[Win], int]:
     """Alignment window (None: off), sample windows and score halo of a sampled job."""
     src, p = job.source, job.params
-    align_win = align_window(src.grid.shape, src.tile) if p.align else None
+    align_win = align_window(src.grid.shape) if p.align else None
     wins = sample_windows(src.grid.shape, src.tile, sample_px=job.sample_px, seed=job.seed)
     pixel_m = math.sqrt(src.grid.pixel_area)
     score_halo = combined_halo_px(pixel_m) if p.method == "combined" else 0

@@ -570,6 +570,7 @@ def rank_verification(
     """
     f32 = np.float32
     if where is not None:
+        where = np.asarray(where, dtype=bool)
         sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
         radius = int(4.0 * sigma_px + 0.5) if sigma_px >= 0.5 else 0  # gaussian_filter's
         near = ndimage.maximum_filter(where, size=2 * radius + 1) if radius else where
