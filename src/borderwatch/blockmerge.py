@@ -34,7 +34,14 @@ from borderwatch.blockclassify import ClassifyContext, ObjectCrop, classify_crop
 from borderwatch.io import Grid
 from borderwatch.objects import OBJECT_COLUMNS, label_objects
 
-__all__ = ["BlockSummary", "MergeResult", "merge_blocks", "summarise_block"]
+__all__ = [
+    "BlockSummary",
+    "MergeResult",
+    "block_labels",
+    "merge_blocks",
+    "summarise_block",
+    "touches_edge",
+]
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,7 @@ class BlockSummary:
     crops : list of (int, ObjectCrop)
         Pixel mask and direction evidence of the local ``F`` labels still to be
         classified after the merge (grid pixel origin), when the block was summarised
-        with a direction: those touching the block edge (or all, without a
-        classification context).
+        with a classification context: those touching the block edge.
     v_max : numpy.ndarray or None
         Per local ``F`` label: maximum of the verification score, when given.
     known : dict
@@ -99,16 +105,23 @@ def _crops(
 ) -> tuple[list[tuple[int, ObjectCrop]], list[tuple[int, ObjectCrop]]]:
     """Crops of the labels touching the block edge, and of those inside it."""
     edge, inside = [], []
-    rows, cols = f_lab.shape
     for k, sl in enumerate(ndimage.find_objects(f_lab), start=1):
         if sl is None:
             continue
         mask = f_lab[sl] == k
         d = np.where(mask, direction[sl], np.float32(0)).astype(np.float32)
         crop = ObjectCrop(row0 + sl[0].start, col0 + sl[1].start, mask, d)
-        touches = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == rows or sl[1].stop == cols
-        (edge if touches else inside).append((k, crop))
+        (edge if touches_edge(sl, f_lab.shape) else inside).append((k, crop))
     return edge, inside
+
+
+def touches_edge(box: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
+    """Whether a bounding box (``ndimage.find_objects``) reaches the edge of ``shape``.
+
+    Only such objects of a block can continue in a neighbouring block.
+    """
+    rows, cols = box[0], box[1]
+    return rows.start == 0 or cols.start == 0 or rows.stop == shape[0] or cols.stop == shape[1]
 
 
 def _classify_inside(
@@ -184,6 +197,7 @@ def summarise_block(
     direction: np.ndarray | None = None,
     verify: np.ndarray | None = None,
     classify: ClassifyContext | None = None,
+    labels: tuple[np.ndarray, int, np.ndarray, int] | None = None,
 ) -> BlockSummary:
     """Summarise one block's cleaned mask for :func:`merge_blocks`.
 
@@ -201,16 +215,21 @@ def summarise_block(
     grid : Grid
         The whole analysis grid.
     direction : numpy.ndarray, optional
-        Construction-direction evidence of the block core (at the object pixels); when
-        given, objects are cut into pixel crops for classification (see ``classify``).
+        Construction-direction evidence of the block core (at the object pixels), for
+        ``classify``.
     verify : numpy.ndarray, optional
         Verification score of the block core (:func:`borderwatch.change.rank_verification`);
         its per-object maximum becomes the ``verify_peak`` column after the merge.
     classify : ClassifyContext, optional
-        With ``direction``: classify the objects that do not touch the block edge here
-        (:attr:`BlockSummary.known`) and keep crops only of the others.
+        Classify the objects that do not touch the block edge here
+        (:attr:`BlockSummary.known`) and keep crops only of the others; needs
+        ``direction``.
+    labels : tuple, optional
+        :func:`block_labels` of ``clean`` and ``valid``, when already computed.
     """
-    m_lab, nm, f_lab, nf = block_labels(clean, valid)
+    if classify is not None and direction is None:
+        raise ValueError("classify needs the direction evidence")
+    m_lab, nm, f_lab, nf = labels if labels is not None else block_labels(clean, valid)
     v_max = None if verify is None else np.full(nf + 1, -np.inf)
     m_count = np.bincount(m_lab.ravel(), minlength=nm + 1)
     f_to_m = np.zeros(nf + 1, np.int64)
@@ -243,12 +262,9 @@ def summarise_block(
         ]
     crops: list[tuple[int, ObjectCrop]] = []
     known: dict[int, dict[str, object] | None] = {}
-    if direction is not None and nf:
-        crops, inside = _crops(f_lab, direction, row0, col0)
-        if classify is None:
-            crops = sorted(crops + inside, key=lambda kc: kc[0])
-        else:
-            known = _classify_inside(inside, geoms, f_count, f_sum, f_max, v_max, grid, classify)
+    if classify is not None and nf:
+        crops, inside = _crops(f_lab, direction, row0, col0)  # type: ignore[arg-type]
+        known = _classify_inside(inside, geoms, f_count, f_sum, f_max, v_max, grid, classify)
     return BlockSummary(
         index,
         m_count,

@@ -4,9 +4,10 @@ The default ``detect`` (method ``combined``, threshold ``ki``, co-registration a
 classification on) and ``cva`` run block by block in *one* read of the inputs:
 
 1. *Co-registration* (``align``): one global shift, estimated with
-   :func:`borderwatch.align.coregister` on the alignment window (:func:`align_window`:
-   the ``ALIGN_WINDOW_PX`` square at the centre of the grid, the window the in-memory
-   path measures on; the whole grid when it is smaller). With fewer than
+   :func:`borderwatch.align.coregister` on the alignment window
+   (:func:`borderwatch.align.centre_window`: the ``ALIGN_WINDOW_PX`` (1024 px) square at the
+   centre of the grid, the window the in-memory path measures on; the whole grid when
+   it is smaller). With fewer than
    ``MIN_ALIGN_PIXELS`` pixels valid in both dates there, the run is not co-registered
    and says so (``align_skipped``). Every block's after date is shifted with
    :func:`borderwatch.align.apply_shift` (bilinear) inside a halo of
@@ -47,10 +48,8 @@ import numpy as np
 from scipy import ndimage
 
 from borderwatch.align import (
-    ALIGN_WINDOW_PX,
     MIN_ALIGN_PIXELS,
     apply_shift,
-    centre_window,
     coregister,
 )
 from borderwatch.blockclassify import (
@@ -59,7 +58,7 @@ from borderwatch.blockclassify import (
     apply_direction,
     fit_direction,
 )
-from borderwatch.blockmerge import BlockSummary, block_labels, summarise_block
+from borderwatch.blockmerge import BlockSummary, block_labels, summarise_block, touches_edge
 from borderwatch.blockread import Pair, read_pair
 from borderwatch.blocktasks import (
     CleanParams,
@@ -79,15 +78,12 @@ from borderwatch.change import (
 )
 from borderwatch.classify import MIN_PEAK_SCORE
 from borderwatch.errors import InputError
-from borderwatch.objects import label_objects
 
 __all__ = [
-    "ALIGN_WINDOW_PX",
     "ONE_PASS_METHODS",
     "SAMPLE_PX",
     "AlignResult",
     "SceneModel",
-    "align_window",
     "fit_scene",
     "sample_windows",
     "shift_halo_px",
@@ -106,11 +102,6 @@ Win = tuple[int, int, int, int]
 
 
 # --------------------------------------------------------------------------- windows
-def align_window(shape: tuple[int, int], *, size: int = ALIGN_WINDOW_PX) -> Win:
-    """Return the co-registration window: :func:`borderwatch.align.centre_window`."""
-    return centre_window(shape, size=size)
-
-
 def sample_windows(
     shape: tuple[int, int],
     tile: tuple[int, int],
@@ -373,10 +364,20 @@ def fit_scene(
 
 
 # --------------------------------------------------------------------------- blocks
-def _block(
-    src: Any, model: SceneModel, win: Win, data: Pair | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Clean mask, valid, score (direction, rank-model score) of a block core."""
+@dataclass(frozen=True)
+class _Core:
+    """One block core: clean mask, valid, score, labels and, for classification, evidence."""
+
+    clean: np.ndarray
+    valid: np.ndarray
+    score: np.ndarray
+    labels: tuple[np.ndarray, int, np.ndarray, int]  # as block_labels returns them
+    direction: np.ndarray | None = None
+    verify: np.ndarray | None = None
+
+
+def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence: bool) -> _Core:
+    """Score, threshold and clean a block; with ``evidence``, direction and rank peak too."""
     big, core = clip_window(win, model.halo, src.grid.shape)
     p = data if data is not None else read_pair(src, big)
     after, valid = _shifted(p, model.shift)
@@ -384,69 +385,68 @@ def _block(
     raw = score > model.threshold  # NaN (invalid) compares False
     clean = clean_groups(raw, model.clean)[core]
     valid_c, score_c = valid[core], score[core]
-    direction = verify = None
-    objects = clean & valid_c
-    if model.direction is not None and objects.any():
-        # Direction evidence is per pixel: evaluate it at the object pixels only.
-        pick = (slice(None), *core)
-        direction = np.zeros(objects.shape, np.float32)
-        direction[objects] = apply_direction(
-            model.direction,
-            p.before[pick][:, objects][:, :, None],
-            after[pick][:, objects][:, :, None],
-            np.ones((int(objects.sum()), 1), bool),
-        )[:, 0]
-        if model.method == "combined":
-            # The rank-model peak the in-memory pipeline checks (find_structures verify=),
-            # needed only where an object can still pass the peak-score rule.
-            where = np.zeros(valid.shape, bool)
-            where[core] = _may_pass_peak(objects, score_c)
-            verify = rank_verification(
-                model.score,  # type: ignore[arg-type]
-                p.before,
-                after,
-                valid,
-                pixel_m=model.pixel_m,
-                where=where,
-            )[core]
-    return clean, valid_c, score_c, direction, verify
+    labels = block_labels(clean, valid_c)
+    _, _, f_lab, nf = labels
+    if not (evidence and model.direction is not None and nf):
+        return _Core(clean, valid_c, score_c, labels)
+    # Direction evidence is per pixel: evaluate it at the object pixels only.
+    objects = f_lab > 0
+    pick = (slice(None), *core)
+    direction = np.zeros(objects.shape, np.float32)
+    direction[objects] = apply_direction(
+        model.direction,
+        p.before[pick][:, objects][:, :, None],
+        after[pick][:, objects][:, :, None],
+        np.ones((int(objects.sum()), 1), bool),
+    )[:, 0]
+    verify = None
+    if model.method == "combined":
+        # The rank-model peak the in-memory pipeline checks (find_structures verify=),
+        # needed only where an object can still pass the peak-score rule.
+        where = np.zeros(valid.shape, bool)
+        where[core] = _may_pass_peak(f_lab, nf, score_c)
+        verify = rank_verification(
+            model.score,  # type: ignore[arg-type]
+            p.before,
+            after,
+            valid,
+            pixel_m=model.pixel_m,
+            where=where,
+        )[core]
+    return _Core(clean, valid_c, score_c, labels, direction, verify)
 
 
-def _may_pass_peak(objects: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Pixels of the block's objects that touch its edge or reach the peak score.
+def _may_pass_peak(f_lab: np.ndarray, n: int, score: np.ndarray) -> np.ndarray:
+    """Pixels of the block's objects (labels ``f_lab``) that touch its edge or reach the peak.
 
     Other objects fail :data:`~borderwatch.classify.MIN_PEAK_SCORE` whatever their
     verification score (their whole extent is in this block), so they need none.
     """
-    labels, n = label_objects(objects)
-    idx = np.arange(1, n + 1)
-    peak = np.asarray(ndimage.maximum(np.nan_to_num(score, nan=-np.inf), labels, idx))
-    rows, cols = objects.shape
-    need = np.concatenate([[False], peak >= MIN_PEAK_SCORE])
-    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
-        if sl is not None and (
-            sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == rows or sl[1].stop == cols
-        ):
+    peak = ndimage.maximum(np.nan_to_num(score, nan=-np.inf), f_lab, np.arange(1, n + 1))
+    need = np.concatenate([[False], np.asarray(peak) >= MIN_PEAK_SCORE])
+    for k, sl in enumerate(ndimage.find_objects(f_lab), start=1):
+        if sl is not None and touches_edge(sl, f_lab.shape):
             need[k] = True
-    return need[labels]
+    return need[f_lab]
 
 
 def task_block(
     src: Any, model: SceneModel, index: tuple[int, int], win: Win, data: Pair | None = None
 ) -> BlockSummary:
     """Score, threshold, clean and summarise one block (``data``: its halo read, if done)."""
-    clean, valid, score, direction, verify = _block(src, model, win, data)
+    c = _block(src, model, win, data, evidence=True)
     return summarise_block(
         index,
-        clean,
-        valid,
-        score,
+        c.clean,
+        c.valid,
+        c.score,
         row0=win[0],
         col0=win[1],
         grid=src.grid,
-        direction=direction,
-        verify=verify,
-        classify=model.classify_context if direction is not None else None,
+        direction=c.direction,
+        verify=c.verify,
+        classify=model.classify_context if c.direction is not None else None,
+        labels=c.labels,
     )
 
 
@@ -454,6 +454,5 @@ def task_block_raster(
     src: Any, model: SceneModel, win: Win, keep: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the final mask (uint8, before classification) and score (float32) of a block."""
-    clean, valid, score, _, _ = _block(src, model, win, None)
-    _, _, f_lab, _ = block_labels(clean, valid)
-    return keep[f_lab].astype(np.uint8), score.astype(np.float32)
+    c = _block(src, model, win, None, evidence=False)  # the raster needs no evidence
+    return keep[c.labels[2]].astype(np.uint8), c.score.astype(np.float32)

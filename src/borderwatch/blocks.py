@@ -52,6 +52,7 @@ import geopandas as gpd
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from borderwatch.align import centre_window
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
 from borderwatch.blockclassify import classify_merged
 from borderwatch.blockexec import Progress, each, local_mapper
@@ -62,7 +63,6 @@ from borderwatch.blockpass import (
     AlignResult,
     Sample,
     SceneModel,
-    align_window,
     fit_scene,
     sample_windows,
     task_align,
@@ -696,7 +696,7 @@ def _run_job(
 def fit_plan(job: BlockJob) -> tuple[Win | None, list[Win], int]:
     """Alignment window (None: off), sample windows and score halo of a sampled job."""
     src, p = job.source, job.params
-    align_win = align_window(src.grid.shape) if p.align else None
+    align_win = centre_window(src.grid.shape) if p.align else None
     wins = sample_windows(src.grid.shape, src.tile, sample_px=job.sample_px, seed=job.seed)
     pixel_m = math.sqrt(src.grid.pixel_area)
     score_halo = combined_halo_px(pixel_m) if p.method == "combined" else 0

@@ -572,7 +572,7 @@ def rank_verification(
     if where is not None:
         where = np.asarray(where, dtype=bool)
         sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
-        radius = int(4.0 * sigma_px + 0.5) if sigma_px >= 0.5 else 0  # gaussian_filter's
+        radius = max(combined_halo_px(pixel_m) - 1, 0)  # gaussian_filter's reach
         near = ndimage.maximum_filter(where, size=2 * radius + 1) if radius else where
         sub = near & valid
         raw = np.zeros(valid.shape, f32)
