@@ -101,6 +101,21 @@ def test_bilinear_shift_equals_scipy_order_1(shift):
     assert_allclose(out[:, out_valid], ref[:, out_valid], rtol=1e-5)
 
 
+@pytest.mark.parametrize("shift", [(0.37, -0.81), (-2.6, 1.2), (0.0, 3.5), (-0.001, 0.0004)])
+def test_bilinear_shift_of_all_valid_image_equals_scipy(shift):
+    # All valid: the validity comes from two 1-D shifts; it must match the 2-D weight.
+    img = textured(5, (2, 40, 37))
+    valid = np.ones((40, 37), bool)
+    ref = np.stack([ndimage.shift(b, shift, order=1, mode="nearest") for b in img])
+    weight = ndimage.shift(valid.astype(float), shift, order=1, mode="constant", cval=0.0)
+    before = img.copy()
+    out, out_valid = apply_shift(img, valid, shift)
+    np.testing.assert_array_equal(out_valid, weight > 0.999)
+    assert np.isnan(out[:, ~out_valid]).all()
+    assert_allclose(out[:, out_valid], ref[:, out_valid], rtol=1e-5)
+    np.testing.assert_array_equal(img, before)  # the input is not modified
+
+
 def test_histogram_match_maps_distribution():
     before = textured(4, (2, 64, 64))
     after = before * 2.0 + 100

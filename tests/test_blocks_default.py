@@ -142,6 +142,7 @@ def test_tile_reader_equals_direct_reads(shifted) -> None:
     b, a = shifted
     job = prepare_job(b, a, params=PARAMS, grid=_grid(b, a))
     wins = [(0, 0, 128, 128), (120, 250, 140, 77), (590, 690, 10, 10), (0, 0, 600, 700)]
+    wins += [(590, 690, 20, 20), (-5, -7, 20, 30)]  # partly outside the files: NaN there
     with TileReader(job.source, wins, threads=2) as reader:
         for w in wins:
             got, want = reader.read(w), read_pair(job.source, w)

@@ -259,11 +259,14 @@ def apply_shift(
     shifted_valid : numpy.ndarray
         ``bool (rows, cols)``.
     """
-    filled = image.astype(np.float32)
+    filled = image if image.dtype == np.float32 else image.astype(np.float32)
     exact = np.issubdtype(image.dtype, np.integer)  # no NaN to look for
-    for band in filled:
-        ok = valid if exact else valid & np.isfinite(band)
+    for k in range(filled.shape[0]):
+        ok = valid if exact else valid & np.isfinite(filled[k])
         if not ok.all():
+            if filled is image:  # copy only when something must be filled
+                filled = image.copy()
+            band = filled[k]
             band[~ok] = band[ok].mean(dtype=np.float64) if ok.any() else 0.0
     if mode == "fourier":
         out = np.stack(
@@ -273,9 +276,19 @@ def apply_shift(
         out = _linear_shift(filled, shift, edge="nearest")
     else:
         raise InputError(f"unknown shift mode {mode!r}; use 'bilinear' or 'fourier'")
+    out = out.astype(np.float32, copy=False)
+    if valid.all():
+        # The shifted weight of an all-valid image is 0 or (to rounding) 1, decided by
+        # the row and the column alone: two 1-D shifts instead of a 2-D one.
+        f32 = np.float32
+        rows = _linear_shift(np.ones((valid.shape[0], 1), f32), (shift[0], 0.0), edge="zero")
+        cols = _linear_shift(np.ones((1, valid.shape[1]), f32), (0.0, shift[1]), edge="zero")
+        new_valid = (rows > 0.999) & (cols > 0.999)
+        out[:, ~(rows[:, 0] > 0.999), :] = np.nan
+        out[:, :, ~(cols[0] > 0.999)] = np.nan
+        return out, new_valid
     weight = _linear_shift(valid.astype(np.float32), shift, edge="zero")
     new_valid = weight > 0.999
-    out = out.astype(np.float32, copy=False)
     out[:, ~new_valid] = np.nan
     return out, new_valid
 

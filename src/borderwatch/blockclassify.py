@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 
-from borderwatch.classify import MIN_PEAK_SCORE, classify_objects
+from borderwatch.classify import MIN_DIRECTION, classify_objects, min_peak_score
 from borderwatch.indices import compute_indices, visible_brightness
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "classify_crops",
     "classify_merged",
     "fit_direction",
+    "may_be_construction",
 ]
 
 #: Largest canvas (pixels) one :func:`classify_objects` call gets; bounds memory.
@@ -185,6 +186,28 @@ class ClassifyContext:
 CLASS_COLUMNS = ("class", "length_m", "width_m", "construction", "confidence", "residual_shift_px")
 
 
+#: Margin below :data:`~borderwatch.classify.MIN_DIRECTION` within which
+#: :func:`may_be_construction` still says yes (summation order may differ slightly).
+_DIRECTION_MARGIN = 1e-6
+
+
+def may_be_construction(
+    peak: np.ndarray, verify_peak: np.ndarray | None, mean_direction: np.ndarray, method: str
+) -> np.ndarray:
+    """Say per object whether :func:`~borderwatch.classify.classify_objects` may keep it.
+
+    False only where the object is surely dropped (peak below
+    :func:`~borderwatch.classify.min_peak_score`, or mean direction not above
+    :data:`~borderwatch.classify.MIN_DIRECTION`), so blocks skip tracing and measuring
+    such objects. Arrays are per object, all the same length.
+    """
+    low = min_peak_score(method)
+    ok = (peak >= low) & (mean_direction > MIN_DIRECTION - _DIRECTION_MARGIN)
+    if verify_peak is not None:
+        ok &= verify_peak >= low
+    return ok
+
+
 def classify_crops(
     objects: gpd.GeoDataFrame, crops: Sequence[ObjectCrop], ctx: ClassifyContext
 ) -> list[dict[str, object] | None]:
@@ -195,7 +218,7 @@ def classify_crops(
     """
     if len(objects) != len(crops):
         raise ValueError(f"{len(objects)} objects but {len(crops)} crops")
-    min_peak = MIN_PEAK_SCORE if ctx.method in ("combined", "cva", "index") else -np.inf
+    low = min_peak_score(ctx.method)
     out: list[dict[str, object] | None] = [None] * len(crops)
     rows = objects.assign(_row=np.arange(len(objects)))
     for idx, mask, direction in _canvases(crops):
@@ -207,7 +230,7 @@ def classify_crops(
             threshold=ctx.threshold,
             residual_shift_px=ctx.residual_shift_px or 0.0,
             keep_non_construction=False,
-            min_peak=min_peak,
+            min_peak=low,
         )
         values = kept[list(CLASS_COLUMNS)].to_dict("records")
         for r, v in zip(kept["_row"], values, strict=True):

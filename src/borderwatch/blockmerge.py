@@ -30,17 +30,23 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
-from borderwatch.blockclassify import ClassifyContext, ObjectCrop, classify_crops
+from borderwatch.blockclassify import (
+    ClassifyContext,
+    ObjectCrop,
+    classify_crops,
+    may_be_construction,
+)
 from borderwatch.io import Grid
 from borderwatch.objects import OBJECT_COLUMNS, label_objects
 
 __all__ = [
     "BlockSummary",
     "MergeResult",
-    "block_labels",
+    "BlockObjects",
+    "block_objects",
+    "edge_labels",
     "merge_blocks",
     "summarise_block",
-    "touches_edge",
 ]
 
 
@@ -100,49 +106,73 @@ class BlockSummary:
     known: dict[int, dict[str, object] | None] = field(default_factory=dict, repr=False)
 
 
+def _trace(labels: np.ndarray, k: int, transform: Affine, row0: int, col0: int) -> list[Any]:
+    """Polygons (grid CRS) of label ``k`` in ``labels``, a crop at grid ``(row0, col0)``.
+
+    Traced on the object's bounding box, not the whole block: GDAL's polygoniser scans
+    every pixel it is given, and holds the GIL while it does.
+    """
+    at = transform @ Affine.translation(col0, row0)
+    crop = np.ascontiguousarray(labels)
+    return [
+        (k, shape(g))
+        for g, _ in rasterio.features.shapes(crop, mask=crop == k, transform=at, connectivity=8)
+    ]
+
+
 def _crops(
-    f_lab: np.ndarray, direction: np.ndarray, row0: int, col0: int
-) -> tuple[list[tuple[int, ObjectCrop]], list[tuple[int, ObjectCrop]]]:
-    """Crops of the labels touching the block edge, and of those inside it."""
-    edge, inside = [], []
-    for k, sl in enumerate(ndimage.find_objects(f_lab), start=1):
-        if sl is None:
+    f_lab: np.ndarray,
+    boxes: Sequence[tuple[slice, slice] | None],
+    direction: np.ndarray,
+    row0: int,
+    col0: int,
+    want: np.ndarray,
+) -> list[tuple[int, ObjectCrop]]:
+    """Crops (pixel mask and direction) of the local ``F`` labels where ``want`` is set.
+
+    ``boxes`` is ``ndimage.find_objects(f_lab)``.
+    """
+    crops = []
+    for k, sl in enumerate(boxes, start=1):
+        if sl is None or not want[k]:
             continue
         mask = f_lab[sl] == k
         d = np.where(mask, direction[sl], np.float32(0)).astype(np.float32)
-        crop = ObjectCrop(row0 + sl[0].start, col0 + sl[1].start, mask, d)
-        (edge if touches_edge(sl, f_lab.shape) else inside).append((k, crop))
-    return edge, inside
+        crops.append((k, ObjectCrop(row0 + sl[0].start, col0 + sl[1].start, mask, d)))
+    return crops
 
 
-def touches_edge(box: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
-    """Whether a bounding box (``ndimage.find_objects``) reaches the edge of ``shape``.
+def edge_labels(labels: np.ndarray) -> np.ndarray:
+    """``bool (labels.max() + 1,)``: which labels reach the array's edge.
 
-    Only such objects of a block can continue in a neighbouring block.
+    Only such objects of a block can continue in a neighbouring block; the others
+    are complete.
     """
-    rows, cols = box[0], box[1]
-    return rows.start == 0 or cols.start == 0 or rows.stop == shape[0] or cols.stop == shape[1]
+    out = np.zeros(int(labels.max(initial=0)) + 1, bool)
+    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        out[side] = True
+    out[0] = False
+    return out
 
 
 def _classify_inside(
     inside: list[tuple[int, ObjectCrop]],
     geoms: list[tuple[int, Any]],
-    f_count: np.ndarray,
-    f_sum: np.ndarray,
-    f_max: np.ndarray,
-    v_max: np.ndarray | None,
+    objs: BlockObjects,
+    stats: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     grid: Grid,
     ctx: ClassifyContext,
 ) -> dict[int, dict[str, object] | None]:
     """Classify the objects inside a block, as :func:`merge_blocks` would present them."""
     if not inside:
         return {}
+    f_sum, f_max, v_max = stats
     by_label: dict[int, list[Any]] = {}
     for label, geom in geoms:
         by_label.setdefault(label, []).append(geom)
     labels = np.array([k for k, _ in inside])
     data: dict[str, Any] = {
-        "mean_score": f_sum[labels] / f_count[labels],
+        "mean_score": f_sum[labels] / objs.f_count[labels],
         "max_score": f_max[labels],
     }
     if v_max is not None:
@@ -176,19 +206,85 @@ def _merge_crops(parts: list[ObjectCrop]) -> ObjectCrop:
     return ObjectCrop(r0, c0, mask, direction)
 
 
-def block_labels(clean: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, int]:
-    """8-connected labels of ``M = clean`` and ``F = clean & valid`` in one block."""
+@dataclass(frozen=True)
+class BlockObjects:
+    """The labelled objects of one block core, computed once and shared by its steps.
+
+    Attributes
+    ----------
+    m_lab, f_lab : numpy.ndarray
+        ``int32 (rows, cols)`` 8-connected labels of ``M = clean`` and ``F = clean & valid``.
+    nm, nf : int
+        Number of ``M`` and ``F`` labels.
+    pos : numpy.ndarray
+        Flat indexes of the ``F`` pixels in raster order; ``lab`` their ``F`` labels.
+    m_count : numpy.ndarray
+        Pixels per ``M`` label (entry 0: background).
+    f_to_m, f_count : numpy.ndarray
+        Per ``F`` label: its ``M`` label and pixel count.
+    edge : numpy.ndarray
+        ``bool (nf + 1,)``: the ``F`` label reaches the block edge (may continue).
+    small : numpy.ndarray
+        ``bool (nf + 1,)``: its ``M`` object lies wholly inside the block and is below
+        the minimum area, so the merge drops it whatever the neighbours hold.
+    """
+
+    m_lab: np.ndarray
+    nm: int
+    f_lab: np.ndarray
+    nf: int
+    pos: np.ndarray
+    lab: np.ndarray
+    m_count: np.ndarray
+    f_to_m: np.ndarray
+    f_count: np.ndarray
+    edge: np.ndarray
+    small: np.ndarray
+
+    def per_object_max(self, values: np.ndarray, *, fill: float) -> np.ndarray:
+        """``float64 (nf + 1,)`` maximum of ``values`` (block core) per ``F`` label.
+
+        NaN counts as ``fill``; entry 0 and objects without pixels are ``-inf``.
+        """
+        out = np.full(self.nf + 1, -np.inf)
+        vals = np.nan_to_num(values.ravel()[self.pos].astype(np.float64), nan=fill)
+        np.maximum.at(out, self.lab, vals)
+        return out
+
+    def per_object_mean(self, values: np.ndarray) -> np.ndarray:
+        """``float64 (nf + 1,)`` mean of ``values`` over each ``F`` label's pixels."""
+        sums = np.bincount(self.lab, weights=values.ravel()[self.pos], minlength=self.nf + 1)
+        return sums / np.maximum(self.f_count, 1)
+
+
+def block_objects(
+    clean: np.ndarray, valid: np.ndarray, *, pixel_area: float = 1.0, min_area_m2: float = 0.0
+) -> BlockObjects:
+    """Label a block core's cleaned mask ``clean`` and its valid part (see :class:`BlockObjects`).
+
+    ``pixel_area`` (m2) and ``min_area_m2`` decide :attr:`BlockObjects.small`.
+    """
     m_lab, nm = label_objects(clean)
     if valid.all():  # F = M
-        return m_lab, nm, m_lab, nm
-    f_lab, nf = label_objects(clean & valid)
-    return m_lab, nm, f_lab, nf
+        f_lab, nf = m_lab, nm
+    else:
+        f_lab, nf = label_objects(clean & valid)
+    pos = np.flatnonzero(f_lab)
+    lab = f_lab.ravel()[pos]
+    m_count = np.bincount(m_lab.ravel(), minlength=nm + 1)
+    f_to_m = np.zeros(nf + 1, np.int64)
+    f_to_m[lab] = m_lab.ravel()[pos]
+    f_count = np.bincount(lab, minlength=nf + 1)
+    m_small = (m_count * pixel_area < min_area_m2) & ~edge_labels(m_lab)
+    m_small[0] = False
+    small = m_small[f_to_m]
+    edge = edge_labels(f_lab)
+    return BlockObjects(m_lab, nm, f_lab, nf, pos, lab, m_count, f_to_m, f_count, edge, small)
 
 
 def summarise_block(
     index: tuple[int, int],
-    clean: np.ndarray,
-    valid: np.ndarray,
+    objs: BlockObjects,
     score: np.ndarray,
     *,
     row0: int,
@@ -197,19 +293,23 @@ def summarise_block(
     direction: np.ndarray | None = None,
     verify: np.ndarray | None = None,
     classify: ClassifyContext | None = None,
-    labels: tuple[np.ndarray, int, np.ndarray, int] | None = None,
 ) -> BlockSummary:
-    """Summarise one block's cleaned mask for :func:`merge_blocks`.
+    """Summarise one block's objects for :func:`merge_blocks`.
+
+    Polygons are traced only for objects the merge can keep: those reaching the block
+    edge, and inside ones at least the minimum area (and, when classifying, that can
+    still be construction: :func:`~borderwatch.blockclassify.may_be_construction`;
+    the others are recorded as not construction).
 
     Parameters
     ----------
     index : tuple of int
         ``(block_row, block_col)``.
-    clean : numpy.ndarray
-        ``bool (rows, cols)`` cleaned change mask of the block core (before the
-        minimum-area rule and before removing invalid pixels).
-    valid, score : numpy.ndarray
-        Valid mask and score of the block core.
+    objs : BlockObjects
+        :func:`block_objects` of the block core's cleaned mask (before the minimum-area
+        rule and before removing invalid pixels) and valid mask.
+    score : numpy.ndarray
+        Score of the block core.
     row0, col0 : int
         Offset of the block in the grid, pixels.
     grid : Grid
@@ -218,59 +318,59 @@ def summarise_block(
         Construction-direction evidence of the block core (at the object pixels), for
         ``classify``.
     verify : numpy.ndarray, optional
-        Verification score of the block core (:func:`borderwatch.change.rank_verification`);
-        its per-object maximum becomes the ``verify_peak`` column after the merge.
+        Verification score of the block core (:func:`borderwatch.change.rank_verification`)
+        at least where objects may pass the peak rule; its per-object maximum becomes
+        the ``verify_peak`` column after the merge.
     classify : ClassifyContext, optional
         Classify the objects that do not touch the block edge here
         (:attr:`BlockSummary.known`) and keep crops only of the others; needs
         ``direction``.
-    labels : tuple, optional
-        :func:`block_labels` of ``clean`` and ``valid``, when already computed.
     """
     if classify is not None and direction is None:
         raise ValueError("classify needs the direction evidence")
-    m_lab, nm, f_lab, nf = labels if labels is not None else block_labels(clean, valid)
-    v_max = None if verify is None else np.full(nf + 1, -np.inf)
-    m_count = np.bincount(m_lab.ravel(), minlength=nm + 1)
-    f_to_m = np.zeros(nf + 1, np.int64)
-    f_count: np.ndarray = np.zeros(nf + 1, np.int64)
-    f_sum: np.ndarray = np.zeros(nf + 1, np.float64)
-    f_max = np.zeros(nf + 1, np.float64)
+    nf, f_lab = objs.nf, objs.f_lab
+    v_max = None if verify is None else objs.per_object_max(verify, fill=-np.inf)
+    f_max = np.maximum(objs.per_object_max(score, fill=0.0), 0.0)  # NaN counts as 0
+    f_sum = np.bincount(
+        objs.lab,
+        weights=np.nan_to_num(score.ravel()[objs.pos].astype(np.float64), nan=0.0),
+        minlength=nf + 1,
+    )
     f_first = np.zeros(nf + 1, np.int64)
-    geoms: list[tuple[int, Any]] = []
-    if nf:
-        # Work on the (few) object pixels only; flatnonzero is in raster order.
-        pos = np.flatnonzero(f_lab)
-        lab = f_lab.ravel()[pos]
-        val = np.nan_to_num(score.ravel()[pos].astype(np.float64), nan=0.0)
-        f_to_m[lab] = m_lab.ravel()[pos]
-        f_count = np.bincount(lab, minlength=nf + 1)
-        f_sum = np.bincount(lab, weights=val, minlength=nf + 1)
-        np.maximum.at(f_max, lab, val)
-        if v_max is not None:
-            vv = np.nan_to_num(verify.ravel()[pos].astype(np.float64), nan=-np.inf)
-            np.maximum.at(v_max, lab, vv)
-        labels_seen, first = np.unique(lab, return_index=True)
-        rows, cols = np.divmod(pos[first], f_lab.shape[1])
-        f_first[labels_seen] = (row0 + rows) * grid.shape[1] + col0 + cols
-        transform = grid.transform @ Affine.translation(col0, row0)
-        geoms = [
-            (int(v), shape(g))
-            for g, v in rasterio.features.shapes(
-                f_lab, mask=f_lab > 0, transform=transform, connectivity=8
-            )
-        ]
-    crops: list[tuple[int, ObjectCrop]] = []
+    want = objs.edge | ~objs.small
     known: dict[int, dict[str, object] | None] = {}
     if classify is not None and nf:
-        crops, inside = _crops(f_lab, direction, row0, col0)  # type: ignore[arg-type]
-        known = _classify_inside(inside, geoms, f_count, f_sum, f_max, v_max, grid, classify)
+        mean_dir = objs.per_object_mean(direction)  # type: ignore[arg-type]
+        maybe = may_be_construction(f_max, v_max, mean_dir, classify.method)
+        known = {int(k): None for k in np.flatnonzero(want & ~objs.edge & ~maybe)}
+        want &= objs.edge | maybe
+    want[0] = False
+    geoms: list[tuple[int, Any]] = []
+    if nf:  # every label 1..nf has pixels; its first is the smallest flat index
+        first = np.full(nf + 1, f_lab.size, np.int64)
+        np.minimum.at(first, objs.lab, objs.pos)
+        rows, cols = np.divmod(first[1:], f_lab.shape[1])
+        f_first[1:] = (row0 + rows) * grid.shape[1] + col0 + cols
+    boxes = ndimage.find_objects(f_lab) if want.any() else []
+    # An Env of this thread's own: without one, GDAL in a worker thread warns that the
+    # in-memory rasters of the polygoniser have no geotransform.
+    with rasterio.Env():
+        for k, sl in enumerate(boxes, start=1):
+            if sl is not None and want[k]:
+                r0, c0 = row0 + sl[0].start, col0 + sl[1].start
+                geoms += _trace(f_lab[sl], k, grid.transform, r0, c0)
+    crops: list[tuple[int, ObjectCrop]] = []
+    if classify is not None and want.any():
+        kept = _crops(f_lab, boxes, direction, row0, col0, want)  # type: ignore[arg-type]
+        crops = [(k, c) for k, c in kept if objs.edge[k]]
+        inside = [(k, c) for k, c in kept if not objs.edge[k]]
+        known |= _classify_inside(inside, geoms, objs, (f_sum, f_max, v_max), grid, classify)
     return BlockSummary(
         index,
-        m_count,
-        _Edges.of(m_lab),
-        f_to_m,
-        f_count,
+        objs.m_count,
+        _Edges.of(objs.m_lab),
+        objs.f_to_m,
+        objs.f_count,
         f_sum,
         f_max,
         f_first,
@@ -342,7 +442,8 @@ class MergeResult:
     Attributes
     ----------
     objects : geopandas.GeoDataFrame
-        As :func:`borderwatch.objects.mask_to_objects` would give on the whole mask.
+        As :func:`borderwatch.objects.mask_to_objects` would give on the whole mask,
+        less the objects their block classified as not construction (``known`` None).
     keep : dict
         ``(block_row, block_col) -> bool array`` indexed by local ``F`` label.
     crops : list of ObjectCrop or None
@@ -428,6 +529,9 @@ def merge_blocks(
         for label, value in s.known.items():  # inside one block: never merged
             known[int(f_comp[f_off[key] + label])] = value
         carried |= bool(s.crops or s.known)
+    # Objects their block already classified as not construction carry no polygon;
+    # the classification drops them anyway.
+    f_keep[[c for c, v in known.items() if v is None]] = False
     chosen = np.flatnonzero(f_keep & (count > 0))
     chosen = chosen[np.argsort(first[chosen], kind="stable")]
     extra = dict(attrs or {})

@@ -41,11 +41,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from borderwatch.align import (
     MIN_ALIGN_PIXELS,
@@ -57,8 +56,9 @@ from borderwatch.blockclassify import (
     DirectionModel,
     apply_direction,
     fit_direction,
+    may_be_construction,
 )
-from borderwatch.blockmerge import BlockSummary, block_labels, summarise_block, touches_edge
+from borderwatch.blockmerge import BlockObjects, BlockSummary, block_objects, summarise_block
 from borderwatch.blockread import Pair, read_pair
 from borderwatch.blocktasks import (
     CleanParams,
@@ -76,7 +76,6 @@ from borderwatch.change import (
     rank_verification,
     threshold_score,
 )
-from borderwatch.classify import MIN_PEAK_SCORE
 from borderwatch.errors import InputError
 
 __all__ = [
@@ -357,7 +356,7 @@ def fit_scene(
         flat = np.concatenate([sc[vv] for sc, vv in zip(scores, valids, strict=True)])
         value = threshold_score(flat, np.ones(flat.shape, bool), threshold, dof=b.shape[0])
     direction = fit_direction(b, a, v, band_names=band_names) if classify else None
-    cp = CleanParams(value, clean.opening_px, clean.closing_px, clean.pixel_area_m2)
+    cp = replace(clean, threshold=value)
     n = int(v.sum()) if len(samples) == 1 else b.shape[1]
     info = {**sample_info, "valid_pixels": n}
     return SceneModel(method, model, value, align.shift, direction, cp, pixel_m, info, align.info)
@@ -366,12 +365,10 @@ def fit_scene(
 # --------------------------------------------------------------------------- blocks
 @dataclass(frozen=True)
 class _Core:
-    """One block core: clean mask, valid, score, labels and, for classification, evidence."""
+    """One block core: score, labelled objects and, for classification, evidence."""
 
-    clean: np.ndarray
-    valid: np.ndarray
     score: np.ndarray
-    labels: tuple[np.ndarray, int, np.ndarray, int]  # as block_labels returns them
+    objs: BlockObjects
     direction: np.ndarray | None = None
     verify: np.ndarray | None = None
 
@@ -383,14 +380,17 @@ def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence
     after, valid = _shifted(p, model.shift)
     score = _score(model.method, model.score, p.before, after, valid, model.pixel_m)
     raw = score > model.threshold  # NaN (invalid) compares False
-    clean = clean_groups(raw, model.clean)[core]
-    valid_c, score_c = valid[core], score[core]
-    labels = block_labels(clean, valid_c)
-    _, _, f_lab, nf = labels
-    if not (evidence and model.direction is not None and nf):
-        return _Core(clean, valid_c, score_c, labels)
+    score_c = score[core]
+    objs = block_objects(
+        clean_groups(raw, model.clean)[core],
+        valid[core],
+        pixel_area=model.clean.pixel_area_m2,
+        min_area_m2=model.clean.min_area_m2,
+    )
+    if not (evidence and model.direction is not None and objs.nf):
+        return _Core(score_c, objs)
     # Direction evidence is per pixel: evaluate it at the object pixels only.
-    objects = f_lab > 0
+    objects = objs.f_lab > 0
     pick = (slice(None), *core)
     direction = np.zeros(objects.shape, np.float32)
     direction[objects] = apply_direction(
@@ -402,9 +402,20 @@ def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence
     verify = None
     if model.method == "combined":
         # The rank-model peak the in-memory pipeline checks (find_structures verify=),
-        # needed only where an object can still pass the peak-score rule.
+        # needed only where an object can still be kept: it reaches the block edge, or
+        # it is big enough and passes the linear peak and direction rules.
+        need = objs.edge | (
+            ~objs.small
+            & may_be_construction(
+                objs.per_object_max(score_c, fill=-np.inf),
+                None,
+                objs.per_object_mean(direction),
+                model.method,
+            )
+        )
+        need[0] = False
         where = np.zeros(valid.shape, bool)
-        where[core] = _may_pass_peak(f_lab, nf, score_c)
+        where[core] = need[objs.f_lab]
         verify = rank_verification(
             model.score,  # type: ignore[arg-type]
             p.before,
@@ -413,21 +424,7 @@ def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence
             pixel_m=model.pixel_m,
             where=where,
         )[core]
-    return _Core(clean, valid_c, score_c, labels, direction, verify)
-
-
-def _may_pass_peak(f_lab: np.ndarray, n: int, score: np.ndarray) -> np.ndarray:
-    """Pixels of the block's objects (labels ``f_lab``) that touch its edge or reach the peak.
-
-    Other objects fail :data:`~borderwatch.classify.MIN_PEAK_SCORE` whatever their
-    verification score (their whole extent is in this block), so they need none.
-    """
-    peak = ndimage.maximum(np.nan_to_num(score, nan=-np.inf), f_lab, np.arange(1, n + 1))
-    need = np.concatenate([[False], np.asarray(peak) >= MIN_PEAK_SCORE])
-    for k, sl in enumerate(ndimage.find_objects(f_lab), start=1):
-        if sl is not None and touches_edge(sl, f_lab.shape):
-            need[k] = True
-    return need[f_lab]
+    return _Core(score_c, objs, direction, verify)
 
 
 def task_block(
@@ -437,8 +434,7 @@ def task_block(
     c = _block(src, model, win, data, evidence=True)
     return summarise_block(
         index,
-        c.clean,
-        c.valid,
+        c.objs,
         c.score,
         row0=win[0],
         col0=win[1],
@@ -446,7 +442,6 @@ def task_block(
         direction=c.direction,
         verify=c.verify,
         classify=model.classify_context if c.direction is not None else None,
-        labels=c.labels,
     )
 
 
@@ -455,4 +450,4 @@ def task_block_raster(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the final mask (uint8, before classification) and score (float32) of a block."""
     c = _block(src, model, win, None, evidence=False)  # the raster needs no evidence
-    return keep[c.labels[2]].astype(np.uint8), c.score.astype(np.float32)
+    return keep[c.objs.f_lab].astype(np.uint8), c.score.astype(np.float32)

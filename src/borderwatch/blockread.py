@@ -216,8 +216,8 @@ class TileReader:
         r0, c0, h, w = win
         fr0, fc0 = r0 + self._off[0], c0 + self._off[1]
         th, tw = self._tile
-        b = np.full((self._bands, h, w), np.nan, np.float32)
-        a = np.full((self._bands, h, w), np.nan, np.float32)
+        dates = [np.empty((self._bands, h, w), np.float32) for _ in range(2)]
+        valids = [np.zeros((h, w), bool) for _ in range(2)]
         tiles = self._tiles_of(win)
         for t in tiles:
             with self._lock:
@@ -229,17 +229,28 @@ class TileReader:
             cs, ce = max(fc0, tc0), min(fc0 + w, tc0 + dw)
             dst = (slice(rs - fr0, re - fr0), slice(cs - fc0, ce - fc0))
             srcs = (slice(rs - tr0, re - tr0), slice(cs - tc0, ce - tc0))
-            for out_arr, (data, ok) in zip((b, a), parts, strict=True):
+            for out_arr, ok_arr, (data, ok) in zip(dates, valids, parts, strict=True):
                 block = out_arr[(slice(None), *dst)]
                 block[...] = data[(slice(None), *srcs)]
-                if ok is not None:
+                if ok is None:
+                    ok_arr[dst] = True
+                else:
+                    ok_arr[dst] = ok[srcs]
                     block[:, ~ok[srcs]] = np.nan
+        # Outside the file: NaN (the tiles above covered the part inside it).
+        rows = (min(max(-fr0, 0), h), max(min(self._shape[0] - fr0, h), 0))
+        cols = (min(max(-fc0, 0), w), max(min(self._shape[1] - fc0, w), 0))
+        for out_arr in dates:
+            out_arr[:, : rows[0]] = np.nan
+            out_arr[:, max(rows[1], rows[0]) :] = np.nan
+            out_arr[:, :, : cols[0]] = np.nan
+            out_arr[:, :, max(cols[1], cols[0]) :] = np.nan
         with self._lock:
             for t in tiles:
                 self._uses[t] -= 1
                 if self._uses[t] <= 0:
                     self._cache.pop(t, None)
-        return _finish(b, a)
+        return Pair(dates[0], dates[1], valids[0], valids[1])
 
     def close(self) -> None:
         """Stop the decoding threads and close every dataset handle."""

@@ -432,7 +432,7 @@ class BlockRun:
 def clean_params(job: BlockJob, value: float) -> CleanParams:
     """Threshold value and clean-up settings of ``job``."""
     p = job.params
-    return CleanParams(value, p.opening_px, p.closing_px, job.source.grid.pixel_area)
+    return CleanParams(value, p.opening_px, p.closing_px, job.source.grid.pixel_area, p.min_area_m2)
 
 
 def resolve_threshold(job: BlockJob) -> float | None:

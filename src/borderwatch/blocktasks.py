@@ -25,9 +25,8 @@ import rasterio
 import rasterio.errors
 import rasterio.windows
 from affine import Affine
-from scipy import ndimage
 
-from borderwatch.blockmerge import BlockSummary, block_labels, summarise_block
+from borderwatch.blockmerge import BlockSummary, block_objects, summarise_block
 from borderwatch.blockstats import (
     OTSU_PERCENTILES,
     BandMoments,
@@ -37,6 +36,7 @@ from borderwatch.blockstats import (
 )
 from borderwatch.change import clean_mask
 from borderwatch.io import DateSource, Grid, read_scene
+from borderwatch.objects import label_objects
 
 __all__ = [
     "BLOCK_METHODS",
@@ -377,6 +377,7 @@ class CleanParams:
     opening_px: int
     closing_px: int
     pixel_area_m2: float
+    min_area_m2: float = 0.0
 
 
 def _clean(src: PairSource, model: ScoreModel, win: Win, p: CleanParams) -> tuple[np.ndarray, ...]:
@@ -388,35 +389,17 @@ def _clean(src: PairSource, model: ScoreModel, win: Win, p: CleanParams) -> tupl
 
 
 def clean_groups(raw: np.ndarray, p: CleanParams) -> np.ndarray:
-    """:func:`borderwatch.change.clean_mask` (no minimum area), only where it can be non-zero.
+    """:func:`borderwatch.change.clean_mask` of a block's raw mask, without the minimum area.
 
-    The result is non-zero only within ``opening + 2 closing`` pixels of the eroded
-    mask. Eroded pixels are grouped (groups further apart than the clean-up can
-    reach) and ``clean_mask`` runs on each group's bounding box: exact, because the
-    clean-up is monotone and each group's box holds all the context it needs.
+    The minimum area applies to whole objects, after the merge across block edges.
     """
-
-    def full(mask: np.ndarray) -> np.ndarray:
-        return clean_mask(
-            mask,
-            pixel_area_m2=p.pixel_area_m2,
-            min_area_m2=0.0,
-            opening_px=p.opening_px,
-            closing_px=p.closing_px,
-        )
-
-    if p.opening_px <= 0:
-        return full(raw)
-    eroded = ndimage.binary_erosion(raw, structure=np.ones((2 * p.opening_px + 1,) * 2, bool))
-    out = np.zeros_like(raw)
-    if not eroded.any():
-        return out
-    reach = p.opening_px + 2 * max(p.closing_px, 0) + 1
-    grown = ndimage.maximum_filter(eroded.view(np.uint8), size=2 * reach + 1, mode="constant")
-    groups, _ = ndimage.label(grown)
-    for box in ndimage.find_objects(groups):
-        out[box] |= full(raw[box])
-    return out
+    return clean_mask(
+        raw,
+        pixel_area_m2=p.pixel_area_m2,
+        min_area_m2=0.0,
+        opening_px=p.opening_px,
+        closing_px=p.closing_px,
+    )
 
 
 def task_objects(
@@ -424,7 +407,8 @@ def task_objects(
 ) -> BlockSummary:
     """Pass 4: clean a block (with halo) and summarise its objects for the merge."""
     clean, valid, score = _clean(src, model, win, p)
-    return summarise_block(index, clean, valid, score, row0=win[0], col0=win[1], grid=src.grid)
+    objs = block_objects(clean, valid, pixel_area=p.pixel_area_m2, min_area_m2=p.min_area_m2)
+    return summarise_block(index, objs, score, row0=win[0], col0=win[1], grid=src.grid)
 
 
 def task_raster(
@@ -432,7 +416,7 @@ def task_raster(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pass 5: the final mask (uint8) and score (float32) of a block, for writing."""
     clean, valid, score = _clean(src, model, win, p)
-    _, _, f_lab, _ = block_labels(clean, valid)
+    f_lab, _ = label_objects(clean & valid)  # the F labels the summaries numbered
     return keep[f_lab].astype(np.uint8), score.astype(np.float32)
 
 

@@ -51,6 +51,8 @@ __all__ = [
     "THRESHOLDS",
     "clean_mask",
     "combined",
+    "square_dilation",
+    "square_erosion",
     "cva",
     "detect_change",
     "otsu_from_histogram",
@@ -290,6 +292,43 @@ def threshold_score(
     return value
 
 
+def _square_pass(mask: np.ndarray, radius: int, *, erode: bool) -> np.ndarray:
+    """Erode or dilate by a ``(2 radius + 1)`` square as two 1-D passes."""
+    op = np.logical_and if erode else np.logical_or
+    out = mask
+    for axis in (0, 1):
+        n = out.shape[axis]
+
+        def cut(sl: slice, axis: int = axis) -> tuple[slice, ...]:
+            return (slice(None),) * axis + (sl,)
+
+        res = out.copy()
+        for s in range(1, min(radius, n - 1) + 1):
+            late, early = cut(slice(s, None)), cut(slice(None, n - s))
+            op(res[late], out[early], out=res[late])  # pixel i meets i - s
+            op(res[early], out[late], out=res[early])  # and i + s
+        if erode:  # outside the array counts as False (scipy's border_value=0)
+            res[cut(slice(None, min(radius, n)))] = False
+            res[cut(slice(max(n - radius, 0), None))] = False
+        out = res
+    return out
+
+
+def square_erosion(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary erosion by a ``(2 radius + 1)`` square, outside the array False.
+
+    Equals ``scipy.ndimage.binary_erosion(mask, structure=np.ones((k, k)))`` with
+    ``k = 2 radius + 1`` (tested), computed as two separable passes of shifted logical
+    ANDs: several times faster for the small radii of :func:`clean_mask`.
+    """
+    return _square_pass(np.asarray(mask, dtype=bool), radius, erode=True)
+
+
+def square_dilation(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by a ``(2 radius + 1)`` square (``scipy.ndimage.binary_dilation``)."""
+    return _square_pass(np.asarray(mask, dtype=bool), radius, erode=False)
+
+
 def clean_mask(
     mask: np.ndarray,
     *,
@@ -317,14 +356,13 @@ def clean_mask(
     numpy.ndarray
         ``bool (rows, cols)``.
     """
-    out = mask.astype(bool)
+    out = np.asarray(mask, dtype=bool)
     if opening_px > 0:
-        out = ndimage.binary_opening(out, structure=np.ones((2 * opening_px + 1,) * 2, bool))
+        out = square_dilation(square_erosion(out, opening_px), opening_px)
     if closing_px > 0:
         # Closing must not grow objects across the image border: pad with False.
         pad = closing_px
-        padded = np.pad(out, pad)
-        padded = ndimage.binary_closing(padded, structure=np.ones((2 * closing_px + 1,) * 2, bool))
+        padded = square_erosion(square_dilation(np.pad(out, pad), closing_px), closing_px)
         out = padded[pad:-pad, pad:-pad] | out
     if min_area_m2 > 0:
         labels, n = ndimage.label(out, structure=np.ones((3, 3), bool))
@@ -339,16 +377,26 @@ def clean_mask(
 def smooth_score(score: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np.ndarray:
     """Gaussian smoothing of a score over valid pixels only (normalised convolution).
 
-    ``sigma_px < 0.5`` returns a copy unchanged. Invalid pixels stay NaN.
+    ``sigma_px < 0.5`` returns a copy unchanged. Invalid pixels stay NaN; NaN at a
+    valid pixel counts as 0.
     """
     out = score.astype(np.float32)  # a copy
     np.copyto(out, 0.0, where=np.isnan(out))
+    all_valid = bool(valid.all())
     if sigma_px >= 0.5:
+        if all_valid:
+            # The weight sum is the same constant at every pixel (reflecting edges), so
+            # the normalised convolution is the plain one divided by it: bit for bit
+            # what the general branch gives wherever all pixels within reach are valid.
+            num = ndimage.gaussian_filter(out, sigma_px)
+            den = ndimage.gaussian_filter(np.ones((1, 1), np.float32), sigma_px)[0, 0]
+            return num / den if den > 1e-6 else np.zeros_like(num)
         w = valid.astype(np.float32)
         num = ndimage.gaussian_filter(out * w, sigma_px)
         den = ndimage.gaussian_filter(w, sigma_px)
         out = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-6)
-    out[~valid] = np.nan
+    if not all_valid:
+        out[~valid] = np.nan
     return out
 
 
@@ -525,12 +573,16 @@ def apply_combined(
         :func:`combined_halo_px` pixels of halo, the interior equals the whole-scene score.
     """
     f32 = np.float32
-
-    def z(img: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        return (img.astype(f32) - mean[:, None, None].astype(f32)) / std[:, None, None].astype(f32)
-
-    d = z(after, model.after_mean, model.after_std) - z(before, model.before_mean, model.before_std)
-    d = (d - model.diff_mean[:, None, None].astype(f32)) / model.diff_std[:, None, None].astype(f32)
+    d = np.empty(before.shape, f32)
+    tmp = np.empty(before.shape[1:], f32)
+    for k in range(before.shape[0]):  # band by band, without whole-stack temporaries
+        np.subtract(after[k].astype(f32, copy=False), f32(model.after_mean[k]), out=d[k])
+        d[k] /= f32(model.after_std[k])
+        np.subtract(before[k].astype(f32, copy=False), f32(model.before_mean[k]), out=tmp)
+        tmp /= f32(model.before_std[k])
+        d[k] -= tmp
+        d[k] -= f32(model.diff_mean[k])
+        d[k] /= f32(model.diff_std[k])
     return _with_index(model, d, before, after, valid, pixel_m=pixel_m)
 
 
@@ -571,9 +623,8 @@ def rank_verification(
     f32 = np.float32
     if where is not None:
         where = np.asarray(where, dtype=bool)
-        sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
         radius = max(combined_halo_px(pixel_m) - 1, 0)  # gaussian_filter's reach
-        near = ndimage.maximum_filter(where, size=2 * radius + 1) if radius else where
+        near = square_dilation(where, radius)
         sub = near & valid
         raw = np.zeros(valid.shape, f32)
         if sub.any():  # the same formula on the (bands, n, 1) pixels near ``where``
@@ -581,15 +632,10 @@ def rank_verification(
                 model, before[:, sub][:, :, None], after[:, sub][:, :, None], sub[sub][:, None]
             )
             raw[sub] = part[:, 0]
-        # Smooth each group of nearby pixels in its own box: a box reaches ``radius``
-        # beyond its ``where`` pixels (or the array edge), so values there are exact.
-        out = np.full(valid.shape, np.nan, f32)
-        groups, _ = ndimage.label(near, structure=np.ones((3, 3), bool))
-        for g, box in enumerate(ndimage.find_objects(groups), start=1):
-            if box is None:
-                continue
-            mine = groups[box] == g
-            out[box][mine] = smooth_score(raw[box], valid[box], sigma_px=sigma_px)[mine]
+        # Every pixel within ``radius`` of ``where`` holds its full value, so the
+        # smoothed values at ``where`` are exact.
+        sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+        out = smooth_score(raw, valid, sigma_px=sigma_px)
         out[~where] = np.nan
         return out
     d = normal_scores(after, model.after_q) - normal_scores(before, model.before_q)
@@ -618,8 +664,9 @@ def _with_index(
         scale=model.index_scale,
         band_names=model.band_names,
     )
-    score = np.sqrt((c * c + i * i) / 2).astype(np.float32)
-    score[~valid] = np.nan
+    score = np.sqrt((c * c + i * i) / 2).astype(np.float32, copy=False)
+    if not valid.all():
+        score[~valid] = np.nan
     sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
     return smooth_score(score, valid, sigma_px=sigma_px)
 

@@ -38,6 +38,7 @@ __all__ = [
     "classify_shape",
     "construction_direction",
     "find_structures",
+    "min_peak_score",
     "object_confidence",
     "shape_measures",
 ]
@@ -198,6 +199,15 @@ def object_confidence(
     return float(np.clip(conf, 0.0, 1.0))
 
 
+def min_peak_score(method: str) -> float:
+    """Return the peak-score hysteresis for ``method``.
+
+    :data:`MIN_PEAK_SCORE` for the standardised scores (``combined``, ``cva``,
+    ``index``), else ``-inf`` (no hysteresis).
+    """
+    return MIN_PEAK_SCORE if method in ("combined", "cva", "index") else -np.inf
+
+
 def classify_objects(
     objects: gpd.GeoDataFrame,
     mask: np.ndarray,
@@ -339,5 +349,5 @@ def find_structures(
         pixel_m=pixel_m,
         threshold=threshold,
         residual_shift_px=residual_shift_px or 0.0,
-        min_peak=MIN_PEAK_SCORE if method in ("combined", "cva", "index") else -np.inf,
+        min_peak=min_peak_score(method),
     )
