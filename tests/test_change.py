@@ -3,12 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy import ndimage
 
 from borderwatch.change import (
     clean_mask,
     cva,
     detect_change,
     otsu_threshold,
+    square_dilation,
+    square_erosion,
     standardised_difference,
     threshold_score,
 )
@@ -184,3 +187,17 @@ def test_rank_verification_at_some_pixels_equals_the_full_score(pixel_m):
     part = rank_verification(model, before, after, valid, pixel_m=pixel_m, where=where)
     np.testing.assert_array_equal(part[where], full[where])
     assert np.isnan(part[~where]).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (2, 5), (6, 1), (40, 37)])
+@pytest.mark.parametrize("radius", [0, 1, 2, 3])
+def test_square_morphology_equals_scipy(shape, radius):
+    # clean_mask's separable erosion/dilation must equal scipy's (outside = False),
+    # including arrays thinner than the structuring element.
+    rng = np.random.default_rng(radius)
+    square = np.ones((2 * radius + 1,) * 2, bool)
+    for p in (0.3, 0.7, 0.95):
+        m = rng.random(shape) < p
+        eroded, dilated = ndimage.binary_erosion(m, square), ndimage.binary_dilation(m, square)
+        np.testing.assert_array_equal(square_erosion(m, radius), eroded)
+        np.testing.assert_array_equal(square_dilation(m, radius), dilated)
