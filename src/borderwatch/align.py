@@ -30,10 +30,8 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage
-from skimage.registration import phase_cross_correlation
 
 from borderwatch.errors import InputError
-from borderwatch.irmad import apply_irmad, change_probability, fit_irmad
 
 __all__ = [
     "Registration",
@@ -151,6 +149,8 @@ def estimate_shift(
     win = _window(valid.shape)
     ref = _composite(reference, valid) * win
     mov = _composite(moving, valid) * win
+    from skimage.registration import phase_cross_correlation  # only when aligning
+
     shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=upsample_factor)
     return float(shift[0]), float(shift[1])
 
@@ -450,6 +450,8 @@ def irmad_normalise(
     InputError
         Fewer than 100 invariant pixels.
     """
+    from borderwatch.irmad import apply_irmad, change_probability, fit_irmad
+
     model = fit_irmad(before, after, valid, sample=sample)
     chi2 = apply_irmad(model, before, after)
     p_change = change_probability(chi2, model.dof)

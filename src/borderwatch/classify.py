@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import skeletonize
 
 from borderwatch.errors import InputError
 from borderwatch.indices import compute_indices, visible_brightness
@@ -141,6 +140,8 @@ def shape_measures(region: np.ndarray, geometry: object, *, pixel_m: float) -> S
         Pixel size, metres.
     """
     area = float(region.sum()) * pixel_m * pixel_m
+    from skimage.morphology import skeletonize  # imported once, on the first object
+
     skel = skeletonize(np.pad(region, 1))
     # Skeleton length: 1 per 4-neighbour step, sqrt(2) per diagonal step, counted from
     # pairs of skeleton pixels (each pair once).

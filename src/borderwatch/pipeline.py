@@ -31,7 +31,6 @@ from borderwatch.classify import find_structures
 from borderwatch.errors import InputError
 from borderwatch.export import sha256_file
 from borderwatch.io import Grid, Scene, load_pair, open_date
-from borderwatch.learn import detect_with_model
 from borderwatch.objects import mask_to_objects
 
 __all__ = ["DetectParams", "DetectionRun", "run_detect", "run_metadata", "sample_tiles_dir"]
@@ -206,6 +205,8 @@ def run_detect(
             normalise_method=params.normalise,
         )
     sa = Scene(after_data, valid & sa.valid, sa.grid, sa.source)
+    if params.model is not None:  # the learned mode (and its data readers) on demand
+        from borderwatch.learn import detect_with_model
     change = (
         detect_change(
             sb.data,

@@ -7,6 +7,7 @@ line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -19,8 +20,32 @@ from borderwatch.errors import BorderwatchError
 __all__ = ["main"]
 
 
+#: Command name -> (module, attribute). Each command's module is imported only when
+#: that command runs (or help lists them all), so ``detect`` does not pay for the
+#: imports of ``evaluate`` or ``train``.
+_COMMANDS = {
+    "aoi": ("borderwatch.cli.aoi_cmd", "aoi"),
+    "detect": ("borderwatch.cli.detect_cmd", "detect"),
+    "demo": ("borderwatch.cli.demo_cmd", "demo"),
+    "batch": ("borderwatch.cli.batch_cmd", "batch"),  # many AOIs x pairs (issue 4)
+    "review": ("borderwatch.cli.review_cmd", "review"),  # analyst outputs (issue 5)
+    "verify": ("borderwatch.cli.verify_cmd", "verify"),
+    "evaluate": ("borderwatch.cli.evaluate_cmd", "evaluate"),  # accuracy (issue 3)
+    "train": ("borderwatch.cli.train_cmd", "train"),  # optional learned mode (issue 3)
+}
+
+
 class _Group(click.Group):
-    """Click group that turns library errors into one line and a non-zero exit."""
+    """Click group that loads commands on demand and turns library errors into one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS and cmd_name not in self.commands:
+            module, attr = _COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -41,28 +66,3 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(message)s")
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
-
-
-def _register() -> None:
-    # Imported here so each command module stays independent of the others.
-    from borderwatch.cli import aoi_cmd, demo_cmd, detect_cmd
-
-    main.add_command(aoi_cmd.aoi)
-    main.add_command(detect_cmd.detect)
-    main.add_command(demo_cmd.demo)
-    from borderwatch.cli import batch_cmd  # many AOIs x pairs (issue 4)
-
-    main.add_command(batch_cmd.batch)
-    from borderwatch.cli import review_cmd, verify_cmd  # analyst outputs (issue 5)
-
-    main.add_command(review_cmd.review)
-    main.add_command(verify_cmd.verify)
-    from borderwatch.cli import evaluate_cmd  # accuracy against truth (issue 3)
-
-    main.add_command(evaluate_cmd.evaluate)
-    from borderwatch.cli import train_cmd  # optional learned mode (issue 3)
-
-    main.add_command(train_cmd.train)
-
-
-_register()
