@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import shutil
 from pathlib import Path
 
@@ -273,3 +274,18 @@ def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
     manifest = json.loads((products.evidence.folder / "manifest.json").read_text())
     inputs = {Path(f["path"]).name: f["sha256"] for f in manifest["files"] if f["role"] == "input"}
     assert inputs == {n: real(tiles / n) for n in ("before.tif", "after.tif")}
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 3 * 4096 + 5])
+def test_sha256_file_over_several_map_windows(tmp_path, monkeypatch, size):
+    # The file is hashed through memory-mapped windows: every window size and
+    # remainder must give hashlib's digest of the whole bytes.
+    import hashlib
+
+    import borderwatch.export as export
+
+    monkeypatch.setattr(export, "HASH_WINDOW_BYTES", mmap.ALLOCATIONGRANULARITY)
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()

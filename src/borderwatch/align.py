@@ -24,7 +24,9 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -381,8 +383,27 @@ def coregister(
         both = valid_before & moved_valid
         return Registration(moved, both, reg.shift_px, reg.residual_px, blocks, reg.applied)
     valid = valid_before & valid_after
+    # The per-block shifts (a diagnostic) are measured on a second thread meanwhile:
+    # phase correlation's FFTs and products release the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-align") as pool:
+        pending = pool.submit(block_shifts, before, after, valid, block=block)
+        reg = _refined(before, after, valid_before, valid_after, max_shift_px, mode, refine)
+        return dataclasses.replace(reg, block_shifts=pending.result())
+
+
+def _refined(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid_before: np.ndarray,
+    valid_after: np.ndarray,
+    max_shift_px: float,
+    mode: Literal["fourier", "bilinear"],
+    refine: int,
+) -> Registration:
+    """Estimate the shift on the whole images and refine it (``block_shifts`` left empty)."""
+    valid = valid_before & valid_after
     shift = estimate_shift(before, after, valid)
-    blocks = block_shifts(before, after, valid, block=block)
+    blocks = np.zeros((0, 4))
     if np.hypot(*shift) > max_shift_px:
         shift = (0.0, 0.0)
     moved, moved_valid = after.astype(np.float32), valid_after.copy()

@@ -16,12 +16,14 @@ reported. Every ``F`` object lies inside one ``M`` object.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import rasterio.errors
 import rasterio.features
 from affine import Affine
 from scipy import ndimage
@@ -38,6 +40,13 @@ from borderwatch.blockclassify import (
 )
 from borderwatch.io import Grid
 from borderwatch.objects import OBJECT_COLUMNS, label_objects
+
+# In worker threads, rasterio's polygoniser warns that its in-memory rasters have no
+# geotransform even though ``shapes`` is given one (the polygons are right: tested).
+# Silence exactly that warning from exactly that module.
+warnings.filterwarnings(
+    "ignore", category=rasterio.errors.NotGeoreferencedWarning, module="rasterio.features"
+)
 
 __all__ = [
     "BlockSummary",
@@ -352,13 +361,10 @@ def summarise_block(
         rows, cols = np.divmod(first[1:], f_lab.shape[1])
         f_first[1:] = (row0 + rows) * grid.shape[1] + col0 + cols
     boxes = ndimage.find_objects(f_lab) if want.any() else []
-    # An Env of this thread's own: without one, GDAL in a worker thread warns that the
-    # in-memory rasters of the polygoniser have no geotransform.
-    with rasterio.Env():
-        for k, sl in enumerate(boxes, start=1):
-            if sl is not None and want[k]:
-                r0, c0 = row0 + sl[0].start, col0 + sl[1].start
-                geoms += _trace(f_lab[sl], k, grid.transform, r0, c0)
+    for k, sl in enumerate(boxes, start=1):
+        if sl is not None and want[k]:
+            r0, c0 = row0 + sl[0].start, col0 + sl[1].start
+            geoms += _trace(f_lab[sl], k, grid.transform, r0, c0)
     crops: list[tuple[int, ObjectCrop]] = []
     if classify is not None and want.any():
         kept = _crops(f_lab, boxes, direction, row0, col0, want)  # type: ignore[arg-type]

@@ -136,6 +136,14 @@ def shift_halo_px(shift: tuple[float, float] | None) -> int:
     return int(math.ceil(max(abs(shift[0]), abs(shift[1])))) + 1
 
 
+def block_halo(
+    shift: tuple[float, float] | None, *, score_halo: int, opening_px: int, closing_px: int
+) -> int:
+    """Halo read around every block, pixels: the shift's, the score's and the clean-up's."""
+    clean = halo_px(opening_px=opening_px, closing_px=closing_px)
+    return shift_halo_px(shift) + score_halo + clean
+
+
 # --------------------------------------------------------------------------- align
 @dataclass(frozen=True)
 class AlignResult:
@@ -261,8 +269,12 @@ class SceneModel:
     @property
     def halo(self) -> int:
         """Halo read around every block, pixels."""
-        clean = halo_px(opening_px=self.clean.opening_px, closing_px=self.clean.closing_px)
-        return shift_halo_px(self.shift) + self.score_halo + clean
+        return block_halo(
+            self.shift,
+            score_halo=self.score_halo,
+            opening_px=self.clean.opening_px,
+            closing_px=self.clean.closing_px,
+        )
 
 
 def _score(
@@ -375,10 +387,16 @@ class _Core:
 
 def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence: bool) -> _Core:
     """Score, threshold and clean a block; with ``evidence``, direction and rank peak too."""
-    big, core = clip_window(win, model.halo, src.grid.shape)
+    big, _ = clip_window(win, model.halo, src.grid.shape)
     p = data if data is not None else read_pair(src, big)
     after, valid = _shifted(p, model.shift)
-    score = _score(model.method, model.score, p.before, after, valid, model.pixel_m)
+    # Drop the shift's own context: what is left is exact and, away from nodata, all
+    # valid (the shift invalidates the outer ring), which the smoothing's fast path needs.
+    inner, core = clip_window(win, model.halo - shift_halo_px(model.shift), src.grid.shape)
+    cut = (slice(inner[0] - big[0], inner[0] - big[0] + inner[2]),)
+    cut += (slice(inner[1] - big[1], inner[1] - big[1] + inner[3]),)
+    before, after, valid = p.before[(slice(None), *cut)], after[(slice(None), *cut)], valid[cut]
+    score = _score(model.method, model.score, before, after, valid, model.pixel_m)
     raw = score > model.threshold  # NaN (invalid) compares False
     score_c = score[core]
     objs = block_objects(
@@ -395,7 +413,7 @@ def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence
     direction = np.zeros(objects.shape, np.float32)
     direction[objects] = apply_direction(
         model.direction,
-        p.before[pick][:, objects][:, :, None],
+        before[pick][:, objects][:, :, None],
         after[pick][:, objects][:, :, None],
         np.ones((int(objects.sum()), 1), bool),
     )[:, 0]
@@ -418,7 +436,7 @@ def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence
         where[core] = need[objs.f_lab]
         verify = rank_verification(
             model.score,  # type: ignore[arg-type]
-            p.before,
+            before,
             after,
             valid,
             pixel_m=model.pixel_m,

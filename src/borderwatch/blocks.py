@@ -63,6 +63,7 @@ from borderwatch.blockpass import (
     AlignResult,
     Sample,
     SceneModel,
+    block_halo,
     fit_scene,
     sample_windows,
     task_align,
@@ -747,19 +748,19 @@ def _run_sampled(
     workers: int | None,
 ) -> BlockRun:
     """Local single-pass run: fit on the sample, then one halo read per block."""
-    src = job.source
+    src, p = job.source, job.params
     align_win, wins, score_halo = fit_plan(job)
     align = task_align(src, align_win)
-    mapper = local_mapper(workers=workers)
-    samples = list(
-        each(mapper, task_sample, [(src, w, align, score_halo) for w in wins], progress, "sample")
+    # The blocks' halo is known once the shift is: the first blocks' tiles are decoded
+    # while the sample is read and the model fitted.
+    halo = block_halo(
+        align.shift, score_halo=score_halo, opening_px=p.opening_px, closing_px=p.closing_px
     )
-    scene = fit_job(job, align, samples)
-    del samples
     stripe_px = _stripe_px(job, tile_cache_mb)
     order = [job.blocks[k] for k in stripe_order(job.blocks, stripe_px=stripe_px)]
-    bigs = [clip_window(w, scene.halo, src.grid.shape)[0] for _, w in order]
+    bigs = [clip_window(w, halo, src.grid.shape)[0] for _, w in order]
     n = workers or os.cpu_count() or 1
+    mapper = local_mapper(workers=workers)
     with ExitStack() as stack:
         reader = (
             stack.enter_context(
@@ -768,6 +769,15 @@ def _run_sampled(
             if src.native is not None
             else None
         )
+        for big in bigs[: n + 1] if reader is not None else []:
+            reader.prefetch(big)
+        samples = list(
+            each(
+                mapper, task_sample, [(src, w, align, score_halo) for w in wins], progress, "sample"
+            )
+        )
+        scene = fit_job(job, align, samples)  # scene.halo == halo: the same settings
+        del samples
 
         def one(k: int) -> Any:
             if reader is None:

@@ -632,10 +632,14 @@ def rank_verification(
                 model, before[:, sub][:, :, None], after[:, sub][:, :, None], sub[sub][:, None]
             )
             raw[sub] = part[:, 0]
-        # Every pixel within ``radius`` of ``where`` holds its full value, so the
-        # smoothed values at ``where`` are exact.
-        sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
-        out = smooth_score(raw, valid, sigma_px=sigma_px)
+        # Every pixel within ``radius`` of ``where`` holds its full value, so smoothing
+        # the bounding box of ``near`` gives exact values at ``where``.
+        out = np.full(valid.shape, np.nan, f32)
+        rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+        if rows.size:
+            box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+            out[box] = smooth_score(raw[box], valid[box], sigma_px=sigma_px)
         out[~where] = np.nan
         return out
     d = normal_scores(after, model.after_q) - normal_scores(before, model.before_q)

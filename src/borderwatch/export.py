@@ -71,17 +71,26 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[P
             tmp_path.unlink()
 
 
+#: Bytes of a file mapped at a time by :func:`sha256_file` (a multiple of the page size).
+HASH_WINDOW_BYTES = 32 << 20
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes.
 
-    The file is memory-mapped and hashed in one call: about three times faster than
-    reading it in chunks (no copies), and hashlib releases the GIL meanwhile.
+    The file is memory-mapped :data:`HASH_WINDOW_BYTES` at a time and each window
+    hashed in one call: about three times faster than reading it in small chunks (no
+    copies; hashlib releases the GIL meanwhile), and resident memory stays at one
+    window however large the file.
     """
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:  # an empty file cannot be mapped
-            return hashlib.sha256(b"").hexdigest()
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            return hashlib.sha256(view).hexdigest()
+        size = os.fstat(fh.fileno()).st_size
+        for offset in range(0, size, HASH_WINDOW_BYTES):
+            length = min(HASH_WINDOW_BYTES, size - offset)
+            with mmap.mmap(fh.fileno(), length, access=mmap.ACCESS_READ, offset=offset) as view:
+                h.update(view)
+    return h.hexdigest()
 
 
 def _round_coords(geom: shapely.Geometry) -> shapely.Geometry:

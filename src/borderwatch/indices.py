@@ -128,7 +128,10 @@ def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Normalised difference ``(a - b) / (a + b)``; NaN where the sum is not positive."""
     s = a + b
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(s > 0, (a - b) / s, np.nan)
+        out = np.divide(a - b, s)
+    bad = ~(s > 0)  # NaN sums too
+    if bad.any():
+        out[bad] = np.nan
     return out.astype(np.float32, copy=False)
 
 
