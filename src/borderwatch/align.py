@@ -148,12 +148,18 @@ def estimate_shift(
         raise InputError(f"shapes differ: {reference.shape}, {moving.shape}, {valid.shape}")
     if valid.sum() < 256:
         raise InputError("too few valid pixels to estimate a shift (need 16 x 16)")
-    win = _window(valid.shape)
-    ref = _composite(reference, valid) * win
-    mov = _composite(moving, valid) * win
+    from scipy import fft
     from skimage.registration import phase_cross_correlation  # only when aligning
 
-    shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=upsample_factor)
+    win = _window(valid.shape)
+    # The two composites on two threads, the FFTs on two workers: ndimage filters and
+    # pocketfft release the GIL, and this runs before any block work starts.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-align") as pool:
+        pending = pool.submit(_composite, moving, valid)
+        ref = _composite(reference, valid) * win
+        mov = pending.result() * win
+    with fft.set_workers(2):
+        shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=upsample_factor)
     return float(shift[0]), float(shift[1])
 
 

@@ -361,10 +361,11 @@ def summarise_block(
         rows, cols = np.divmod(first[1:], f_lab.shape[1])
         f_first[1:] = (row0 + rows) * grid.shape[1] + col0 + cols
     boxes = ndimage.find_objects(f_lab) if want.any() else []
-    for k, sl in enumerate(boxes, start=1):
-        if sl is not None and want[k]:
-            r0, c0 = row0 + sl[0].start, col0 + sl[1].start
-            geoms += _trace(f_lab[sl], k, grid.transform, r0, c0)
+    with rasterio.Env():  # one GDAL environment for all objects, not one per call
+        for k, sl in enumerate(boxes, start=1):
+            if sl is not None and want[k]:
+                r0, c0 = row0 + sl[0].start, col0 + sl[1].start
+                geoms += _trace(f_lab[sl], k, grid.transform, r0, c0)
     crops: list[tuple[int, ObjectCrop]] = []
     if classify is not None and want.any():
         kept = _crops(f_lab, boxes, direction, row0, col0, want)  # type: ignore[arg-type]

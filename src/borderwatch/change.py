@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -495,6 +496,13 @@ def normal_scores(image: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return out
 
 
+def _rank_side(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantile tables ``(bands, n)`` of ``(bands, pixels)`` samples and their normal scores."""
+    probs, _ = normal_score_table()
+    q = np.quantile(x.astype(np.float64), probs, axis=1).T
+    return q, normal_scores(x[:, :, None], q)[:, :, 0]
+
+
 def fit_combined(
     before: np.ndarray,
     after: np.ndarray,
@@ -520,20 +528,22 @@ def fit_combined(
     """
     _check(before, after, valid)
     b, a = before[:, valid], after[:, valid]
-    bm, bs = _moments(b)
-    am, as_ = _moments(a)
-    d = (a - am[:, None]) / as_[:, None] - (b - bm[:, None]) / bs[:, None]
-    dm, ds = _moments(d)
-    probs, _ = normal_score_table()
     # The rank model from every k-th valid pixel: 1024 quantiles need no more than
     # about a million, and the cost then stays flat however large the scene.
     step = -(-b.shape[1] // NORMAL_SCORE_SAMPLE_PX)
-    bs_, as_s = b[:, ::step], a[:, ::step]
-    bq = np.quantile(bs_.astype(np.float64), probs, axis=1).T
-    aq = np.quantile(as_s.astype(np.float64), probs, axis=1).T
-    r = normal_scores(as_s[:, :, None], aq)[:, :, 0] - normal_scores(bs_[:, :, None], bq)[:, :, 0]
-    rank_diff = np.stack(_moments(r))
-    centre, scale = index_stats(before, after, valid, band_names=band_names)
+    # The before date's rank side and the index statistics run on a second thread
+    # (sorting, interpolation and medians release the GIL); results are the same.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-fit") as pool:
+        before_rank = pool.submit(_rank_side, b[:, ::step])
+        indices = pool.submit(index_stats, before, after, valid, band_names=band_names)
+        bm, bs = _moments(b)
+        am, as_ = _moments(a)
+        d = (a - am[:, None]) / as_[:, None] - (b - bm[:, None]) / bs[:, None]
+        dm, ds = _moments(d)
+        aq, a_scores = _rank_side(a[:, ::step])
+        bq, b_scores = before_rank.result()
+        centre, scale = indices.result()
+    rank_diff = np.stack(_moments(a_scores - b_scores))
     return CombinedModel(
         bm, bs, am, as_, dm, ds, bq, aq, rank_diff, centre, scale, tuple(band_names)
     )
