@@ -220,9 +220,11 @@ def _linear_shift(
             return (slice(None),) * axis + (slice(start, stop),)
 
         res = np.empty_like(out)
-        if o1 > o0:
-            np.multiply(out[cut(o0 + k, o1 + k)], 1 - f, out=res[cut(o0, o1)])
-            res[cut(o0, o1)] += out[cut(o0 + k + 1, o1 + k + 1)] * f
+        if o1 > o0:  # in place, without temporaries: a0 + f (a1 - a0)
+            mid = res[cut(o0, o1)]
+            np.subtract(out[cut(o0 + k + 1, o1 + k + 1)], out[cut(o0 + k, o1 + k)], out=mid)
+            mid *= f
+            mid += out[cut(o0 + k, o1 + k)]
         res[cut(0, o0)] = out[cut(0, 1)]
         res[cut(o1, n)] = out[cut(n - 1, n)]
         if edge == "zero":
