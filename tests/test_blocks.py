@@ -232,7 +232,7 @@ def test_memory_below_block_budget(tmp_path: Path) -> None:
             block_size=256,
             workers=1,
             sample_px=1 << 16,  # statistics from 4% of the scene: a fixed, small cost
-            tile_cache_mb=4,  # decoded tiles kept for halos: stripes of 512 px
+            tile_cache_mb=4,  # decoded tiles kept for halos: stripes one block wide
         )
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -50,6 +50,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import rasterio
 from threadpoolctl import threadpool_limits
 
 from borderwatch.align import centre_window
@@ -728,10 +729,18 @@ def fit_job(job: BlockJob, align: AlignResult, samples: Sequence[Sample]) -> Sce
 
 
 def _stripe_px(job: BlockJob, tile_cache_mb: float) -> int:
-    """Stripe width whose decoded tiles (about three tile rows, both dates) fit the budget."""
+    """Stripe width whose decoded tiles (about three tile rows, both dates) fit the budget.
+
+    Tiles are kept in the files' own data type (uint16 takes half of float32), so a
+    scene whose rows fit is visited in one stripe and no tile is decoded twice.
+    """
     src = job.source
     th, tw = src.tile if min(src.tile) >= 16 else (256, 256)
-    per_col = 3 * th * src.bands * 2 * 4  # bytes per grid column (float32 upper bound)
+    itemsize = 4  # float32: the upper bound where the files' type is not at hand
+    if src.native is not None:
+        with rasterio.open(src.before.paths[0]) as db, rasterio.open(src.after.paths[0]) as da:
+            itemsize = max(np.dtype(dt).itemsize for dt in (*db.dtypes, *da.dtypes))
+    per_col = 3 * th * src.bands * 2 * itemsize  # bytes per grid column
     block_w = max((w for _, (_, _, _, w) in job.blocks), default=tw)
     cols = int(tile_cache_mb * 2**20 // per_col)
     return max(block_w, cols // block_w * block_w)
