@@ -177,3 +177,27 @@ def test_cli_default_detect_runs_blockwise(shifted, tmp_path: Path) -> None:
         "other",
     }
     assert len(doc["features"]) >= len(PLANTED)
+
+
+def test_tile_reader_float_nan_unequal_files_and_outside(tmp_path: Path) -> None:
+    # Float files without a nodata tag: NaN and infinities are invalid, as read_pair and
+    # the in-memory reader have it. The after file is smaller than the before file, and
+    # some windows lie partly or wholly outside one or both files.
+    rng = np.random.default_rng(7)
+    before = rng.normal(800, 50, (4, 150, 170)).astype(np.float32)
+    after = rng.normal(800, 50, (4, 140, 150)).astype(np.float32)
+    before[:, 10:14, 20:25] = np.nan
+    before[2, 100, 100] = np.inf
+    after[1, 30:33, 40:44] = np.nan
+    b = write_scene(tmp_path / "b.tif", before, nodata=None)
+    a = write_scene(tmp_path / "a.tif", after, nodata=None)
+    job = prepare_job(b, a, params=DetectParams(method="cva", threshold=3.0), grid=_grid(b, a))
+    assert job.source.native is not None
+    wins = [(0, 0, 150, 170), (5, 15, 40, 40), (130, 140, 20, 30), (145, 155, 5, 10)]
+    wins += [(-4, -6, 20, 20), (160, 180, 8, 8)]
+    with TileReader(job.source, wins, threads=2) as reader:
+        for w in wins:
+            got, want = reader.read(w), read_pair(job.source, w)
+            for name in ("before", "after", "valid_before", "valid_after"):
+                np.testing.assert_array_equal(getattr(got, name), getattr(want, name), name)
+    assert not want.valid_before.any()  # the last window is outside both files

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import mmap
 import shutil
 from pathlib import Path
 
@@ -277,14 +276,14 @@ def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("size", [0, 1, 4096, 3 * 4096 + 5])
-def test_sha256_file_over_several_map_windows(tmp_path, monkeypatch, size):
-    # The file is hashed through memory-mapped windows: every window size and
-    # remainder must give hashlib's digest of the whole bytes.
+def test_sha256_file_over_several_buffers(tmp_path, monkeypatch, size):
+    # The file is hashed through one reused buffer: every buffer size and remainder
+    # must give hashlib's digest of the whole bytes.
     import hashlib
 
     import borderwatch.export as export
 
-    monkeypatch.setattr(export, "HASH_WINDOW_BYTES", mmap.ALLOCATIONGRANULARITY)
+    monkeypatch.setattr(export, "HASH_BUFFER_BYTES", 4096)
     data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
     path = tmp_path / "f.bin"
     path.write_bytes(data)

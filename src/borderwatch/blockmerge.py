@@ -87,7 +87,9 @@ class BlockSummary:
         Per local ``F`` label: pixel count, sum and maximum of the score, and the
         flat grid index ``row * cols + col`` of its first pixel in raster order.
     geoms : list of (int, shapely geometry)
-        Polygons of the local ``F`` labels, in the grid CRS.
+        Polygons of the local ``F`` labels the merge may keep, in the grid CRS: those
+        reaching the block edge and, inside the block, those not decided as dropped
+        (below the minimum area, or not construction when classifying).
     crops : list of (int, ObjectCrop)
         Pixel mask and direction evidence of the local ``F`` labels still to be
         classified after the merge (grid pixel origin), when the block was summarised
@@ -97,7 +99,8 @@ class BlockSummary:
     known : dict
         Local ``F`` label -> class columns (or None: not construction) of the objects
         classified inside the block: those not touching its edge, which no merge can
-        change. Only their results are kept, so memory does not grow with their pixels.
+        change (objects dropped for their area are not listed). Only their results are
+        kept, so memory does not grow with their pixels.
     """
 
     index: tuple[int, int]
@@ -347,13 +350,13 @@ def summarise_block(
     )
     f_first = np.zeros(nf + 1, np.int64)
     want = objs.edge | ~objs.small
+    want[0] = False  # the background
     known: dict[int, dict[str, object] | None] = {}
     if classify is not None and nf:
         mean_dir = objs.per_object_mean(direction)  # type: ignore[arg-type]
         maybe = may_be_construction(f_max, v_max, mean_dir, classify.method)
         known = {int(k): None for k in np.flatnonzero(want & ~objs.edge & ~maybe)}
         want &= objs.edge | maybe
-    want[0] = False
     geoms: list[tuple[int, Any]] = []
     if nf:  # every label 1..nf has pixels; its first is the smallest flat index
         first = np.full(nf + 1, f_lab.size, np.int64)

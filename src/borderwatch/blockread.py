@@ -68,12 +68,15 @@ def _read_raw(
     """Bands ``1..bands`` of a window inside the file, and its valid mask (None: all valid)."""
     idx = list(range(1, bands + 1))
     data = ds.read(idx, window=window, out_dtype=dtype)
-    if ds.nodata is None and all(f.name == "all_valid" for f in ds.mask_flag_enums[0]):
-        return data, None
-    ok = np.ones(data.shape[1:], bool)
-    for b in idx:
-        ok &= ds.read_masks(b, window=window) > 0
-    return data, None if ok.all() else ok
+    ok = None
+    if ds.nodata is not None or any(f.name != "all_valid" for f in ds.mask_flag_enums[0]):
+        ok = np.ones(data.shape[1:], bool)
+        for b in idx:
+            ok &= ds.read_masks(b, window=window) > 0
+    if data.dtype.kind == "f":  # NaN and infinities are invalid too
+        finite = np.isfinite(data).all(axis=0)
+        ok = finite if ok is None else ok & finite
+    return data, None if ok is None or ok.all() else ok
 
 
 def _read_file_window(ds: rasterio.DatasetReader, bands: int, win: Win) -> np.ndarray:
@@ -163,8 +166,11 @@ class TileReader:
         self._off = src.native  # type: ignore[attr-defined]
         th, tw = src.tile  # type: ignore[attr-defined]
         self._tile = (max(th, 1), max(tw, 1)) if min(th, tw) >= 16 else (256, 256)
-        with rasterio.open(self._paths[0]) as ds:
-            self._shape = (ds.height, ds.width)
+        self._shapes = []  # per date: the files may differ in size (the grid is inside both)
+        for path in self._paths:
+            with rasterio.open(path) as ds:
+                self._shapes.append((ds.height, ds.width))
+        self._shape = (max(s[0] for s in self._shapes), max(s[1] for s in self._shapes))
         self._groups = dict(zip(map(tuple, windows), groups or [0] * len(windows), strict=False))
         self._uses: dict[tuple[int, int, int], int] = {}
         for win in windows:
@@ -182,8 +188,11 @@ class TileReader:
         r0, c0, h, w = win
         fr0, fc0 = r0 + self._off[0], c0 + self._off[1]
         th, tw = self._tile
-        rows = range(max(fr0, 0) // th, (min(fr0 + h, self._shape[0]) - 1) // th + 1)
-        cols = range(max(fc0, 0) // tw, (min(fc0 + w, self._shape[1]) - 1) // tw + 1)
+        r1, c1 = min(fr0 + h, self._shape[0]), min(fc0 + w, self._shape[1])
+        if r1 <= max(fr0, 0) or c1 <= max(fc0, 0):  # wholly outside the files
+            return []
+        rows = range(max(fr0, 0) // th, (r1 - 1) // th + 1)
+        cols = range(max(fc0, 0) // tw, (c1 - 1) // tw + 1)
         return [(g, i, j) for i in rows for j in cols]
 
     def _decode(self, tile: tuple[int, int, int]) -> list[_Tile]:
@@ -195,13 +204,18 @@ class TileReader:
                 self._handles += handles
         th, tw = self._tile
         r0, c0 = tile[1] * th, tile[2] * tw
-        h, w = min(th, self._shape[0] - r0), min(tw, self._shape[1] - c0)
-        # Kept in the file's own dtype (uint16: half of float32) until assembled.
-        window = rasterio.windows.Window(c0, r0, w, h)
+        parts = []
         # Whole tiles gain nothing from GDAL's block cache; outside an Env it defaults to
         # 5 % of RAM and would grow with the scene.
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-            return [_read_raw(ds, self._bands, window, None) for ds in handles]
+            for ds, (rows, cols) in zip(handles, self._shapes, strict=True):
+                h, w = max(min(th, rows - r0), 0), max(min(tw, cols - c0), 0)
+                if h and w:  # kept in the file's own dtype (uint16: half of float32)
+                    window = rasterio.windows.Window(c0, r0, w, h)
+                    parts.append(_read_raw(ds, self._bands, window, None))
+                else:  # past this date's (smaller) file
+                    parts.append((np.zeros((self._bands, 0, 0), np.uint8), None))
+            return parts
 
     def prefetch(self, win: Win) -> None:
         """Start decoding the tiles of ``win`` (no-op for tiles already decoded)."""
@@ -224,12 +238,14 @@ class TileReader:
                 fut = self._cache[t]
             parts = fut.result()
             tr0, tc0 = t[1] * th, t[2] * tw
-            _, dh, dw = parts[0][0].shape  # edge tiles are cut at the file's edge
-            rs, re = max(fr0, tr0), min(fr0 + h, tr0 + dh)
-            cs, ce = max(fc0, tc0), min(fc0 + w, tc0 + dw)
-            dst = (slice(rs - fr0, re - fr0), slice(cs - fc0, ce - fc0))
-            srcs = (slice(rs - tr0, re - tr0), slice(cs - tc0, ce - tc0))
             for out_arr, ok_arr, (data, ok) in zip(dates, valids, parts, strict=True):
+                _, dh, dw = data.shape  # edge tiles are cut at the file's edge
+                rs, re = max(fr0, tr0), min(fr0 + h, tr0 + dh)
+                cs, ce = max(fc0, tc0), min(fc0 + w, tc0 + dw)
+                if re <= rs or ce <= cs:
+                    continue
+                dst = (slice(rs - fr0, re - fr0), slice(cs - fc0, ce - fc0))
+                srcs = (slice(rs - tr0, re - tr0), slice(cs - tc0, ce - tc0))
                 block = out_arr[(slice(None), *dst)]
                 block[...] = data[(slice(None), *srcs)]
                 if ok is None:
@@ -237,10 +253,10 @@ class TileReader:
                 else:
                     ok_arr[dst] = ok[srcs]
                     block[:, ~ok[srcs]] = np.nan
-        # Outside the file: NaN (the tiles above covered the part inside it).
-        rows = (min(max(-fr0, 0), h), max(min(self._shape[0] - fr0, h), 0))
-        cols = (min(max(-fc0, 0), w), max(min(self._shape[1] - fc0, w), 0))
-        for out_arr in dates:
+        # Outside each file: NaN (the tiles above covered the part inside it).
+        for out_arr, shape in zip(dates, self._shapes, strict=True):
+            rows = (min(max(-fr0, 0), h), max(min(shape[0] - fr0, h), 0))
+            cols = (min(max(-fc0, 0), w), max(min(shape[1] - fc0, w), 0))
             out_arr[:, : rows[0]] = np.nan
             out_arr[:, max(rows[1], rows[0]) :] = np.nan
             out_arr[:, :, : cols[0]] = np.nan

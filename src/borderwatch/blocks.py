@@ -785,8 +785,10 @@ def _run_sampled(
                 mapper, task_sample, [(src, w, align, score_halo) for w in wins], progress, "sample"
             )
         )
-        scene = fit_job(job, align, samples)  # scene.halo == halo: the same settings
+        scene = fit_job(job, align, samples)
         del samples
+        if scene.halo != halo:  # the reads above assumed this halo
+            raise RuntimeError(f"block halo {scene.halo} px differs from the {halo} px read")
 
         def one(k: int) -> Any:
             if reader is None:

@@ -357,7 +357,7 @@ def clean_mask(
     numpy.ndarray
         ``bool (rows, cols)``.
     """
-    out = np.asarray(mask, dtype=bool)
+    out = np.array(mask, dtype=bool)  # a copy, never the caller's array
     if opening_px > 0:
         out = square_dilation(square_erosion(out, opening_px), opening_px)
     if closing_px > 0:
@@ -531,18 +531,17 @@ def fit_combined(
     # The rank model from every k-th valid pixel: 1024 quantiles need no more than
     # about a million, and the cost then stays flat however large the scene.
     step = -(-b.shape[1] // NORMAL_SCORE_SAMPLE_PX)
-    # The before date's rank side and the index statistics run on a second thread
-    # (sorting, interpolation and medians release the GIL); results are the same.
+    # The before date's rank side (at most NORMAL_SCORE_SAMPLE_PX pixels) runs on a
+    # second thread meanwhile: sorting and interpolation release the GIL.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-fit") as pool:
         before_rank = pool.submit(_rank_side, b[:, ::step])
-        indices = pool.submit(index_stats, before, after, valid, band_names=band_names)
         bm, bs = _moments(b)
         am, as_ = _moments(a)
         d = (a - am[:, None]) / as_[:, None] - (b - bm[:, None]) / bs[:, None]
         dm, ds = _moments(d)
         aq, a_scores = _rank_side(a[:, ::step])
         bq, b_scores = before_rank.result()
-        centre, scale = indices.result()
+    centre, scale = index_stats(before, after, valid, band_names=band_names)
     rank_diff = np.stack(_moments(a_scores - b_scores))
     return CombinedModel(
         bm, bs, am, as_, dm, ds, bq, aq, rank_diff, centre, scale, tuple(band_names)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import mmap
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -71,25 +70,23 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[P
             tmp_path.unlink()
 
 
-#: Bytes of a file mapped at a time by :func:`sha256_file` (a multiple of the page size).
-HASH_WINDOW_BYTES = 32 << 20
+#: Read buffer of :func:`sha256_file`, bytes.
+HASH_BUFFER_BYTES = 8 << 20
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes.
 
-    The file is memory-mapped :data:`HASH_WINDOW_BYTES` at a time and each window
-    hashed in one call: about three times faster than reading it in small chunks (no
-    copies; hashlib releases the GIL meanwhile), and resident memory stays at one
-    window however large the file.
+    Read into one reused :data:`HASH_BUFFER_BYTES` buffer and hashed without copies:
+    about twice as fast as reading small chunks as new bytes objects, with memory flat
+    however large the file (hashlib releases the GIL while it hashes).
     """
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        for offset in range(0, size, HASH_WINDOW_BYTES):
-            length = min(HASH_WINDOW_BYTES, size - offset)
-            with mmap.mmap(fh.fileno(), length, access=mmap.ACCESS_READ, offset=offset) as view:
-                h.update(view)
+    buf = bytearray(HASH_BUFFER_BYTES)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 
