@@ -2,8 +2,9 @@
 
 For each size (pairs made by ``benchmarks/make_large.py``), in one run and with the
 same files, page cache warmed first, every measurement in a fresh child process
-timed by ``/usr/bin/time`` (wall seconds and peak resident set size from the OS), each
-``--repeat`` times (default 3; the median wall time and the largest RSS are reported):
+timed by ``/usr/bin/time`` (wall seconds and peak resident set size from the OS), in
+``--repeat`` rounds (default 3) of every row once; reported are the median wall time,
+the median ratio to the I/O floor of the same round, and the largest RSS:
 
 1. ``io-floor``: read both inputs fully with rasterio (``DatasetReader.read()``).
 2. ``detect cva``: ``borderwatch -q detect --method cva --threshold otsu --no-align
@@ -30,6 +31,7 @@ import datetime as _dt
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,40 +90,10 @@ def run_size(
         with open(p, "rb") as fh:
             while fh.read(1 << 24):
                 pass
-    rows = []
+    plan: list[tuple[str, list[str] | None, str]] = []
 
     def add(name: str, cmd: list[str] | None, note: str = "") -> None:
-        if cmd is None:
-            rows.append(
-                {
-                    "size": size,
-                    "name": name,
-                    "wall": None,
-                    "spread": None,
-                    "rss": None,
-                    "status": note,
-                    "load": None,
-                }
-            )
-            return
-        load = os.getloadavg()[0]  # other work on the machine skews the timings
-        runs = [timed(cmd) for _ in range(repeat)]
-        walls = sorted(w for w, _, _ in runs)
-        wall = walls[len(walls) // 2]  # the median: one slow or fast run does not decide
-        rss = max(r for _, r, _ in runs)
-        status = next((st for _, _, st in runs if st != "ok"), "ok")
-        rows.append(
-            {
-                "size": size,
-                "name": name,
-                "wall": wall,
-                "spread": (walls[0], walls[-1]),
-                "rss": rss,
-                "status": status,
-                "load": load,
-            }
-        )
-        print(f"{size:6d} {name:22s} {wall:7.2f} s {rss:8.0f} MiB {status} {walls}", flush=True)
+        plan.append((name, cmd, note))
 
     add("io-floor", [PY, "-c", READ, str(b), str(a)])
     detect = [
@@ -165,8 +137,8 @@ def run_size(
         add("numpy cva+otsu", [PY, "-c", NUMPY, str(b), str(a)])
     else:
         add("numpy cva+otsu", None, f"not run: whole arrays need > {mem_gib():.0f} GiB RAM")
+    mad = out / f"otb_mad_{size}.tif"
     if otb:
-        mad = out / f"otb_mad_{size}.tif"
         add(
             "otb mad",
             [
@@ -182,14 +154,53 @@ def run_size(
                 "256",
             ],
         )
-        mad.unlink(missing_ok=True)
     else:
         add("otb mad", None, "not run: otbcli_MultivariateAlterationDetector not installed")
+    rows = measure(size, plan, repeat=repeat)
+    mad.unlink(missing_ok=True)
+    return rows
+
+
+def measure(size: int, plan: list[tuple[str, list[str] | None, str]], *, repeat: int) -> list[dict]:
+    """Run every row of ``plan`` once per round, ``repeat`` rounds; one result per row.
+
+    Rounds rather than one row's runs back to back: a machine that slows down for a
+    while then slows every row alike. ``ratio`` is the median over rounds of the row's
+    time over the I/O floor's time in the same round (a paired comparison).
+    """
+    runs: dict[str, list[tuple[float, float, str]]] = {n: [] for n, c, _ in plan if c}
+    loads: dict[str, float] = {}
+    for k in range(repeat):
+        for name, cmd, _ in plan:
+            if cmd is None:
+                continue
+            loads.setdefault(name, os.getloadavg()[0])  # other work skews the timings
+            runs[name].append(timed(cmd))
+            w, r, st = runs[name][-1]
+            print(f"{size:6d} round {k + 1} {name:34s} {w:7.2f} s {r:6.0f} MiB {st}", flush=True)
+    floor = [w for w, _, _ in runs["io-floor"]]
+    rows = []
+    for name, cmd, note in plan:
+        if cmd is None:
+            rows.append({"size": size, "name": name, "wall": None, "status": note})
+            continue
+        walls = [w for w, _, _ in runs[name]]
+        rows.append(
+            {
+                "size": size,
+                "name": name,
+                "wall": statistics.median(walls),  # one slow or fast run does not decide
+                "spread": (min(walls), max(walls)),
+                "ratio": statistics.median(w / f for w, f in zip(walls, floor, strict=True)),
+                "rss": max(r for _, r, _ in runs[name]),
+                "status": next((st for _, _, st in runs[name] if st != "ok"), "ok"),
+                "load": loads[name],
+            }
+        )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    floors = {r["size"]: r["wall"] for r in rows if r["name"] == "io-floor"}
     lines = [
         "| size (px) | what | wall (s) | runs (s) | Mpx/s | x I/O floor | peak RSS (MiB) "
         "| load | status |",
@@ -200,7 +211,7 @@ def table(rows: list[dict]) -> str:
             lines.append(f"| {r['size']} | {r['name']} | - | - | - | - | - | - | {r['status']} |")
             continue
         mpx = r["size"] ** 2 / 1e6 / r["wall"]
-        ratio = r["wall"] / floors[r["size"]]
+        ratio = r["ratio"]
         lo, hi = r["spread"]
         lines.append(
             f"| {r['size']} | {r['name']} | {r['wall']:.2f} | {lo:.2f}-{hi:.2f} | {mpx:.1f} "
@@ -245,10 +256,13 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, {mem_gib():.0f} GiB RAM ({platform.machine()}).\n\n"
         "Inputs: `benchmarks/make_large.py` pairs, 4-band uint16, 512 px tiles, DEFLATE. "
         "Every row is a fresh child process with a warm page cache; wall time and peak "
-        "resident memory from `/usr/bin/time`; `wall` is the median of the runs (all "
-        "listed), peak RSS the largest. Mpx/s counts pixels of one date. `load` is "
-        "the 1-minute load average just before the row (2 CPUs: above 2, other work was "
-        "competing and timings are pessimistic).\n\n"
+        "resident memory from `/usr/bin/time`. The rows run in rounds (each row once per "
+        "round), so a slow spell of the machine hits every row alike; `wall` is the "
+        "median of a row's runs (all listed), `x I/O floor` the median over rounds of "
+        "the row's time over the floor's time in the same round, peak RSS the largest. "
+        "Mpx/s counts pixels of one date. `load` is the 1-minute load average before "
+        "the row's first run (2 CPUs: above 2, other work was competing and timings "
+        "are pessimistic).\n\n"
     )
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(head + table(rows) + "\n", encoding="utf-8")
