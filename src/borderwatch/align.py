@@ -293,10 +293,10 @@ def apply_shift(
         f32 = np.float32
         rows = _linear_shift(np.ones((valid.shape[0], 1), f32), (shift[0], 0.0), edge="zero")
         cols = _linear_shift(np.ones((1, valid.shape[1]), f32), (0.0, shift[1]), edge="zero")
-        new_valid = (rows > 0.999) & (cols > 0.999)
-        out[:, ~(rows[:, 0] > 0.999), :] = np.nan
-        out[:, :, ~(cols[0] > 0.999)] = np.nan
-        return out, new_valid
+        row_ok, col_ok = rows[:, 0] > 0.999, cols[0] > 0.999
+        out[:, ~row_ok, :] = np.nan
+        out[:, :, ~col_ok] = np.nan
+        return out, row_ok[:, None] & col_ok[None, :]
     weight = _linear_shift(valid.astype(np.float32), shift, edge="zero")
     new_valid = weight > 0.999
     out[:, ~new_valid] = np.nan

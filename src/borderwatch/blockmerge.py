@@ -263,6 +263,25 @@ class BlockObjects:
         np.maximum.at(out, self.lab, vals)
         return out
 
+    def may_keep(
+        self,
+        peak: np.ndarray,
+        verify_peak: np.ndarray | None,
+        mean_direction: np.ndarray,
+        method: str,
+    ) -> np.ndarray:
+        """``bool (nf + 1,)``: labels a classified run may keep after the merge.
+
+        Those reaching the block edge (the merge decides), and those inside that are
+        big enough and may pass the peak and direction rules
+        (:func:`~borderwatch.blockclassify.may_be_construction`).
+        """
+        out = self.edge | (
+            ~self.small & may_be_construction(peak, verify_peak, mean_direction, method)
+        )
+        out[0] = False
+        return out
+
     def per_object_mean(self, values: np.ndarray) -> np.ndarray:
         """``float64 (nf + 1,)`` mean of ``values`` over each ``F`` label's pixels."""
         sums = np.bincount(self.lab, weights=values.ravel()[self.pos], minlength=self.nf + 1)
@@ -354,9 +373,9 @@ def summarise_block(
     known: dict[int, dict[str, object] | None] = {}
     if classify is not None and nf:
         mean_dir = objs.per_object_mean(direction)  # type: ignore[arg-type]
-        maybe = may_be_construction(f_max, v_max, mean_dir, classify.method)
-        known = {int(k): None for k in np.flatnonzero(want & ~objs.edge & ~maybe)}
-        want &= objs.edge | maybe
+        keep = objs.may_keep(f_max, v_max, mean_dir, classify.method)
+        known = {int(k): None for k in np.flatnonzero(want & ~keep)}  # inside, not construction
+        want = keep
     geoms: list[tuple[int, Any]] = []
     if nf:  # every label 1..nf has pixels; its first is the smallest flat index
         first = np.full(nf + 1, f_lab.size, np.int64)

@@ -56,7 +56,6 @@ from borderwatch.blockclassify import (
     DirectionModel,
     apply_direction,
     fit_direction,
-    may_be_construction,
 )
 from borderwatch.blockmerge import BlockObjects, BlockSummary, block_objects, summarise_block
 from borderwatch.blockread import Pair, read_pair
@@ -422,16 +421,12 @@ def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence
         # The rank-model peak the in-memory pipeline checks (find_structures verify=),
         # needed only where an object can still be kept: it reaches the block edge, or
         # it is big enough and passes the linear peak and direction rules.
-        need = objs.edge | (
-            ~objs.small
-            & may_be_construction(
-                objs.per_object_max(score_c, fill=-np.inf),
-                None,
-                objs.per_object_mean(direction),
-                model.method,
-            )
+        need = objs.may_keep(
+            objs.per_object_max(score_c, fill=-np.inf),
+            None,
+            objs.per_object_mean(direction),
+            model.method,
         )
-        need[0] = False
         where = np.zeros(valid.shape, bool)
         where[core] = need[objs.f_lab]
         verify = rank_verification(
