@@ -7,14 +7,17 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import rasterio.features
+import shapely
 from affine import Affine
 from geopandas.testing import assert_geodataframe_equal
-from shapely.geometry import Polygon
+from scipy import ndimage
+from shapely.geometry import Polygon, shape
 
 from borderwatch.errors import OutputExistsError
 from borderwatch.export import atomic_write, to_rfc7946, write_geojson
 from borderwatch.io import Grid
-from borderwatch.objects import mask_to_objects
+from borderwatch.objects import label_objects, mask_to_objects, trace_labels
 
 GRID = Grid(
     rasterio.crs.CRS.from_epsg(32652), Affine(2.0, 0, 500000.0, 0, -2.0, 4710000.0), (40, 40)
@@ -41,6 +44,43 @@ def test_mask_to_objects_areas_scores_and_geometry():
     assert first.geometry.bounds == (500006.0, 4709986.0, 500026.0, 4709996.0)
     assert gdf.iloc[1].n_pixels == 22
     assert set(gdf.aoi_id) == {"helong"}
+
+
+@pytest.mark.parametrize("canvas_px", [1 << 22, 3000])
+def test_trace_labels_equals_tracing_in_place(monkeypatch, canvas_px: int) -> None:
+    # Objects with holes, diagonal joints and many sizes, on a fractional transform:
+    # packed onto canvases (one, or many small ones), every polygon comes back with
+    # the same vertices, bit for bit, as tracing the whole label image in place.
+    monkeypatch.setattr("borderwatch.objects.TRACE_CANVAS_PX", canvas_px)
+    rng = np.random.default_rng(7)
+    mask = ndimage.binary_opening(rng.random((120, 160)) > 0.45)
+    mask[60:80, 50:80] = True
+    mask[65:75, 60:70] = False  # a hole
+    labels, n = label_objects(mask)
+    transform = Affine(0.3, 0, 612345.17, 0, -0.3, 4567890.33)
+    want: dict[int, list[bytes]] = {}
+    for g, v in rasterio.features.shapes(
+        labels, mask=labels > 0, transform=transform, connectivity=8
+    ):
+        want.setdefault(int(v), []).append(shape(g).wkb)
+    # Trace every other object wholly inside a window offset by (row0, col0) in the grid.
+    r0, c0 = 10, 30
+    full_boxes = ndimage.find_objects(labels)
+    picked = [
+        k
+        for k, sl in enumerate(full_boxes, 1)
+        if k % 2 == 1 or k == labels[70, 55]
+        if sl[0].start >= r0 and sl[1].start >= c0
+    ]
+    assert len(picked) > 20 and labels[70, 55] in picked
+    sub = labels[r0:, c0:]  # same label values, shifted
+    sub_boxes = ndimage.find_objects(sub)
+    boxes = [(k, sub_boxes[k - 1]) for k in picked]
+    got: dict[int, list[bytes]] = {}
+    for k, g in trace_labels(sub, boxes, transform, row0=r0, col0=c0):
+        got.setdefault(k, []).append(g.wkb)
+    assert got == {k: want[k] for k in picked}
+    assert shapely.from_wkb(got[int(labels[70, 55])][0]).interiors  # the hole is kept
 
 
 def test_empty_mask_gives_empty_frame_with_columns():

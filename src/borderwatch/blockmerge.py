@@ -16,20 +16,15 @@ reported. Every ``F`` object lies inside one ``M`` object.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import rasterio.errors
-import rasterio.features
-from affine import Affine
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from shapely.geometry import shape
 from shapely.ops import unary_union
 
 from borderwatch.blockclassify import (
@@ -39,14 +34,7 @@ from borderwatch.blockclassify import (
     may_be_construction,
 )
 from borderwatch.io import Grid
-from borderwatch.objects import OBJECT_COLUMNS, label_objects
-
-# In worker threads, rasterio's polygoniser warns that its in-memory rasters have no
-# geotransform even though ``shapes`` is given one (the polygons are right: tested).
-# Silence exactly that warning from exactly that module.
-warnings.filterwarnings(
-    "ignore", category=rasterio.errors.NotGeoreferencedWarning, module="rasterio.features"
-)
+from borderwatch.objects import OBJECT_COLUMNS, label_objects, trace_labels
 
 __all__ = [
     "BlockSummary",
@@ -116,20 +104,6 @@ class BlockSummary:
     crops: list[tuple[int, ObjectCrop]] = field(default_factory=list, repr=False)
     v_max: np.ndarray | None = field(default=None, repr=False)
     known: dict[int, dict[str, object] | None] = field(default_factory=dict, repr=False)
-
-
-def _trace(labels: np.ndarray, k: int, transform: Affine, row0: int, col0: int) -> list[Any]:
-    """Polygons (grid CRS) of label ``k`` in ``labels``, a crop at grid ``(row0, col0)``.
-
-    Traced on the object's bounding box, not the whole block: GDAL's polygoniser scans
-    every pixel it is given, and holds the GIL while it does.
-    """
-    at = transform @ Affine.translation(col0, row0)
-    crop = np.ascontiguousarray(labels)
-    return [
-        (k, shape(g))
-        for g, _ in rasterio.features.shapes(crop, mask=crop == k, transform=at, connectivity=8)
-    ]
 
 
 def _crops(
@@ -376,18 +350,14 @@ def summarise_block(
         keep = objs.may_keep(f_max, v_max, mean_dir, classify.method)
         known = {int(k): None for k in np.flatnonzero(want & ~keep)}  # inside, not construction
         want = keep
-    geoms: list[tuple[int, Any]] = []
     if nf:  # every label 1..nf has pixels; its first is the smallest flat index
         first = np.full(nf + 1, f_lab.size, np.int64)
         np.minimum.at(first, objs.lab, objs.pos)
         rows, cols = np.divmod(first[1:], f_lab.shape[1])
         f_first[1:] = (row0 + rows) * grid.shape[1] + col0 + cols
     boxes = ndimage.find_objects(f_lab) if want.any() else []
-    with rasterio.Env():  # one GDAL environment for all objects, not one per call
-        for k, sl in enumerate(boxes, start=1):
-            if sl is not None and want[k]:
-                r0, c0 = row0 + sl[0].start, col0 + sl[1].start
-                geoms += _trace(f_lab[sl], k, grid.transform, r0, c0)
+    todo = [(k, sl) for k, sl in enumerate(boxes, start=1) if sl is not None and want[k]]
+    geoms = trace_labels(f_lab, todo, grid.transform, row0=row0, col0=col0)
     crops: list[tuple[int, ObjectCrop]] = []
     if classify is not None and want.any():
         kept = _crops(f_lab, boxes, direction, row0, col0, want)  # type: ignore[arg-type]
