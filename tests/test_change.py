@@ -134,6 +134,31 @@ def test_combined_applies_fitted_statistics_block_by_block():
     assert whole[50, 40] > 3 * np.nanmedian(whole)
 
 
+def test_combined_scores_by_strips_equal_whole_arrays(monkeypatch):
+    # The per-pixel arithmetic runs over strips of rows (cache-sized temporaries); the
+    # strip size must not change a single bit of either score, NaN at invalid pixels.
+    from borderwatch.change import apply_combined, fit_combined, rank_verification
+
+    rng = np.random.default_rng(11)
+    before = rng.gamma(3, 300, (4, 70, 90)).astype(np.float32)
+    after = before * 1.2 + rng.normal(0, 60, before.shape).astype(np.float32)
+    after[:, 20:30, 40:60] += 900
+    after[2, 50, 50] = np.nan
+    valid = np.isfinite(after).all(axis=0)
+    valid[:3] = False
+    model = fit_combined(before, after, valid, band_names=("blue", "green", "red", "nir"))
+    got = {}
+    for strip_px in (1 << 16, 7 * 90, 1):  # one strip; 7 rows; one row
+        monkeypatch.setattr("borderwatch.change.STRIP_PX", strip_px)
+        got[strip_px] = [
+            f(model, before, after, valid, pixel_m=0.5) for f in (apply_combined, rank_verification)
+        ]
+    for strip_px in (7 * 90, 1):
+        for whole, strips in zip(got[1 << 16], got[strip_px], strict=True):
+            np.testing.assert_array_equal(strips, whole)
+            assert np.isnan(strips[~valid]).all() and not np.isnan(strips[valid]).any()
+
+
 def test_rank_model_cancels_order_preserving_radiometry():
     """A surface-dependent stretch that keeps the order of values cancels in normal scores.
 

@@ -236,6 +236,24 @@ def _linear_shift(
     return out if out is not a else a.copy()
 
 
+def _linear_shift_strips(a: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    """:func:`_linear_shift` with ``edge="nearest"``, a strip of rows at a time.
+
+    Each strip is shifted from the input rows it reads (plus the strip itself), so the
+    temporaries stay small and in cache; every value equals the whole-array result.
+    """
+    n = a.shape[-2]
+    step = max(SHIFT_STRIP_PX // max(a[..., 0, :].size, 1), 1)
+    k = math.floor(-shift[0])  # output row o reads input rows o + k and o + k + 1
+    out = np.empty(a.shape, a.dtype)
+    for r0 in range(0, n, step):
+        r1 = min(r0 + step, n)
+        p0, p1 = max(min(r0, r0 + k), 0), min(max(r1, r1 + k + 1), n)
+        part = _linear_shift(a[..., p0:p1, :], shift, edge="nearest")
+        out[..., r0:r1, :] = part[..., r0 - p0 : r1 - p0, :]
+    return out
+
+
 def apply_shift(
     image: np.ndarray,
     valid: np.ndarray,
@@ -283,7 +301,7 @@ def apply_shift(
             [np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(b), shift)).real for b in filled]
         )
     elif mode == "bilinear":
-        out = _linear_shift(filled, shift, edge="nearest")
+        out = _linear_shift_strips(filled, shift)
     else:
         raise InputError(f"unknown shift mode {mode!r}; use 'bilinear' or 'fourier'")
     out = out.astype(np.float32, copy=False)
@@ -307,6 +325,8 @@ def apply_shift(
 ALIGN_WINDOW_PX = 1024
 #: Fewest pixels valid in both dates a shift is measured on (a 64 x 64 square).
 MIN_ALIGN_PIXELS = 64 * 64
+#: Pixels (all bands) per strip of :func:`apply_shift`'s bilinear shift.
+SHIFT_STRIP_PX = 1 << 18
 
 
 def centre_window(

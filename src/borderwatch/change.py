@@ -72,6 +72,8 @@ ThresholdName = Literal["otsu", "ki", "chi2"]
 #: misregistration and speckle at sub-metre resolution and is a no-op (< 0.5 px) at
 #: 10 m and coarser.
 SMOOTH_SIGMA_M = 1.0
+#: Pixels per strip of the per-pixel score arithmetic (its temporaries stay in cache).
+STRIP_PX = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -581,18 +583,23 @@ def apply_combined(
         ``float32 (rows, cols)``, NaN at invalid pixels. On a block read with
         :func:`combined_halo_px` pixels of halo, the interior equals the whole-scene score.
     """
-    f32 = np.float32
-    d = np.empty(before.shape, f32)
-    tmp = np.empty(before.shape[1:], f32)
-    for k in range(before.shape[0]):  # band by band, without whole-stack temporaries
-        np.subtract(after[k].astype(f32, copy=False), f32(model.after_mean[k]), out=d[k])
-        d[k] /= f32(model.after_std[k])
-        np.subtract(before[k].astype(f32, copy=False), f32(model.before_mean[k]), out=tmp)
-        tmp /= f32(model.before_std[k])
-        d[k] -= tmp
-        d[k] -= f32(model.diff_mean[k])
-        d[k] /= f32(model.diff_std[k])
-    return _with_index(model, d, before, after, valid, pixel_m=pixel_m)
+
+    def raw(rows: slice) -> np.ndarray:
+        b, a = before[:, rows], after[:, rows]
+        f32 = np.float32
+        d = np.empty(b.shape, f32)
+        tmp = np.empty(b.shape[1:], f32)
+        for k in range(b.shape[0]):  # band by band, without whole-stack temporaries
+            np.subtract(a[k].astype(f32, copy=False), f32(model.after_mean[k]), out=d[k])
+            d[k] /= f32(model.after_std[k])
+            np.subtract(b[k].astype(f32, copy=False), f32(model.before_mean[k]), out=tmp)
+            tmp /= f32(model.before_std[k])
+            d[k] -= tmp
+            d[k] -= f32(model.diff_mean[k])
+            d[k] /= f32(model.diff_std[k])
+        return _with_index(model, d, b, a)
+
+    return _smoothed(_by_rows(raw, valid.shape), valid, pixel_m)
 
 
 def rank_verification(
@@ -651,23 +658,39 @@ def rank_verification(
             out[box] = smooth_score(raw[box], valid[box], sigma_px=sigma_px)
         out[~where] = np.nan
         return out
-    d = normal_scores(after, model.after_q) - normal_scores(before, model.before_q)
-    d = (d - model.rank_diff[0][:, None, None].astype(f32)) / model.rank_diff[1][
-        :, None, None
-    ].astype(f32)
-    return _with_index(model, d, before, after, valid, pixel_m=pixel_m)
+
+    def raw(rows: slice) -> np.ndarray:
+        b, a = before[:, rows], after[:, rows]
+        d = normal_scores(a, model.after_q) - normal_scores(b, model.before_q)
+        d -= model.rank_diff[0][:, None, None].astype(f32)
+        d /= model.rank_diff[1][:, None, None].astype(f32)
+        return _with_index(model, d, b, a)
+
+    return _smoothed(_by_rows(raw, valid.shape), valid, pixel_m)
+
+
+def _by_rows(part: Callable[[slice], np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """``float32 shape`` assembled from ``part(rows)`` over strips of about :data:`STRIP_PX`."""
+    out = np.empty(shape, np.float32)
+    step = max(STRIP_PX // max(int(np.prod(shape[1:])), 1), 1)
+    for r in range(0, shape[0], step):
+        rows = slice(r, r + step)
+        out[rows] = part(rows)
+    return out
+
+
+def _smoothed(score: np.ndarray, valid: np.ndarray, pixel_m: float | None) -> np.ndarray:
+    """NaN at invalid pixels, then :func:`smooth_score` with :data:`SMOOTH_SIGMA_M`."""
+    if not valid.all():
+        score[~valid] = np.nan
+    sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+    return smooth_score(score, valid, sigma_px=sigma_px)
 
 
 def _with_index(
-    model: CombinedModel,
-    d: np.ndarray,
-    before: np.ndarray,
-    after: np.ndarray,
-    valid: np.ndarray,
-    *,
-    pixel_m: float | None,
+    model: CombinedModel, d: np.ndarray, before: np.ndarray, after: np.ndarray
 ) -> np.ndarray:
-    """``sqrt((cva**2 + index**2) / 2)`` of a standardised difference, smoothed."""
+    """``sqrt((cva**2 + index**2) / 2)`` of a standardised difference (unsmoothed)."""
     np.copyto(d, 0.0, where=np.isnan(d))  # invalid pixels; d is this function's own
     c = np.sqrt(np.einsum("brc,brc->rc", d, d) / d.shape[0])
     i = index_score(
@@ -677,11 +700,7 @@ def _with_index(
         scale=model.index_scale,
         band_names=model.band_names,
     )
-    score = np.sqrt((c * c + i * i) / 2).astype(np.float32, copy=False)
-    if not valid.all():
-        score[~valid] = np.nan
-    sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
-    return smooth_score(score, valid, sigma_px=sigma_px)
+    return np.sqrt((c * c + i * i) / 2).astype(np.float32, copy=False)
 
 
 def combined(
