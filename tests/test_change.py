@@ -159,6 +159,34 @@ def test_combined_scores_by_strips_equal_whole_arrays(monkeypatch):
             assert np.isnan(strips[~valid]).all() and not np.isnan(strips[valid]).any()
 
 
+def test_normal_scores_of_integer_data_equal_direct_interpolation():
+    # Integer-valued bands go through a table of their range; the numbers must be those
+    # of interpolating every pixel (NaN, fractions and wide ranges take the direct path).
+    from borderwatch.change import fit_combined, normal_score_table, normal_scores
+
+    rng = np.random.default_rng(5)
+    before = rng.integers(80, 800, (3, 60, 70)).astype(np.float32)
+    after = before * 1.3 + 7
+    model = fit_combined(before, after, np.ones((60, 70), bool))
+    _, zq = normal_score_table(model.before_q.shape[1])
+
+    def direct(image: np.ndarray, q: np.ndarray) -> np.ndarray:
+        out = np.empty(image.shape, np.float32)
+        for k in range(image.shape[0]):
+            xp, inv = np.unique(q[k], return_inverse=True)
+            out[k] = np.interp(image[k], xp, np.bincount(inv, weights=zq) / np.bincount(inv))
+        return out
+
+    holed = before.copy()
+    holed[1, 5, 5] = np.nan
+    wide = before.copy()
+    wide[0, 0, 0] = 60000  # a range wider than a quarter of the pixels
+    for image in (before, before + 0.5, holed, wide, before[:, :10, :10]):
+        np.testing.assert_array_equal(
+            normal_scores(image, model.before_q), direct(image, model.before_q)
+        )
+
+
 def test_rank_model_cancels_order_preserving_radiometry():
     """A surface-dependent stretch that keeps the order of values cancels in normal scores.
 

@@ -494,8 +494,23 @@ def normal_scores(image: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     for k in range(image.shape[0]):
         xp, inverse = np.unique(quantiles[k], return_inverse=True)
         fp = np.bincount(inverse, weights=zq) / np.bincount(inverse)
-        out[k] = np.interp(image[k], xp, fp)
+        out[k] = _interp(image[k], xp, fp)
     return out
+
+
+def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp(x, xp, fp)``, through a table of every value for integer data.
+
+    Digital numbers (an unshifted date read from an integer file) take few distinct
+    values: interpolating each integer of their range once and looking the pixels up
+    gives the same numbers several times faster than a binary search per pixel.
+    """
+    if x.size >= 1024:
+        lo, hi = x.min(), x.max()  # NaN anywhere: the comparisons below are False
+        if hi - lo < x.size / 4 and np.array_equal(x, np.floor(x)):
+            table = np.interp(np.arange(lo, hi + 1, dtype=np.float64), xp, fp)
+            return table[(x - lo).astype(np.intp)]
+    return np.interp(x, xp, fp)
 
 
 def _rank_side(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
