@@ -159,6 +159,39 @@ def test_combined_scores_by_strips_equal_whole_arrays(monkeypatch):
             assert np.isnan(strips[~valid]).all() and not np.isnan(strips[valid]).any()
 
 
+@pytest.mark.parametrize("shape", [(60, 70), (9, 200), (13, 11), (4, 4)])
+@pytest.mark.parametrize("sigma_px", [0.3, 1.0, 1.7, 2.5])
+@pytest.mark.parametrize("holes", [False, True])
+def test_smooth_score_at_some_pixels_equals_smoothing_everything(shape, sigma_px, holes):
+    # The pointwise Gaussian replicates scipy's arithmetic: the same float32 bits at
+    # every asked pixel, edges (reflected) and invalid pixels included.
+    from borderwatch.change import smooth_score, smooth_score_at
+
+    rng = np.random.default_rng(int(sigma_px * 10) + shape[0])
+    score = rng.normal(0, 1, shape).astype(np.float32) ** 2
+    valid = rng.random(shape) > (0.05 if holes else -1.0)
+    score[~valid] = np.nan
+    score[rng.random(shape) > 0.99] = np.nan  # NaN at a valid pixel counts as 0
+    flat = np.flatnonzero(rng.random(shape) > 0.9)
+    flat = np.unique(np.concatenate([flat, [0, shape[1] - 1, score.size - 1]]))  # corners
+    if holes:  # an asked pixel is invalid
+        valid.ravel()[flat[1]] = False
+        score.ravel()[flat[1]] = np.nan
+    want = smooth_score(score, valid, sigma_px=sigma_px).ravel()[flat]
+    got = smooth_score_at(score, valid, flat, sigma_px=sigma_px)
+    np.testing.assert_array_equal(got, want)
+    assert holes == bool(np.isnan(want).any())
+
+
+def test_pixels_at_equals_boolean_indexing_on_a_strided_window():
+    from borderwatch.change import pixels_at
+
+    rng = np.random.default_rng(2)
+    image = rng.random((3, 50, 60)).astype(np.float32)[:, 5:45, 7:52]  # a block window
+    mask = rng.random(image.shape[1:]) > 0.9
+    np.testing.assert_array_equal(pixels_at(image, np.flatnonzero(mask)), image[:, mask])
+
+
 def test_normal_scores_of_integer_data_equal_direct_interpolation():
     # Integer-valued bands go through a table of their range; the numbers must be those
     # of interpolating every pixel (NaN, fractions and wide ranges take the direct path).

@@ -72,6 +72,7 @@ from borderwatch.change import (
     apply_combined,
     combined_halo_px,
     fit_combined,
+    pixels_at,
     rank_verification,
     threshold_score,
 )
@@ -407,14 +408,13 @@ def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence
     if not (evidence and model.direction is not None and objs.nf):
         return _Core(score_c, objs)
     # Direction evidence is per pixel: evaluate it at the object pixels only.
-    objects = objs.f_lab > 0
     pick = (slice(None), *core)
-    direction = np.zeros(objects.shape, np.float32)
-    direction[objects] = apply_direction(
+    direction = np.zeros(objs.f_lab.shape, np.float32)
+    direction.ravel()[objs.pos] = apply_direction(  # objs.pos: the object pixels
         model.direction,
-        before[pick][:, objects][:, :, None],
-        after[pick][:, objects][:, :, None],
-        np.ones((int(objects.sum()), 1), bool),
+        pixels_at(before[pick], objs.pos)[:, :, None],
+        pixels_at(after[pick], objs.pos)[:, :, None],
+        np.ones((objs.pos.size, 1), bool),
     )[:, 0]
     verify = None
     if model.method == "combined":

@@ -47,6 +47,7 @@ __all__ = [
     "fit_combined",
     "normal_score_table",
     "normal_scores",
+    "pixels_at",
     "rank_verification",
     "METHODS",
     "THRESHOLDS",
@@ -60,6 +61,7 @@ __all__ = [
     "otsu_threshold",
     "score_change",
     "smooth_score",
+    "smooth_score_at",
     "standardise_bands",
     "standardised_difference",
     "threshold_score",
@@ -403,6 +405,76 @@ def smooth_score(score: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np
     return out
 
 
+def smooth_score_at(
+    score: np.ndarray, valid: np.ndarray, flat: np.ndarray, *, sigma_px: float
+) -> np.ndarray:
+    """``smooth_score(score, valid, sigma_px=sigma_px).ravel()[flat]``, bit for bit.
+
+    Evaluates the Gaussian only at the asked pixels (flat indexes into ``score``) and at
+    the first pass's pixels they read, with ``scipy.ndimage.gaussian_filter``'s
+    weights, summation order (in float64, rounded to float32 between the two passes)
+    and reflecting edges. For sparse pixels (per-object peaks) this is cheaper than
+    smoothing a whole window.
+    """
+    f32, f64 = np.float32, np.float64
+    rows, cols = score.shape
+    radius = int(4.0 * sigma_px + 0.5)
+    if sigma_px < 0.5 or min(rows, cols) <= radius:
+        return smooth_score(score, valid, sigma_px=sigma_px).ravel()[flat]
+    pos = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 / (sigma_px * sigma_px) * pos**2)
+    weights /= weights.sum()
+    r, c = np.divmod(flat, cols)
+    # The second pass (along rows) reads the first (along columns) at (r, c +- radius).
+    need = np.zeros(score.size, bool)
+    for k in range(-radius, radius + 1):
+        need[r * cols + _reflect(c + k, cols)] = True
+    at = np.flatnonzero(need)
+    ar, ac = np.divmod(at, cols)
+
+    def taps(i: np.ndarray, n: int, step: int, base: np.ndarray) -> list[np.ndarray]:
+        """Flat indexes ``base + reflect(i + j) * step`` for j = -radius..radius."""
+        if i.min() >= radius and i.max() < n - radius:  # no edge within reach
+            return [base + (i + j) * step for j in pos]
+        return [base + _reflect(i + j, n) * step for j in pos]
+
+    down, across = taps(ar, rows, cols, ac), taps(c, cols, 1, r * cols)
+
+    def gaussian(img: np.ndarray) -> np.ndarray:
+        def first(i: np.ndarray) -> np.ndarray:
+            v = img[i].astype(f64)
+            np.copyto(v, 0.0, where=np.isnan(v))  # NaN counts as 0, as in smooth_score
+            return v
+
+        acc = first(down[radius]) * weights[radius]
+        for j in range(radius, 0, -1):  # scipy's order: outermost taps first
+            acc += (first(down[radius - j]) + first(down[radius + j])) * weights[radius - j]
+        mid = np.empty(img.size, f32)  # only ``at`` is written and read
+        mid[at] = acc
+        out = mid[across[radius]].astype(f64) * weights[radius]
+        for j in range(radius, 0, -1):
+            left = mid[across[radius - j]].astype(f64)
+            out += (left + mid[across[radius + j]]) * weights[radius - j]
+        return out.astype(f32)
+
+    ok = valid.ravel()[flat]
+    if valid.all():  # as smooth_score's fast path: one constant weight sum
+        den = ndimage.gaussian_filter(np.ones((1, 1), f32), sigma_px)[0, 0]
+        out = gaussian(score.ravel()) / den if den > 1e-6 else np.zeros(flat.size, f32)
+    else:
+        w = valid.astype(f32).ravel()
+        num, den = gaussian(np.where(np.isnan(score), f32(0), score).ravel() * w), gaussian(w)
+        out = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-6)
+    out[~ok] = np.nan
+    return out
+
+
+def _reflect(i: np.ndarray, n: int) -> np.ndarray:
+    """Indexes reflected into ``0..n-1`` as scipy's mode "reflect" (d c b a | a b c d)."""
+    i = np.where(i < 0, -i - 1, i)
+    return np.where(i >= n, 2 * n - i - 1, i)
+
+
 @dataclass(frozen=True)
 class CombinedModel:
     """Global statistics of the ``combined`` score, fitted once per scene.
@@ -496,6 +568,16 @@ def normal_scores(image: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
         fp = np.bincount(inverse, weights=zq) / np.bincount(inverse)
         out[k] = _interp(image[k], xp, fp)
     return out
+
+
+def pixels_at(image: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """``(bands, n)`` values of ``image`` ``(bands, rows, cols)`` at flat pixel indexes.
+
+    ``image[:, mask]`` equals ``pixels_at(image, np.flatnonzero(mask))``; this is
+    several times faster for sparse masks, also on strided views (block windows).
+    """
+    rows, cols = np.divmod(flat, image.shape[2])
+    return image[:, rows, cols]
 
 
 def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -658,20 +740,17 @@ def rank_verification(
         near = square_dilation(where, radius)
         sub = near & valid
         raw = np.zeros(valid.shape, f32)
-        if sub.any():  # the same formula on the (bands, n, 1) pixels near ``where``
-            part = rank_verification(
-                model, before[:, sub][:, :, None], after[:, sub][:, :, None], sub[sub][:, None]
-            )
-            raw[sub] = part[:, 0]
+        at = np.flatnonzero(sub)
+        if at.size:  # the same formula on the (bands, n, 1) pixels near ``where``
+            b, a = pixels_at(before, at)[:, :, None], pixels_at(after, at)[:, :, None]
+            part = rank_verification(model, b, a, np.ones((at.size, 1), bool))
+            raw.ravel()[at] = part[:, 0]
         # Every pixel within ``radius`` of ``where`` holds its full value, so smoothing
-        # the bounding box of ``near`` gives exact values at ``where``.
+        # at ``where`` alone gives the full computation's values there.
         out = np.full(valid.shape, np.nan, f32)
-        rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
-        if rows.size:
-            box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-            sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
-            out[box] = smooth_score(raw[box], valid[box], sigma_px=sigma_px)
-        out[~where] = np.nan
+        asked = np.flatnonzero(where)
+        sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+        out.ravel()[asked] = smooth_score_at(raw, valid, asked, sigma_px=sigma_px)
         return out
 
     def raw(rows: slice) -> np.ndarray:
