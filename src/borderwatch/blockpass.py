@@ -321,7 +321,10 @@ def task_sample(src: Any, win: Win, align: AlignResult, score_halo: int) -> Samp
 
 def _pixels(samples: Sequence[Sample], which: str) -> np.ndarray:
     """Gather the valid interior pixels of all samples as ``(bands, n, 1)``."""
-    parts = [getattr(s, which)[:, s.core[0], s.core[1]][:, s.valid[s.core]] for s in samples]
+    parts = [
+        pixels_at(getattr(s, which)[:, s.core[0], s.core[1]], np.flatnonzero(s.valid[s.core]))
+        for s in samples
+    ]
     return np.concatenate(parts, axis=1)[:, :, None]
 
 

@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage, special
@@ -630,17 +630,21 @@ def fit_combined(
     # The rank model from every k-th valid pixel: 1024 quantiles need no more than
     # about a million, and the cost then stays flat however large the scene.
     step = -(-b.shape[1] // NORMAL_SCORE_SAMPLE_PX)
-    # The before date's rank side (at most NORMAL_SCORE_SAMPLE_PX pixels) runs on a
-    # second thread meanwhile: sorting and interpolation release the GIL.
+
+    # The before date's moments and rank side (at most NORMAL_SCORE_SAMPLE_PX pixels)
+    # and the index statistics run on a second thread meanwhile: numpy's reductions,
+    # sorting and interpolation release the GIL.
+    def before_side() -> tuple[Any, ...]:
+        stats = index_stats(before, after, valid, band_names=band_names)
+        return _moments(b), _rank_side(b[:, ::step]), stats
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-fit") as pool:
-        before_rank = pool.submit(_rank_side, b[:, ::step])
-        bm, bs = _moments(b)
+        pending = pool.submit(before_side)
         am, as_ = _moments(a)
-        d = (a - am[:, None]) / as_[:, None] - (b - bm[:, None]) / bs[:, None]
-        dm, ds = _moments(d)
         aq, a_scores = _rank_side(a[:, ::step])
-        bq, b_scores = before_rank.result()
-    centre, scale = index_stats(before, after, valid, band_names=band_names)
+        (bm, bs), (bq, b_scores), (centre, scale) = pending.result()
+    d = (a - am[:, None]) / as_[:, None] - (b - bm[:, None]) / bs[:, None]
+    dm, ds = _moments(d)
     rank_diff = np.stack(_moments(a_scores - b_scores))
     return CombinedModel(
         bm, bs, am, as_, dm, ds, bq, aq, rank_diff, centre, scale, tuple(band_names)
