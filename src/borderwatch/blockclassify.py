@@ -25,13 +25,14 @@ exist because that function fits and applies in one call.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 
-from borderwatch.classify import MIN_DIRECTION, classify_objects, min_peak_score
+from borderwatch.classify import MIN_DIRECTION, classify_arrays, min_peak_score
 from borderwatch.indices import compute_indices, visible_brightness
 
 __all__ = [
@@ -209,32 +210,37 @@ def may_be_construction(
 
 
 def classify_crops(
-    objects: gpd.GeoDataFrame, crops: Sequence[ObjectCrop], ctx: ClassifyContext
+    objects: Mapping[str, Any], crops: Sequence[ObjectCrop], ctx: ClassifyContext
 ) -> list[dict[str, object] | None]:
     """Classify objects from their crops; per row its class columns, None if dropped.
 
-    Rows come back in the order of ``objects`` (one crop per row); an object that is
-    not construction (direction or peak-score rule) gives None.
+    ``objects`` holds one row per crop: ``geometry`` (metric CRS), ``mean_score``,
+    ``max_score`` and optionally ``verify_peak`` (a GeoDataFrame, or a dict of
+    arrays). Rows come back in the order of ``objects``; an object that is not
+    construction (direction or peak-score rule) gives None.
     """
-    if len(objects) != len(crops):
-        raise ValueError(f"{len(objects)} objects but {len(crops)} crops")
-    low = min_peak_score(ctx.method)
+    if len(objects["geometry"]) != len(crops):
+        raise ValueError(f"{len(objects['geometry'])} objects but {len(crops)} crops")
+    geoms = np.asarray(objects["geometry"], dtype=object)
+    mean_score = np.asarray(objects["mean_score"], dtype=np.float64)
+    max_score = np.asarray(objects["max_score"], dtype=np.float64)
+    verify = np.asarray(objects["verify_peak"]) if "verify_peak" in objects else None
     out: list[dict[str, object] | None] = [None] * len(crops)
-    rows = objects.assign(_row=np.arange(len(objects)))
     for idx, mask, direction in _canvases(crops):
-        kept = classify_objects(
-            rows.iloc[idx],
+        rows, columns = classify_arrays(
+            geoms[idx],
+            mean_score[idx],
+            max_score[idx],
+            None if verify is None else verify[idx],
             mask,
             direction,
             pixel_m=ctx.pixel_m,
             threshold=ctx.threshold,
             residual_shift_px=ctx.residual_shift_px or 0.0,
-            keep_non_construction=False,
-            min_peak=low,
+            min_peak=min_peak_score(ctx.method),
         )
-        values = kept[list(CLASS_COLUMNS)].to_dict("records")
-        for r, v in zip(kept["_row"], values, strict=True):
-            out[int(r)] = v
+        for j, r in enumerate(rows):
+            out[idx[r]] = {col: columns[col][j] for col in CLASS_COLUMNS}
     return out
 
 

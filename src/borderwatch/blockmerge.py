@@ -146,7 +146,6 @@ def _classify_inside(
     geoms: list[tuple[int, Any]],
     objs: BlockObjects,
     stats: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    grid: Grid,
     ctx: ClassifyContext,
 ) -> dict[int, dict[str, object] | None]:
     """Classify the objects inside a block, as :func:`merge_blocks` would present them."""
@@ -163,9 +162,8 @@ def _classify_inside(
     }
     if v_max is not None:
         data["verify_peak"] = v_max[labels]
-    polys = [_union(by_label[int(k)]) for k in labels]
-    frame = gpd.GeoDataFrame(data, geometry=polys, crs=grid.crs)
-    values = classify_crops(frame, [c for _, c in inside], ctx)
+    data["geometry"] = [_union(by_label[int(k)]) for k in labels]
+    values = classify_crops(data, [c for _, c in inside], ctx)
     return {int(k): v for k, v in zip(labels, values, strict=True)}
 
 
@@ -363,7 +361,7 @@ def summarise_block(
         kept = _crops(f_lab, boxes, direction, row0, col0, want)  # type: ignore[arg-type]
         crops = [(k, c) for k, c in kept if objs.edge[k]]
         inside = [(k, c) for k, c in kept if not objs.edge[k]]
-        known |= _classify_inside(inside, geoms, objs, (f_sum, f_max, v_max), grid, classify)
+        known |= _classify_inside(inside, geoms, objs, (f_sum, f_max, v_max), classify)
     return BlockSummary(
         index,
         objs.m_count,

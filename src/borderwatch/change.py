@@ -385,7 +385,11 @@ def smooth_score(score: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np
     ``sigma_px < 0.5`` returns a copy unchanged. Invalid pixels stay NaN; NaN at a
     valid pixel counts as 0.
     """
-    out = score.astype(np.float32)  # a copy
+    return _smooth_own(score.astype(np.float32), valid, sigma_px=sigma_px)  # a copy
+
+
+def _smooth_own(out: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np.ndarray:
+    """:func:`smooth_score` of a float32 score the caller gives away (may be reused)."""
     np.copyto(out, 0.0, where=np.isnan(out))
     all_valid = bool(valid.all())
     if sigma_px >= 0.5:
@@ -393,9 +397,12 @@ def smooth_score(score: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np
             # The weight sum is the same constant at every pixel (reflecting edges), so
             # the normalised convolution is the plain one divided by it: bit for bit
             # what the general branch gives wherever all pixels within reach are valid.
-            num = ndimage.gaussian_filter(out, sigma_px)
             den = ndimage.gaussian_filter(np.ones((1, 1), np.float32), sigma_px)[0, 0]
-            return num / den if den > 1e-6 else np.zeros_like(num)
+            if not den > 1e-6:
+                return np.zeros_like(out)
+            ndimage.gaussian_filter(out, sigma_px, output=out)  # line by line: in place
+            out /= den
+            return out
         w = valid.astype(np.float32)
         num = ndimage.gaussian_filter(out * w, sigma_px)
         den = ndimage.gaussian_filter(w, sigma_px)
@@ -782,7 +789,7 @@ def _smoothed(score: np.ndarray, valid: np.ndarray, pixel_m: float | None) -> np
     if not valid.all():
         score[~valid] = np.nan
     sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
-    return smooth_score(score, valid, sigma_px=sigma_px)
+    return _smooth_own(score, valid, sigma_px=sigma_px)
 
 
 def _with_index(

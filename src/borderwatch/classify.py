@@ -33,6 +33,7 @@ from borderwatch.indices import compute_indices, visible_brightness
 __all__ = [
     "CLASSES",
     "ShapeMeasures",
+    "classify_arrays",
     "classify_objects",
     "classify_shape",
     "construction_direction",
@@ -251,41 +252,72 @@ def classify_objects(
     geopandas.GeoDataFrame
         Same CRS; ``object_id`` renumbered 1..n in the original order.
     """
+    verify = objects["verify_peak"].to_numpy() if "verify_peak" in objects.columns else None
+    rows, columns = classify_arrays(
+        objects.geometry.to_numpy(),
+        objects["mean_score"].to_numpy(),
+        objects["max_score"].to_numpy(),
+        verify,
+        mask,
+        direction,
+        pixel_m=pixel_m,
+        threshold=threshold,
+        residual_shift_px=residual_shift_px,
+        keep_non_construction=keep_non_construction,
+        min_peak=min_peak,
+    )
+    out = objects.iloc[rows].copy()
+    for col, values in columns.items():
+        out[col] = values
+    if not keep_non_construction:
+        out["object_id"] = np.arange(1, len(out) + 1)
+    return out.reset_index(drop=True)
+
+
+def classify_arrays(
+    geometries: Sequence[object],
+    mean_score: np.ndarray,
+    max_score: np.ndarray,
+    verify_peak: np.ndarray | None,
+    mask: np.ndarray,
+    direction: np.ndarray,
+    *,
+    pixel_m: float,
+    threshold: float,
+    residual_shift_px: float = 0.0,
+    keep_non_construction: bool = False,
+    min_peak: float = MIN_PEAK_SCORE,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`classify_objects` on plain arrays, one entry per object of ``mask``.
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        Indexes of the objects kept (every object with ``keep_non_construction``).
+    columns : dict
+        The class columns (:data:`CLASS_COLUMNS` order) for those rows.
+    """
     from borderwatch.objects import label_objects
 
     labels, n = label_objects(mask)
-    if n != len(objects):
-        raise InputError(f"{len(objects)} objects but the mask has {n} regions")
-    out = objects.copy()
-    if n == 0:
-        for col, dtype in (
-            ("class", object),
-            ("length_m", float),
-            ("width_m", float),
-            ("construction", bool),
-            ("confidence", float),
-            ("residual_shift_px", float),
-        ):
-            out[col] = np.array([], dtype=dtype)
-        return out
+    if n != len(geometries):
+        raise InputError(f"{len(geometries)} objects but the mask has {n} regions")
     idx = np.arange(1, n + 1)
-    mean_dir = np.asarray(ndimage.mean(direction, labels, idx), dtype=np.float64)
-    frac_dir = np.asarray(ndimage.mean(direction > 0, labels, idx), dtype=np.float64)
-    peak_ok = objects["max_score"].to_numpy() >= min_peak
-    if "verify_peak" in objects.columns:
-        peak_ok &= objects["verify_peak"].to_numpy() >= min_peak
+    if n:
+        mean_dir = np.asarray(ndimage.mean(direction, labels, idx), dtype=np.float64)
+        frac_dir = np.asarray(ndimage.mean(direction > 0, labels, idx), dtype=np.float64)
+    else:
+        mean_dir = frac_dir = np.zeros(0)
+    peak_ok = np.asarray(max_score) >= min_peak
+    if verify_peak is not None:
+        peak_ok &= np.asarray(verify_peak) >= min_peak
     construction = (mean_dir > MIN_DIRECTION) & peak_ok
-    slices = ndimage.find_objects(labels)
-    if not keep_non_construction:  # measure only the objects that stay
-        out = out[construction].copy()
-        slices = [sl for sl, c in zip(slices, construction, strict=True) if c]
-        idx, frac_dir = idx[construction], frac_dir[construction]
-        construction = construction[construction]
+    slices = ndimage.find_objects(labels) if n else []
+    rows = np.arange(n) if keep_non_construction else np.flatnonzero(construction)
     classes, lengths, widths, confs = [], [], [], []
-    rows = zip(idx, slices, out.geometry, out["mean_score"], frac_dir, strict=True)
-    for k, sl, geom, score, frac in rows:
-        region = labels[sl] == k
-        m = shape_measures(region, geom, pixel_m=pixel_m)
+    for i in rows:  # measure only the objects that stay
+        region = labels[slices[i]] == i + 1
+        m = shape_measures(region, geometries[i], pixel_m=pixel_m)
         cls = classify_shape(m, pixel_m=pixel_m)
         classes.append(cls)
         # A wall is measured along its centre line; anything compact by its rectangle
@@ -296,23 +328,23 @@ def classify_objects(
         widths.append(width)
         confs.append(
             object_confidence(
-                mean_score=float(score),
+                mean_score=float(mean_score[i]),
                 threshold=threshold,
-                direction_fraction=float(frac),
+                direction_fraction=float(frac_dir[i]),
                 shape_class=cls,
                 width_m=width,
                 residual_shift_m=residual_shift_px * pixel_m,
             )
         )
-    out["class"] = np.asarray(classes, dtype=object)
-    out["length_m"] = np.asarray(lengths, dtype=np.float64)
-    out["width_m"] = np.asarray(widths, dtype=np.float64)
-    out["construction"] = construction
-    out["confidence"] = np.asarray(confs, dtype=np.float64)
-    out["residual_shift_px"] = float(residual_shift_px)
-    if not keep_non_construction:
-        out["object_id"] = np.arange(1, len(out) + 1)
-    return out.reset_index(drop=True)
+    columns = {
+        "class": np.asarray(classes, dtype=object),
+        "length_m": np.asarray(lengths, dtype=np.float64),
+        "width_m": np.asarray(widths, dtype=np.float64),
+        "construction": construction[rows],
+        "confidence": np.asarray(confs, dtype=np.float64),
+        "residual_shift_px": np.full(rows.size, float(residual_shift_px)),
+    }
+    return rows, columns
 
 
 def find_structures(
