@@ -274,7 +274,10 @@ def block_objects(
         f_lab, nf = label_objects(clean & valid)
     pos = np.flatnonzero(f_lab)
     lab = f_lab.ravel()[pos]
-    m_count = np.bincount(m_lab.ravel(), minlength=nm + 1)
+    # Counted over the labelled pixels only (a sparse mask), the background added after.
+    m_at = pos if f_lab is m_lab else np.flatnonzero(m_lab)
+    m_count = np.bincount(m_lab.ravel()[m_at], minlength=nm + 1)
+    m_count[0] = m_lab.size - m_at.size
     f_to_m = np.zeros(nf + 1, np.int64)
     f_to_m[lab] = m_lab.ravel()[pos]
     f_count = np.bincount(lab, minlength=nf + 1)

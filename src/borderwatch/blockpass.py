@@ -430,8 +430,10 @@ def _block(src: Any, model: SceneModel, win: Win, data: Pair | None, *, evidence
             objs.per_object_mean(direction),
             model.method,
         )
+        asked = np.zeros(objs.f_lab.shape, bool)
+        asked.ravel()[objs.pos] = need[objs.lab]  # gathered at the object pixels only
         where = np.zeros(valid.shape, bool)
-        where[core] = need[objs.f_lab]
+        where[core] = asked
         verify = rank_verification(
             model.score,  # type: ignore[arg-type]
             before,

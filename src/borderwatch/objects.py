@@ -45,7 +45,7 @@ def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
         Number of objects.
     """
     labels, n = ndimage.label(mask.astype(bool), structure=np.ones((3, 3), bool))
-    return labels.astype(np.int32), int(n)
+    return labels.astype(np.int32, copy=False), int(n)
 
 
 def mask_to_objects(
