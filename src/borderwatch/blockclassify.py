@@ -8,15 +8,16 @@ scene median and standard deviation, and the labelled mask. Blockwise runs
 1. fit the direction statistics once on the scene sample (:func:`fit_direction`),
 2. evaluate the direction per block at the object pixels (:func:`apply_direction`) and
    cut, per object, its pixel mask and direction values (a small crop), and
-3. classify objects with :func:`borderwatch.classify.classify_objects` itself
-   (:func:`classify_crops`): the crops are laid side by side on small canvases,
-   top-aligned and one empty column apart, so that labelling a canvas gives the
-   objects in the order they were placed. Objects that do not touch their block's edge
-   are complete, so the block classifies them and keeps only the result; crops of the
-   others are merged across block edges by :mod:`borderwatch.blockmerge` and classified
-   after the merge (:func:`classify_merged`). Memory therefore grows with the number
-   of objects, not with their pixels. Shape, direction fraction, peak-score hysteresis
-   and confidence are computed by the same code on the same pixels as in memory.
+3. classify objects with :func:`borderwatch.classify.classify_arrays`, the core of
+   :func:`borderwatch.classify.classify_objects` (:func:`classify_crops`): the crops
+   are laid side by side on small canvases, top-aligned and one empty column apart,
+   so that labelling a canvas gives the objects in the order they were placed.
+   Objects that do not touch their block's edge are complete, so the block
+   classifies them and keeps only the result; crops of the others are merged across
+   block edges by :mod:`borderwatch.blockmerge` and classified after the merge
+   (:func:`classify_merged`). Memory therefore grows with the number of objects, not
+   with their pixels. Shape, direction fraction, peak-score hysteresis and
+   confidence are computed by the same code on the same pixels as in memory.
 
 :func:`fit_direction` + :func:`apply_direction` equal
 :func:`borderwatch.classify.construction_direction` on the same pixels (tested); they
@@ -48,7 +49,7 @@ __all__ = [
     "may_be_construction",
 ]
 
-#: Largest canvas (pixels) one :func:`classify_objects` call gets; bounds memory.
+#: Largest canvas (pixels) one :func:`~borderwatch.classify.classify_arrays` call gets.
 CANVAS_MAX_PX = 4_000_000
 #: Construction sign of each index difference, as in ``classify.construction_direction``.
 _SIGN = {"brightness": 1.0, "ndvi": -1.0, "greenness": -1.0, "ndbi": 1.0}
