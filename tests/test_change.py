@@ -183,6 +183,23 @@ def test_smooth_score_at_some_pixels_equals_smoothing_everything(shape, sigma_px
     assert holes == bool(np.isnan(want).any())
 
 
+def test_smooth_score_at_no_pixel_and_rank_verification_of_no_object():
+    # A block whose objects can all be dropped asks for no pixel at all.
+    from borderwatch.change import fit_combined, rank_verification, smooth_score_at
+
+    rng = np.random.default_rng(4)
+    score = rng.random((40, 50)).astype(np.float32)
+    valid = np.ones(score.shape, bool)
+    none = np.zeros(0, np.intp)
+    assert smooth_score_at(score, valid, none, sigma_px=1.0).shape == (0,)
+    before = rng.gamma(3, 300, (4, 40, 50)).astype(np.float32)
+    model = fit_combined(before, before * 1.1, valid)
+    out = rank_verification(
+        model, before, before * 1.1, valid, pixel_m=1.0, where=np.zeros_like(valid)
+    )
+    assert out.shape == valid.shape and np.isnan(out).all()
+
+
 def test_pixels_at_equals_boolean_indexing_on_a_strided_window():
     from borderwatch.change import pixels_at
 
@@ -214,7 +231,11 @@ def test_normal_scores_of_integer_data_equal_direct_interpolation():
     holed[1, 5, 5] = np.nan
     wide = before.copy()
     wide[0, 0, 0] = 60000  # a range wider than a quarter of the pixels
-    for image in (before, before + 0.5, holed, wide, before[:, :10, :10]):
+    top = before.astype(np.uint16)
+    top[:, :2] = 65535  # the dtype's largest value: its table must not wrap around
+    signed = (before - 500).astype(np.int16)
+    huge = before + np.float32(2**25)  # float32 integers beyond 2**24 are not all exact
+    for image in (before, before + 0.5, holed, wide, before[:, :10, :10], top, signed, huge):
         np.testing.assert_array_equal(
             normal_scores(image, model.before_q), direct(image, model.before_q)
         )

@@ -77,9 +77,12 @@ def test_trace_labels_equals_tracing_in_place(monkeypatch, canvas_px: int) -> No
     sub_boxes = ndimage.find_objects(sub)
     boxes = [(k, sub_boxes[k - 1]) for k in picked]
     got: dict[int, list[bytes]] = {}
-    for k, g in trace_labels(sub, boxes, transform, row0=r0, col0=c0):
+    traced = trace_labels(sub, boxes, transform, row0=r0, col0=c0)
+    for k, g in traced:
         got.setdefault(k, []).append(g.wkb)
     assert got == {k: want[k] for k in picked}
+    assert [k for k, _ in traced] == sorted(k for k, _ in traced)  # by label
+    assert trace_labels(sub, [], transform) == []
     assert shapely.from_wkb(got[int(labels[70, 55])][0]).interiors  # the hole is kept
 
 

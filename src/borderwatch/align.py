@@ -243,7 +243,7 @@ def _linear_shift_strips(a: np.ndarray, shift: tuple[float, float]) -> np.ndarra
     temporaries stay small and in cache; every value equals the whole-array result.
     """
     n = a.shape[-2]
-    step = max(SHIFT_STRIP_PX // max(a[..., 0, :].size, 1), 1)
+    step = max(SHIFT_STRIP_PX // max(a.size // max(n, 1), 1), 1)
     k = math.floor(-shift[0])  # output row o reads input rows o + k and o + k + 1
     out = np.empty(a.shape, a.dtype)
     for r0 in range(0, n, step):

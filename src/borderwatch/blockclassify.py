@@ -227,6 +227,7 @@ def classify_crops(
     max_score = np.asarray(objects["max_score"], dtype=np.float64)
     verify = np.asarray(objects["verify_peak"]) if "verify_peak" in objects else None
     out: list[dict[str, object] | None] = [None] * len(crops)
+    min_peak = min_peak_score(ctx.method)
     for idx, mask, direction in _canvases(crops):
         rows, columns = classify_arrays(
             geoms[idx],
@@ -238,10 +239,11 @@ def classify_crops(
             pixel_m=ctx.pixel_m,
             threshold=ctx.threshold,
             residual_shift_px=ctx.residual_shift_px or 0.0,
-            min_peak=min_peak_score(ctx.method),
+            min_peak=min_peak,
         )
+        values = {col: columns[col].tolist() for col in CLASS_COLUMNS}  # Python scalars
         for j, r in enumerate(rows):
-            out[idx[r]] = {col: columns[col][j] for col in CLASS_COLUMNS}
+            out[idx[r]] = {col: values[col][j] for col in CLASS_COLUMNS}
     return out
 
 

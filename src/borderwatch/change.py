@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage, special
@@ -417,15 +417,33 @@ def smooth_score_at(
 ) -> np.ndarray:
     """``smooth_score(score, valid, sigma_px=sigma_px).ravel()[flat]``, bit for bit.
 
-    Evaluates the Gaussian only at the asked pixels (flat indexes into ``score``) and at
-    the first pass's pixels they read, with ``scipy.ndimage.gaussian_filter``'s
-    weights, summation order (in float64, rounded to float32 between the two passes)
-    and reflecting edges. For sparse pixels (per-object peaks) this is cheaper than
-    smoothing a whole window.
+    Evaluates the Gaussian only at the asked pixels and at the first pass's pixels they
+    read, with ``scipy.ndimage.gaussian_filter``'s weights, summation order (in
+    float64, rounded to float32 between the two passes) and reflecting edges. For
+    sparse pixels (per-object peaks) this is cheaper than smoothing a whole window.
+
+    Parameters
+    ----------
+    score : numpy.ndarray
+        ``(rows, cols)`` score, NaN where invalid (computed as float32).
+    valid : numpy.ndarray
+        ``bool (rows, cols)``.
+    flat : numpy.ndarray
+        Flat (raster-order) indexes of the pixels asked for.
+    sigma_px : float
+        Gaussian sigma, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (len(flat),)``; NaN at invalid pixels.
     """
     f32, f64 = np.float32, np.float64
+    score = np.asarray(score, dtype=f32)  # as smooth_score, which rounds to float32
     rows, cols = score.shape
     radius = int(4.0 * sigma_px + 0.5)
+    if flat.size == 0:
+        return np.empty(0, f32)
     if sigma_px < 0.5 or min(rows, cols) <= radius:
         return smooth_score(score, valid, sigma_px=sigma_px).ravel()[flat]
     pos = np.arange(-radius, radius + 1)
@@ -522,6 +540,9 @@ class CombinedModel:
     band_names: tuple[str, ...]
 
 
+_ArrayPair = tuple[np.ndarray, np.ndarray]
+
+
 def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-band mean and standard deviation of ``(bands, n)`` samples (std 0 -> 1)."""
     v = x.astype(np.float64)
@@ -578,10 +599,22 @@ def normal_scores(image: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
 
 
 def pixels_at(image: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """``(bands, n)`` values of ``image`` ``(bands, rows, cols)`` at flat pixel indexes.
+    """Values of every band at flat pixel indexes.
 
     ``image[:, mask]`` equals ``pixels_at(image, np.flatnonzero(mask))``; this is
     several times faster for sparse masks, also on strided views (block windows).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(bands, rows, cols)``, any strides.
+    flat : numpy.ndarray
+        Flat (raster-order) indexes into ``(rows, cols)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(bands, len(flat))``, a copy.
     """
     rows, cols = np.divmod(flat, image.shape[2])
     return image[:, rows, cols]
@@ -595,8 +628,9 @@ def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     gives the same numbers several times faster than a binary search per pixel.
     """
     if x.size >= 1024:
-        lo, hi = x.min(), x.max()  # NaN anywhere: the comparisons below are False
-        if hi - lo < x.size / 4 and np.array_equal(x, np.floor(x)):
+        lo, hi = float(x.min()), float(x.max())  # NaN anywhere: comparisons are False
+        exact = -(2.0**24) < lo and hi < 2.0**24  # integers exact in float32 too
+        if exact and hi - lo < x.size / 4 and np.array_equal(x, np.floor(x)):
             table = np.interp(np.arange(lo, hi + 1, dtype=np.float64), xp, fp)
             return table[(x - lo).astype(np.intp)]
     return np.interp(x, xp, fp)
@@ -641,7 +675,7 @@ def fit_combined(
     # The before date's moments and rank side (at most NORMAL_SCORE_SAMPLE_PX pixels)
     # and the index statistics run on a second thread meanwhile: numpy's reductions,
     # sorting and interpolation release the GIL.
-    def before_side() -> tuple[Any, ...]:
+    def before_side() -> tuple[_ArrayPair, _ArrayPair, tuple[dict[str, float], dict[str, float]]]:
         stats = index_stats(before, after, valid, band_names=band_names)
         return _moments(b), _rank_side(b[:, ::step]), stats
 

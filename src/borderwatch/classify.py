@@ -269,13 +269,15 @@ def classify_objects(
     out = objects.iloc[rows].copy()
     for col, values in columns.items():
         out[col] = values
+    if not len(objects):  # nothing to renumber
+        return out
     if not keep_non_construction:
         out["object_id"] = np.arange(1, len(out) + 1)
     return out.reset_index(drop=True)
 
 
 def classify_arrays(
-    geometries: Sequence[object],
+    geometries: Sequence[object] | np.ndarray,
     mean_score: np.ndarray,
     max_score: np.ndarray,
     verify_peak: np.ndarray | None,
@@ -289,6 +291,18 @@ def classify_arrays(
     min_peak: float = MIN_PEAK_SCORE,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """:func:`classify_objects` on plain arrays, one entry per object of ``mask``.
+
+    Parameters
+    ----------
+    geometries : sequence of shapely geometry
+        Polygon of each 8-connected object of ``mask``, in label (raster) order,
+        metric CRS.
+    mean_score, max_score : numpy.ndarray
+        ``float (n,)`` per object.
+    verify_peak : numpy.ndarray or None
+        ``float (n,)`` peak of the verification score per object, if any.
+    mask, direction, pixel_m, threshold, residual_shift_px, keep_non_construction, min_peak
+        As :func:`classify_objects`.
 
     Returns
     -------

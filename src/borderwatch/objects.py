@@ -164,8 +164,8 @@ def trace_labels(
     Returns
     -------
     list of (int, shapely.Polygon)
-        ``(label, polygon)`` pairs in the grid CRS; an object gives one polygon per
-        8-connected part (one, for a connected label).
+        ``(label, polygon)`` pairs in the grid CRS, by label; an object gives one
+        polygon per 8-connected part (one, for a connected label).
     """
     sizes = [(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) for _, sl in boxes]
     width = max([1024, *(w + 1 for _, w in sizes)])
@@ -192,4 +192,6 @@ def trace_labels(
     col, row = xy[:, 0] + dc, xy[:, 1] + dr  # exact: integers
     t = transform
     xy = np.column_stack((t.c + col * t.a + row * t.b, t.f + col * t.d + row * t.e))
-    return list(zip(keys, shapely.set_coordinates(geoms, xy), strict=True))
+    geoms = shapely.set_coordinates(geoms, xy)
+    order = np.argsort(keys, kind="stable")  # label order, as the boxes are given
+    return [(keys[i], geoms[i]) for i in order]
