@@ -70,6 +70,7 @@ from borderwatch.blocktasks import (
 from borderwatch.change import (
     CombinedModel,
     apply_combined,
+    by_row_strips,
     combined_halo_px,
     fit_combined,
     pixels_at,
@@ -287,8 +288,12 @@ def _score(
 ) -> np.ndarray:
     if method == "combined":
         return apply_combined(model, before, after, valid, pixel_m=pixel_m)  # type: ignore[arg-type]
-    diff = after - before  # float32, as borderwatch.change.standardised_difference
-    return cva_block(model, diff, valid)  # type: ignore[arg-type]
+
+    def part(rows: slice) -> np.ndarray:
+        diff = after[:, rows] - before[:, rows]  # float32, as change.standardised_difference
+        return cva_block(model, diff, valid[rows])  # type: ignore[arg-type]
+
+    return by_row_strips(part, valid.shape)
 
 
 @dataclass(frozen=True)
@@ -359,7 +364,8 @@ def fit_scene(
     if method == "combined":
         model: CombinedModel | ScoreModel = fit_combined(b, a, v, band_names=band_names)
     else:
-        vals = (a.astype(np.float32) - b.astype(np.float32))[:, v]
+        diff = a.astype(np.float32, copy=False) - b.astype(np.float32, copy=False)
+        vals = diff.reshape(diff.shape[0], -1) if v.all() else diff[:, v]
         std = vals.std(axis=1, dtype=np.float64)
         std[std == 0] = 1.0
         model = ScoreModel("cva", vals.mean(axis=1, dtype=np.float64), std)

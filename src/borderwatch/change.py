@@ -43,6 +43,7 @@ __all__ = [
     "ChangeResult",
     "CombinedModel",
     "apply_combined",
+    "by_row_strips",
     "combined_halo_px",
     "fit_combined",
     "normal_score_table",
@@ -741,7 +742,7 @@ def apply_combined(
             d[k] /= f32(model.diff_std[k])
         return _with_index(model, d, b, a)
 
-    return _smoothed(_by_rows(raw, valid.shape), valid, pixel_m)
+    return _smoothed(by_row_strips(raw, valid.shape), valid, pixel_m)
 
 
 def rank_verification(
@@ -805,11 +806,15 @@ def rank_verification(
         d /= model.rank_diff[1][:, None, None].astype(f32)
         return _with_index(model, d, b, a)
 
-    return _smoothed(_by_rows(raw, valid.shape), valid, pixel_m)
+    return _smoothed(by_row_strips(raw, valid.shape), valid, pixel_m)
 
 
-def _by_rows(part: Callable[[slice], np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    """``float32 shape`` assembled from ``part(rows)`` over strips of about :data:`STRIP_PX`."""
+def by_row_strips(part: Callable[[slice], np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """``float32 shape`` assembled from ``part(rows)`` over strips of about :data:`STRIP_PX`.
+
+    For per-pixel arithmetic: its temporaries then stay in the CPU caches, and each
+    value is the same as computing the whole array at once.
+    """
     out = np.empty(shape, np.float32)
     step = max(STRIP_PX // max(int(np.prod(shape[1:])), 1), 1)
     for r in range(0, shape[0], step):
