@@ -398,7 +398,7 @@ def _smooth_own(out: np.ndarray, valid: np.ndarray, *, sigma_px: float) -> np.nd
             # The weight sum is the same constant at every pixel (reflecting edges), so
             # the normalised convolution is the plain one divided by it: bit for bit
             # what the general branch gives wherever all pixels within reach are valid.
-            den = ndimage.gaussian_filter(np.ones((1, 1), np.float32), sigma_px)[0, 0]
+            den = _weight_sum(sigma_px)
             if not den > 1e-6:
                 return np.zeros_like(out)
             ndimage.gaussian_filter(out, sigma_px, output=out)  # line by line: in place
@@ -485,7 +485,7 @@ def smooth_score_at(
 
     ok = valid.ravel()[flat]
     if valid.all():  # as smooth_score's fast path: one constant weight sum
-        den = ndimage.gaussian_filter(np.ones((1, 1), f32), sigma_px)[0, 0]
+        den = _weight_sum(sigma_px)
         out = gaussian(score.ravel()) / den if den > 1e-6 else np.zeros(flat.size, f32)
     else:
         w = valid.astype(f32).ravel()
@@ -493,6 +493,16 @@ def smooth_score_at(
         out = np.divide(num, den, out=np.zeros_like(num), where=den > 1e-6)
     out[~ok] = np.nan
     return out
+
+
+def _weight_sum(sigma_px: float) -> np.float32:
+    """Sum of the Gaussian's weights, float32, as ``gaussian_filter`` gives it everywhere."""
+    return ndimage.gaussian_filter(np.ones((1, 1), np.float32), sigma_px)[0, 0]
+
+
+def _sigma_px(pixel_m: float | None) -> float:
+    """Return the score smoothing's sigma (:data:`SMOOTH_SIGMA_M`) in pixels (0: none)."""
+    return SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
 
 
 def _reflect(i: np.ndarray, n: int) -> np.ndarray:
@@ -695,7 +705,7 @@ def fit_combined(
 
 def combined_halo_px(pixel_m: float | None) -> int:
     """Pixels of context :func:`apply_combined` needs around a block (its smoothing)."""
-    sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+    sigma_px = _sigma_px(pixel_m)
     return int(4.0 * sigma_px + 0.5) + 1 if sigma_px >= 0.5 else 0
 
 
@@ -795,7 +805,7 @@ def rank_verification(
         # at ``where`` alone gives the full computation's values there.
         out = np.full(valid.shape, np.nan, f32)
         asked = np.flatnonzero(where)
-        sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+        sigma_px = _sigma_px(pixel_m)
         out.ravel()[asked] = smooth_score_at(raw, valid, asked, sigma_px=sigma_px)
         return out
 
@@ -827,7 +837,7 @@ def _smoothed(score: np.ndarray, valid: np.ndarray, pixel_m: float | None) -> np
     """NaN at invalid pixels, then :func:`smooth_score` with :data:`SMOOTH_SIGMA_M`."""
     if not valid.all():
         score[~valid] = np.nan
-    sigma_px = SMOOTH_SIGMA_M / pixel_m if pixel_m else 0.0
+    sigma_px = _sigma_px(pixel_m)
     return _smooth_own(score, valid, sigma_px=sigma_px)
 
 

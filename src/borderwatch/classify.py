@@ -309,7 +309,8 @@ def classify_arrays(
     rows : numpy.ndarray
         Indexes of the objects kept (every object with ``keep_non_construction``).
     columns : dict
-        The class columns (:data:`CLASS_COLUMNS` order) for those rows.
+        ``class``, ``length_m``, ``width_m``, ``construction``, ``confidence`` and
+        ``residual_shift_px`` for those rows.
     """
     from borderwatch.objects import label_objects
 
