@@ -71,7 +71,7 @@ def timed(cmd: list[str], *, env: dict[str, str] | None = None) -> tuple[float, 
 
 
 def default_method() -> str:
-    from borderwatch.pipeline import DetectParams
+    from borderwatch.engine import DetectParams
 
     return DetectParams().method
 

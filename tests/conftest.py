@@ -64,7 +64,7 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def sample_detect_args() -> Callable[..., list[str]]:
     """Factory: ``borderwatch detect`` arguments for the sample tiles over Helong."""
-    from borderwatch.pipeline import sample_tiles_dir
+    from borderwatch.sample_data import sample_tiles_dir
 
     tiles = sample_tiles_dir()
 
@@ -87,12 +87,14 @@ def analyst_outputs(tmp_path_factory: pytest.TempPathFactory):
     """
     from types import SimpleNamespace
 
-    from borderwatch.pipeline import run_detect, sample_tiles_dir
+    from borderwatch.engine import detect
+
+    from borderwatch.sample_data import sample_tiles_dir
     from borderwatch.products import write_products
 
     tiles = sample_tiles_dir()
     out = tmp_path_factory.mktemp("analyst_outputs")
-    run = run_detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
+    run = detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
     gpkg, geojson = out / "detections.gpkg", out / "detections.geojson"
     products = write_products(run, outputs=(gpkg, geojson), evidence=out / "evidence")
     return SimpleNamespace(

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from borderwatch.cli import main
 from borderwatch.datasets import iter_oscd, iter_png_pairs
-from borderwatch.evaluate import evaluate_mask, pool, predict_pair
+from borderwatch.engine import DetectParams
+from borderwatch.evaluate import evaluate_pair, pool
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OSCD = DATA / "oscd"
@@ -23,29 +24,20 @@ LEVIR = DATA / "levir_cd_samples"
 
 pytestmark = pytest.mark.realdata
 
+#: Plain CVA + Otsu, no co-registration, clean-up, minimum area or classification.
+BASELINE = DetectParams(
+    method="cva", threshold="otsu", align=False, opening_px=0, closing_px=0, min_area_m2=0,
+    classify=False,
+)
+
 
 def _need(path):
     if not path.is_dir():
         pytest.skip(f"../shared/data absent: {path.name} not found")
 
 
-def _f1(pairs, **kw):
-    scores = [
-        evaluate_mask(
-            predict_pair(
-                p.before,
-                p.after,
-                p.valid,
-                band_names=p.band_names,
-                pixel_area_m2=p.pixel_area_m2,
-                **kw,
-            ),
-            p.truth,
-            valid=p.valid,
-            labelled=p.labelled,
-        )
-        for p in pairs
-    ]
+def _f1(pairs, params=None, row="detections"):
+    scores = [getattr(evaluate_pair(p, params=params)[0], row) for p in pairs]
     return pool(scores).f1
 
 
@@ -64,7 +56,7 @@ def test_oscd_city_default_beats_floor_and_baseline():
         pair.pixel_area_m2,
         pair.grid,
     )
-    baseline = _f1([cva], method="cva", threshold="otsu", align=False, cleanup=False)
+    baseline = _f1([cva], BASELINE, row="pixels")
     assert default >= 0.30
     assert default >= baseline
 
@@ -74,8 +66,8 @@ def levir():
     _need(LEVIR)
     pairs = list(iter_png_pairs(LEVIR, dataset="levir"))
     return {
-        "baseline": _f1(pairs, method="cva", threshold="otsu", align=False, cleanup=False),
-        "combined+otsu": _f1(pairs, method="combined", threshold="otsu"),
+        "baseline": _f1(pairs, BASELINE, row="pixels"),
+        "combined+otsu": _f1(pairs, DetectParams(threshold="otsu"), row="pixels"),
     }
 
 
@@ -101,11 +93,13 @@ def test_evaluate_cli_json_on_png(tmp_path):
             "cva",
             "--threshold",
             "otsu",
+            "--pixel-size",
+            "0.5",
             "--json",
         ],
     )
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    out = json.loads(res.output)["pixels"]
     assert set(out) >= {
         "precision",
         "recall",
@@ -137,6 +131,6 @@ def test_evaluate_cli_oscd_change_value():
         args += ["--after", str(next((city / "imgs_2").glob(f"*_{band}.tif")))]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    out = json.loads(res.output)["detections"]
     assert out["tp"] + out["fp"] + out["fn"] + out["tn"] == 395 * 360
     assert out["tp"] + out["fn"] == pytest.approx(0.0074 * 395 * 360, rel=0.05)

@@ -32,7 +32,7 @@ from borderwatch.classify import construction_direction
 from borderwatch.cli import main
 from borderwatch.errors import InputError
 from borderwatch.io import choose_grid, open_date
-from borderwatch.pipeline import DetectParams, run_detect
+from borderwatch.engine import DetectParams, detect
 
 BLOCK = 128
 SHIFT = (0.6, -0.4)  # (row, col) pixels the after date is displaced by
@@ -90,7 +90,7 @@ PARAMS = DetectParams(min_area_m2=100.0)  # the defaults: combined, ki, align, c
 def test_default_blockwise_equals_in_memory(shifted, tmp_path: Path) -> None:
     b, a = shifted
     grid = _grid(b, a)
-    ref = run_detect(b, a, params=PARAMS, grid=grid)
+    ref = detect(b, a, params=PARAMS, grid=grid)
     run = run_detect_blocks(
         b, a, params=PARAMS, grid=grid, block_size=BLOCK, mask_out=tmp_path / "mask.tif"
     )
@@ -115,7 +115,7 @@ def test_default_blockwise_equals_in_memory(shifted, tmp_path: Path) -> None:
 def test_sampled_statistics_within_stated_tolerance(shifted) -> None:
     b, a = shifted
     grid = _grid(b, a)
-    ref = run_detect(b, a, params=PARAMS, grid=grid)
+    ref = detect(b, a, params=PARAMS, grid=grid)
     run = run_detect_blocks(b, a, params=PARAMS, grid=grid, block_size=BLOCK, sample_px=100_000)
     sample = run.change.params["blockwise"]["sample"]
     assert not sample["whole_scene"] and sample["valid_pixels"] < 0.25 * 600 * 700

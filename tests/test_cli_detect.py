@@ -12,7 +12,7 @@ from affine import Affine
 from click.testing import CliRunner
 
 from borderwatch.cli import main
-from borderwatch.pipeline import sample_tiles_dir
+from borderwatch.sample_data import sample_tiles_dir
 
 
 def invoke(args: list[str]):

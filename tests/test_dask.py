@@ -11,9 +11,9 @@ import rasterio
 from click.testing import CliRunner
 from test_blocks import BLOCK, WHOLE_OFF, make_pair
 
-from borderwatch.blocks import run_detect_blocks
+from borderwatch.engine import detect as run_detect_blocks
 from borderwatch.cli import main
-from borderwatch.pipeline import DetectParams
+from borderwatch.engine import DetectParams
 
 distributed = pytest.importorskip("distributed")
 

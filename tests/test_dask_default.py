@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_blocks_default import BLOCK, PARAMS, make_shifted_pair
 
-from borderwatch.blocks import run_detect_blocks
+from borderwatch.engine import detect as run_detect_blocks
 
 distributed = pytest.importorskip("distributed")
 

@@ -3,13 +3,15 @@
 import geopandas as gpd
 import pytest
 
-from borderwatch.pipeline import DetectParams, run_detect, run_metadata, sample_tiles_dir
+from borderwatch.engine import DetectParams, detect, run_metadata
+
+from borderwatch.sample_data import sample_tiles_dir
 
 
 @pytest.fixture(scope="module")
 def run_and_truth():
     tiles = sample_tiles_dir()
-    run = run_detect(tiles / "before.tif", tiles / "after.tif")
+    run = detect(tiles / "before.tif", tiles / "after.tif")
     truth = gpd.read_file(tiles / "truth.geojson").to_crs(run.grid.crs)
     return run, truth
 

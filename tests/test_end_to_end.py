@@ -12,7 +12,9 @@ from __future__ import annotations
 import geopandas as gpd
 import pytest
 
-from borderwatch.pipeline import DetectParams, run_detect, sample_tiles_dir
+from borderwatch.engine import DetectParams, detect
+
+from borderwatch.sample_data import sample_tiles_dir
 from borderwatch.synthetic import make_pair, write_pair
 
 # Bound on false detections (objects touching no planted footprint), stated in the
@@ -24,7 +26,7 @@ MAX_FALSE_AREA_M2 = 100.0
 @pytest.fixture(scope="module")
 def sample_run():
     tiles = sample_tiles_dir()
-    run = run_detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
+    run = detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
     truth = gpd.read_file(tiles / "truth.geojson").to_crs(run.grid.crs)
     return run, truth
 
@@ -60,7 +62,7 @@ def test_unchanged_pair_gives_no_detections(tmp_path, seed):
     """
     pair = make_pair(seed=seed, changes=False)
     paths = write_pair(pair, tmp_path)
-    run = run_detect(paths["before"], paths["after"], params=DetectParams())
+    run = detect(paths["before"], paths["after"], params=DetectParams())
     assert len(run.objects) == 0, run.objects[["area_m2", "mean_score", "max_score"]]
 
 
@@ -68,7 +70,7 @@ def test_planted_change_found_on_another_seed(tmp_path):
     """The verification rule keeps the planted buildings and the fence of a new layout."""
     pair = make_pair(seed=5, changes=True)
     paths = write_pair(pair, tmp_path)
-    run = run_detect(paths["before"], paths["after"], params=DetectParams())
+    run = detect(paths["before"], paths["after"], params=DetectParams())
     truth = pair.truth.to_crs(run.grid.crs)
     missed = [
         row.id for row in truth.itertuples() if not run.objects.intersects(row.geometry).any()

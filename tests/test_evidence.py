@@ -253,8 +253,9 @@ def test_oscd_sentinel2_packet(tmp_path, shared_data):
 
 def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
     """Object ids, the GeoJSON provenance and the manifest share one hash per input."""
-    import borderwatch.pipeline as pipeline
-    from borderwatch.pipeline import run_detect, sample_tiles_dir
+    import borderwatch.sample_data as pipeline
+    from borderwatch.engine import detect
+    from borderwatch.sample_data import sample_tiles_dir
     from borderwatch.products import write_products
 
     counted: list[str] = []
@@ -266,7 +267,7 @@ def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "sha256_file", counting)
     tiles = sample_tiles_dir()
-    run = run_detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
+    run = detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
     outs = (tmp_path / "d.gpkg", tmp_path / "d.geojson")
     products = write_products(run, outputs=outs, evidence=tmp_path / "evidence")
     assert sorted(counted) == sorted(str(tiles / n) for n in ("before.tif", "after.tif"))

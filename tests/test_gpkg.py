@@ -17,7 +17,7 @@ from shapely.geometry import box
 from borderwatch.cli import main
 from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.gpkg import LAYER_STYLES_DDL, read_layer_styles, write_gpkg
-from borderwatch.pipeline import run_detect
+from borderwatch.engine import detect
 from borderwatch.schema import ANALYST_COLUMNS, analyst_table, object_length_m, stable_id
 from borderwatch.styles import CLASS_COLOURS, style_for_layer
 
@@ -112,7 +112,7 @@ def test_geojson_output_has_qml_beside_it(analyst_outputs):
 
 def test_ids_stable_across_reruns_and_tied_to_inputs(analyst_outputs, tmp_path):
     first = analyst_outputs.products.detections
-    again = run_detect(
+    again = detect(
         analyst_outputs.tiles / "before.tif", analyst_outputs.tiles / "after.tif", aoi="helong"
     )
     second = analyst_table(again.objects, input_hashes=_hashes(analyst_outputs))

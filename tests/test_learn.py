@@ -49,7 +49,7 @@ def test_detect_cli_with_model(tmp_path):
 
     from borderwatch.cli import main
     from borderwatch.io import open_date
-    from borderwatch.pipeline import sample_tiles_dir
+    from borderwatch.sample_data import sample_tiles_dir
 
     tiles = sample_tiles_dir()
     names = open_date(tiles / "before.tif").band_names
@@ -72,9 +72,9 @@ def test_detect_cli_with_model(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert out.exists()
-    from borderwatch.pipeline import DetectParams, run_detect
+    from borderwatch.engine import DetectParams, detect
 
-    run = run_detect(
+    run = detect(
         tiles / "before.tif",
         tiles / "after.tif",
         params=DetectParams(model=str(path), classify=False),

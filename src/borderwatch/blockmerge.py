@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+import shapely
 from shapely.ops import unary_union
 
 from borderwatch.blockclassify import (
@@ -168,7 +169,15 @@ def _classify_inside(
 
 
 def _union(parts: list[Any]) -> Any:
-    return unary_union(parts) if len(parts) > 1 else parts[0]
+    """One polygon of an object's parts, without the vertices the block edges left.
+
+    A polygon traced whole has a vertex only where its outline turns; the union of
+    parts cut at block edges keeps collinear vertices there, which ``simplify(0)``
+    removes, so an object's vertices (and its stable id) do not depend on the blocks.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    return shapely.simplify(unary_union(parts), 0.0, preserve_topology=True)
 
 
 def _merge_crops(parts: list[ObjectCrop]) -> ObjectCrop:

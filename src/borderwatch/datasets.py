@@ -41,7 +41,7 @@ import rasterio.windows
 from PIL import Image
 
 from borderwatch.errors import InputError, RasterReadError
-from borderwatch.io import Grid, load_pair, open_date
+from borderwatch.io import Grid, expand_paths, load_pair, open_date
 
 __all__ = [
     "OSCD_BANDS",
@@ -50,6 +50,7 @@ __all__ = [
     "read_mask_array",
     "read_oscd_city",
     "iter_oscd",
+    "is_georeferenced",
     "iter_png_pairs",
     "load_labelled",
     "read_taizhou",
@@ -317,14 +318,22 @@ def read_taizhou(root: PathLike) -> LabelledPair:
     )
 
 
-def _georeferenced(paths: Sequence[PathLike]) -> bool:
+def is_georeferenced(paths: Sequence[PathLike]) -> bool:
+    """Whether the first file (of a folder too) has a CRS and a non-identity transform.
+
+    Raises
+    ------
+    RasterReadError
+        The file cannot be read.
+    """
+    first = expand_paths(paths)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         try:
-            with rasterio.open(paths[0]) as src:
+            with rasterio.open(first) as src:
                 return src.crs is not None and not src.transform.is_identity
         except rasterio.errors.RasterioIOError as exc:
-            raise RasterReadError(f"{paths[0]}: cannot read raster ({exc})") from exc
+            raise RasterReadError(f"{first}: cannot read raster ({exc})") from exc
 
 
 def load_labelled(
@@ -365,7 +374,7 @@ def load_labelled(
     if change_value is not None and float(change_value) != 0:
         labelled = label != 0  # 0 = unlabelled where the labels use 1/2 (OSCD)
     name = Path(before[0]).stem
-    if _georeferenced(before):
+    if is_georeferenced(before):
         b_src, a_src = open_date(list(before)), open_date(list(after))
         sb, sa = load_pair(b_src, a_src, match_before=True)
         with rasterio.open(b_src.paths[0]) as src:
@@ -387,8 +396,8 @@ def load_labelled(
             area,
             sb.grid,
         )
-    b = np.concatenate([read_image_array(p) for p in before])
-    a = np.concatenate([read_image_array(p) for p in after])
+    b = np.concatenate([read_image_array(p) for p in expand_paths(before)])
+    a = np.concatenate([read_image_array(p) for p in expand_paths(after)])
     if b.shape != a.shape or b.shape[1:] != label.shape:
         raise InputError(f"shapes differ: before {b.shape}, after {a.shape}, truth {label.shape}")
     valid = np.isfinite(b).all(axis=0) & np.isfinite(a).all(axis=0)

@@ -1,4 +1,11 @@
-"""Accuracy of a change mask against a reference: pixel and object metrics.
+"""Accuracy of what ``detect`` writes against a reference: pixel and object metrics.
+
+:func:`score_run` scores a finished run of the engine: its final detections (the
+polygons ``detect`` writes, rasterised on the grid) and, as a second named row, its
+cleaned pixel mask before the object filters (minimum area, classification).
+:func:`evaluate_pair` runs the engine on a labelled pair given as arrays (the
+benchmark datasets) by writing them to GeoTIFFs on the pair's grid first, so every
+number comes through the product's own code.
 
 Pixel metrics are computed over the pixels that are both valid and labelled (so
 partial reference sampling, e.g. Landsat Taizhou, scores only its samples). The raw
@@ -12,13 +19,21 @@ References
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
 
 from borderwatch.errors import InputError
+
+if TYPE_CHECKING:
+    from borderwatch.datasets import LabelledPair
+    from borderwatch.engine import DetectionRun, DetectParams
+    from borderwatch.io import Grid
 
 __all__ = [
     "Scores",
@@ -26,7 +41,9 @@ __all__ = [
     "evaluate_mask",
     "object_recall",
     "pool",
-    "predict_pair",
+    "ProductScores",
+    "evaluate_pair",
+    "score_run",
     "scores_from_counts",
 ]
 
@@ -174,51 +191,129 @@ def cleanup_radius_px(pixel_m: float) -> int:
     return max(1, int(round(1.0 / pixel_m)))
 
 
-def predict_pair(
-    before: np.ndarray,
-    after: np.ndarray,
-    valid: np.ndarray,
-    *,
-    band_names: tuple[str, ...],
-    pixel_area_m2: float,
-    method: str = "combined",
-    threshold: str | float = "ki",
-    align: bool = True,
-    cleanup: bool = True,
-    p_value: float = 0.01,
-) -> np.ndarray:
-    """Change mask of a pair on plain arrays, as the pipeline computes it.
+@dataclass(frozen=True)
+class ProductScores:
+    """Scores of one run: the final detections and the pixel mask before object filters.
 
-    Co-registration (optional) then :func:`borderwatch.change.detect_change` with
-    :func:`cleanup_radius_px` clean-up and no minimum area (so pixel metrics measure
-    the detector, not the object filter). Works on un-georeferenced arrays.
+    Attributes
+    ----------
+    detections : Scores
+        The detections ``detect`` writes, rasterised on the grid.
+    pixels : Scores
+        The thresholded, cleaned pixel mask before minimum area and classification.
+    n_detections : int
+        Number of detections.
+    """
+
+    detections: Scores
+    pixels: Scores
+    n_detections: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"detections": {...}, "pixels": {...}, "n_detections": n}``."""
+        return {
+            "detections": self.detections.as_dict(),
+            "pixels": self.pixels.as_dict(),
+            "n_detections": self.n_detections,
+        }
+
+
+def score_run(
+    run: DetectionRun,
+    truth: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    labelled: np.ndarray | None = None,
+) -> ProductScores:
+    """Score a run's detections and pixel mask against ``truth`` on the run's grid.
+
+    Parameters
+    ----------
+    run : DetectionRun
+        From :func:`borderwatch.engine.detect` with ``raw_mask=True``.
+    truth : numpy.ndarray
+        ``bool (rows, cols)`` reference change on the run's grid.
+    valid, labelled : numpy.ndarray, optional
+        Scored pixels (see :func:`evaluate_mask`).
+
+    Raises
+    ------
+    InputError
+        ``truth`` is not on the run's grid, or the run kept no pixel mask.
+    """
+    from borderwatch.engine.run import rasterise_objects
+
+    rows, cols = run.grid.shape
+    if truth.shape != (rows, cols):
+        raise InputError(f"truth {truth.shape} is not on the run's grid {(rows, cols)}")
+    if run.raw_mask is None:
+        raise InputError("the run kept no pixel mask; run detect(..., raw_mask=True)")
+    final = rasterise_objects(run.objects, run.grid, (0, 0, rows, cols)).astype(bool)
+    return ProductScores(
+        evaluate_mask(final, truth, valid=valid, labelled=labelled),
+        evaluate_mask(run.raw_mask, truth, valid=valid, labelled=labelled),
+        len(run.objects),
+    )
+
+
+def synthetic_grid(shape: tuple[int, int], pixel_m: float) -> Grid:
+    """Return a north-up UTM 52N grid of ``pixel_m`` metres for inputs without georeferencing."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from borderwatch.io import Grid
+
+    return Grid(CRS.from_epsg(32652), Affine(pixel_m, 0, 500_000, 0, -pixel_m, 4_700_000), shape)
+
+
+def _write_date(path: Path, data: np.ndarray, grid: Grid, names: tuple[str, ...]) -> None:
+    import rasterio
+
+    profile = {
+        "driver": "GTiff",
+        "width": grid.shape[1],
+        "height": grid.shape[0],
+        "count": data.shape[0],
+        "dtype": "float32",
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": float("nan"),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data.astype(np.float32))
+        dst.descriptions = names
+
+
+def evaluate_pair(
+    pair: LabelledPair, *, params: DetectParams | None = None, workdir: str | None = None
+) -> tuple[ProductScores, DetectionRun]:
+    """Run the engine on a labelled pair held as arrays and score the product.
+
+    The dates are written as GeoTIFFs on the pair's grid (a synthetic UTM grid of
+    the pair's pixel size when it has none or it is geographic) in a temporary folder, and
+    :func:`borderwatch.engine.detect` runs on them on that grid.
 
     Returns
     -------
-    numpy.ndarray
-        ``bool (rows, cols)`` change mask on the before grid.
+    scores : ProductScores
+    run : DetectionRun
     """
-    from borderwatch.align import prepare_pair
-    from borderwatch.change import detect_change
+    from borderwatch.engine import detect
 
-    b_valid = valid & np.isfinite(before).all(axis=0)
-    a_valid = valid & np.isfinite(after).all(axis=0)
-    if align:
-        after, valid, _ = prepare_pair(before, after, b_valid, a_valid, align=True)
-    else:
-        valid = b_valid & a_valid
-    radius = cleanup_radius_px(float(np.sqrt(pixel_area_m2))) if cleanup else 0
-    res = detect_change(
-        before,
-        after,
-        valid,
-        pixel_area_m2=pixel_area_m2,
-        method=method,
-        threshold=threshold,
-        min_area_m2=0.0,
-        opening_px=radius,
-        closing_px=radius,
-        band_names=band_names,
-        p_value=p_value,
-    )
-    return res.mask
+    shape = (int(pair.truth.shape[0]), int(pair.truth.shape[1]))
+    grid = pair.grid
+    if grid is None or grid.crs.is_geographic:  # pixels of the truth, metric sizes
+        grid = synthetic_grid(shape, float(np.sqrt(pair.pixel_area_m2)))
+    with tempfile.TemporaryDirectory(prefix="borderwatch-eval-", dir=workdir) as tmp:
+        paths = []
+        for role in ("before", "after"):
+            data = getattr(pair, role).copy()
+            data[:, ~pair.valid] = np.nan
+            path = Path(tmp) / f"{role}.tif"
+            _write_date(path, data, grid, tuple(pair.band_names))
+            paths.append(path)
+        run = detect(paths[0], paths[1], params=params, grid=grid, raw_mask=True)
+    return score_run(run, pair.truth, valid=pair.valid, labelled=pair.labelled), run

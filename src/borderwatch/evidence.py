@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,11 @@ import shapely
 from PIL import Image, ImageDraw, ImageFont
 
 from borderwatch.aoi import aoi_polygon_lonlat
+from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.export import atomic_write
-from borderwatch.io import Grid, Scene
+from borderwatch.io import Grid
 from borderwatch.manifest import write_manifest
-from borderwatch.pipeline import DetectionRun, run_metadata
 from borderwatch.report import write_report
 
 __all__ = [
@@ -139,7 +139,7 @@ def chip_window(
     return rasterio.windows.Window(col0, row0, min(side, cols - col0), min(side, rows - row0))
 
 
-def scene_info(scene: Scene) -> dict[str, Any]:
+def scene_info(scene: Any) -> dict[str, Any]:
     """Date, files, scene identifiers and credit of a scene, from its files' metadata."""
     ids: list[str] = []
     credit = ""
@@ -303,8 +303,8 @@ def _write_chips(
     for det_id, geom in zip(detections["id"].astype(str), detections.geometry.values, strict=True):
         win = chip_window(geom, run.grid)
         sub = run.grid.window_grid(win)
-        sl = win.toslices()
-        cut = {role: getattr(run, role).data[:, sl[0], sl[1]] for role in ("before", "after")}
+        pixels = run.read_window(win)
+        cut = {"before": pixels[0], "after": pixels[1]}
         rgb = {role: a[list(bands)] for role, a in cut.items()}
         limits = stretch_limits(rgb["before"], rgb["after"])
         rings = _rings_px(geom, sub.transform)
@@ -343,10 +343,8 @@ def render_overview(
 ) -> Image.Image:
     """After-date true colour of the whole grid with the AOI and numbered detections."""
     bands = list(true_colour_bands(run.after.source.band_names))
-    rgb = run.after.data[bands]
-    _, rows, cols = rgb.shape
-    step = max(1, math.ceil(max(rows, cols) / max_px))
-    small = rgb[:, ::step, ::step]
+    data, step = run.overview("after", max_px=max_px)
+    small = data[bands]
     img = Image.fromarray(np.moveaxis(_to_uint8(small, stretch_limits(small)), 0, -1), "RGB")
     k = max(1, max_px // max(img.size))
     img = img.resize((img.size[0] * k, img.size[1] * k), Image.Resampling.NEAREST)
@@ -428,7 +426,7 @@ def write_evidence(
     meta = run_metadata(run, hash_inputs=False)
     record = {
         "aoi": meta["aoi"],
-        "parameters": {**meta["parameters"], "detect_params": asdict(run.params)},
+        "parameters": meta["parameters"],
         "scenes": info,
         "grid": meta["grid"],
         "summary": meta["summary"],

@@ -24,9 +24,9 @@ from shapely.geometry import shape
 from shapely.ops import unary_union
 
 from borderwatch.aoi import aoi_polygon_lonlat
+from borderwatch.engine import DetectionRun
 from borderwatch.errors import InputError
 from borderwatch.export import atomic_write
-from borderwatch.pipeline import DetectionRun
 from borderwatch.schema import analyst_table
 from borderwatch.styles import style_for_layer
 
@@ -74,12 +74,13 @@ def footprints_frame(run: DetectionRun) -> gpd.GeoDataFrame:
     """
     rows = []
     for role, scene in (("before", run.before), ("after", run.after)):
+        valid, vgrid = run.footprint(role)
         polys = [
             shape(g)
             for g, v in rasterio.features.shapes(
-                scene.valid.astype(np.uint8),
-                mask=scene.valid,
-                transform=scene.grid.transform,
+                valid.astype(np.uint8),
+                mask=valid,
+                transform=vgrid.transform,
                 connectivity=8,
             )
             if v == 1
@@ -90,7 +91,7 @@ def footprints_frame(run: DetectionRun) -> gpd.GeoDataFrame:
                 "role": role,
                 "date": scene.source.date or "",
                 "source": ";".join(Path(p).name for p in scene.source.paths),
-                "area_m2": float(scene.valid.sum()) * scene.grid.pixel_area,
+                "area_m2": float(valid.sum()) * vgrid.pixel_area,
                 "geometry": geom,
             }
         )

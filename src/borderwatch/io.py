@@ -35,6 +35,7 @@ from shapely.ops import transform as _shp_transform
 from borderwatch.errors import InputError, NoOverlapError, RasterReadError
 
 __all__ = [
+    "expand_paths",
     "DateSource",
     "Grid",
     "Scene",
@@ -154,7 +155,8 @@ class Scene:
             raise InputError(f"valid mask shape {self.valid.shape} != grid {self.grid.shape}")
 
 
-def _expand_paths(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[str]:
+def expand_paths(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[str]:
+    """File paths of one date: files as given, folders expanded to their rasters (sorted)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[str] = []
@@ -239,7 +241,7 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     InputError
         A file has no CRS or no geotransform.
     """
-    files = _expand_paths(paths)
+    files = expand_paths(paths)
     names: list[str] = []
     file_bands: list[tuple[str, int]] = []
     foot = None

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from borderwatch.errors import InputError
+from borderwatch.engine import DetectionRun, run_metadata
+from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.evidence import EvidencePacket, write_evidence
 from borderwatch.export import atomic_write, check_writable, write_geojson
 from borderwatch.gpkg import input_hashes, run_layers, write_gpkg
-from borderwatch.pipeline import DetectionRun, run_metadata
 from borderwatch.review import apply_reviews, load_reviews, place_key
 from borderwatch.styles import detections_qml
 
-__all__ = ["Products", "analyst_layers", "write_products", "write_qml"]
+__all__ = ["Products", "analyst_layers", "check_outputs", "write_products", "write_qml"]
 
 _GEOJSON_SUFFIXES = (".geojson", ".json")
 
@@ -85,6 +85,37 @@ def analyst_layers(
     return layers, place, applied
 
 
+def check_outputs(
+    outputs: tuple[Path, ...],
+    *,
+    evidence: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Check every layer output (and the evidence folder) before any work starts.
+
+    Raises
+    ------
+    InputError
+        An output suffix that is neither GeoPackage nor GeoJSON.
+    OutputExistsError
+        An output exists and ``overwrite`` is False, its folder is missing, or the
+        evidence folder is not empty.
+    """
+    for out in outputs:
+        if out.suffix.lower() not in (".gpkg", *_GEOJSON_SUFFIXES):
+            raise InputError(f"{out}: unknown output type; use .gpkg, .geojson or .json")
+        check_writable(out, overwrite=overwrite)
+        if out.suffix.lower() in _GEOJSON_SUFFIXES:
+            check_writable(out.with_suffix(".qml"), overwrite=overwrite)
+    if evidence is not None:
+        root = Path(evidence)
+        own = {p.resolve() for p in outputs}
+        if root.exists() and not root.is_dir():
+            raise OutputExistsError(f"{root}: evidence path exists and is not a folder")
+        if root.exists() and not overwrite and any(p.resolve() not in own for p in root.iterdir()):
+            raise OutputExistsError(f"{root}: folder exists and is not empty; pass --overwrite")
+
+
 def write_products(
     run: DetectionRun,
     *,
@@ -120,12 +151,7 @@ def write_products(
     OutputExistsError
         An output exists and ``overwrite`` is False.
     """
-    for out in outputs:
-        if out.suffix.lower() not in (".gpkg", *_GEOJSON_SUFFIXES):
-            raise InputError(f"{out}: unknown output type; use .gpkg, .geojson or .json")
-        check_writable(out, overwrite=overwrite)
-        if out.suffix.lower() in _GEOJSON_SUFFIXES:
-            check_writable(out.with_suffix(".qml"), overwrite=overwrite)
+    check_outputs(outputs, evidence=evidence, overwrite=overwrite)
     layers, place, applied = analyst_layers(run, reviews_dir=reviews_dir)
     files: list[Path] = []
     for out in outputs:

@@ -23,8 +23,8 @@ from borderwatch.export import atomic_write
 from borderwatch.manifest import host_info, tool_versions
 
 if TYPE_CHECKING:  # evidence imports this module; avoid the cycle at run time
+    from borderwatch.engine import DetectionRun
     from borderwatch.evidence import Chip
-    from borderwatch.pipeline import DetectionRun
 
 __all__ = ["render_report", "write_report"]
 

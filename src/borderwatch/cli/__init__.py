@@ -25,7 +25,7 @@ __all__ = ["main"]
 #: imports of ``evaluate`` or ``train``.
 _COMMANDS = {
     "aoi": ("borderwatch.cli.aoi_cmd", "aoi"),
-    "detect": ("borderwatch.cli.detect_cmd", "detect"),
+    "detect": ("borderwatch.cli.detect_cmd", "detect_command"),
     "demo": ("borderwatch.cli.demo_cmd", "demo"),
     "batch": ("borderwatch.cli.batch_cmd", "batch"),  # many AOIs x pairs (issue 4)
     "review": ("borderwatch.cli.review_cmd", "review"),  # analyst outputs (issue 5)

@@ -115,7 +115,7 @@ def batch(
 ) -> None:
     """Run detection for many AOIs x image pairs as one job graph; one report per job."""
     from borderwatch.dask_run import run_jobs
-    from borderwatch.pipeline import DetectParams
+    from borderwatch.engine import DetectParams
 
     specs: list[Job] = [
         (aoi, (str(b),), (str(a),)) for (b, a) in pairs for aoi in (aois or (None,))

@@ -10,9 +10,10 @@ import click
 
 from borderwatch.cli.detect_cmd import print_summary
 from borderwatch.cli.options import detect_options, parse_threshold
+from borderwatch.engine import DetectParams, detect
 from borderwatch.errors import OutputExistsError
-from borderwatch.pipeline import DetectParams, run_detect, sample_tiles_dir
 from borderwatch.products import write_products
+from borderwatch.sample_data import sample_tiles_dir
 
 __all__ = ["demo"]
 
@@ -45,7 +46,7 @@ def demo(
     params = DetectParams(
         method=method, threshold=parse_threshold(threshold), min_area_m2=min_area_m2, **quality
     )
-    run = run_detect(tiles / "before.tif", tiles / "after.tif", aoi="helong", params=params)
+    run = detect(tiles / "before.tif", tiles / "after.tif", aoi="helong", params=params)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
     # no stored reviews are applied: the demo imagery is synthetic.

@@ -9,13 +9,13 @@ import click
 
 from borderwatch.cli.options import detect_options, parse_threshold, scale_options
 from borderwatch.cli.review_cmd import store_option
-from borderwatch.cli.scale import raster_out_options, run_blockwise, use_blocks
-from borderwatch.export import check_writable
-from borderwatch.pipeline import DetectionRun, DetectParams, run_detect
-from borderwatch.products import write_products
+from borderwatch.cli.scale import raster_out_options
+from borderwatch.engine import DetectionRun, DetectParams, detect
+from borderwatch.products import check_outputs, write_products
+from borderwatch.progress import progress_reporter
 from borderwatch.review import default_store_dir
 
-__all__ = ["detect", "print_summary"]
+__all__ = ["detect_command", "print_summary", "run_and_write"]
 
 
 def print_summary(run: DetectionRun, outputs: list[Path]) -> None:
@@ -31,7 +31,60 @@ def print_summary(run: DetectionRun, outputs: list[Path]) -> None:
         click.echo(f"  wrote {path}")
 
 
-@click.command()
+def run_and_write(
+    before: Any,
+    after: Any,
+    *,
+    aoi: Any,
+    params: DetectParams,
+    out: Path | None,
+    evidence: Path | None,
+    reviews_dir: Path | None,
+    overwrite: bool,
+    quiet: bool,
+    block_size: int | None = None,
+    scheduler: str | None = None,
+    score_out: Path | None = None,
+    mask_out: Path | None = None,
+) -> tuple[DetectionRun, list[Path], Any]:
+    """Run the engine on one pair and write every product (shared by detect and batch).
+
+    Returns
+    -------
+    run : DetectionRun
+    outputs : list of Path
+        Every file written, rasters included.
+    products : borderwatch.products.Products
+    """
+    layer_outs = (out,) if out is not None else ()
+    check_outputs(layer_outs, evidence=evidence, overwrite=overwrite)  # before the long work
+    with progress_reporter(quiet=quiet) as progress:
+        run = detect(
+            before,
+            after,
+            aoi=aoi,
+            params=params,
+            block_size=block_size,
+            scheduler=scheduler,
+            score_out=score_out,
+            mask_out=mask_out,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    products = write_products(
+        run,
+        outputs=layer_outs,
+        evidence=evidence,
+        reviews_dir=reviews_dir,
+        overwrite=overwrite,
+    )
+    outputs = [*products.files, *run.outputs.values()]
+    if products.evidence is not None:
+        outputs += [products.evidence.report, products.evidence.manifest]
+    return run, outputs, products
+
+
+@click.command("detect")
 @click.option(
     "--before",
     "before",
@@ -74,7 +127,7 @@ def print_summary(run: DetectionRun, outputs: list[Path]) -> None:
 @scale_options
 @raster_out_options
 @click.pass_context
-def detect(
+def detect_command(
     ctx: click.Context,
     before: tuple[Path, ...],
     after: tuple[Path, ...],
@@ -84,7 +137,7 @@ def detect(
     crs: str | None,
     evidence: Path | None,
     reviews_dir: Path | None,
-    method: str,
+    method: Any,
     threshold: str,
     min_area_m2: float,
     overwrite: bool,
@@ -95,51 +148,34 @@ def detect(
     **quality: Any,
 ) -> None:
     """Detect change between BEFORE and AFTER imagery and write detections."""
-    if out is not None:
-        check_writable(out, overwrite=overwrite)  # fail before the long work
     params = DetectParams(
         method=method,
-        threshold=parse_threshold(threshold),
+        threshold=parse_threshold(threshold),  # type: ignore[arg-type]
         min_area_m2=min_area_m2,
         resolution=resolution,
         crs=crs,
         **quality,
     )
-    scale = {
-        "block_size": block_size,
-        "scheduler": scheduler,
-        "score_out": score_out,
-        "mask_out": mask_out,
-    }
-    if use_blocks(list(before), list(after), aoi=aoi, params=params, **scale):
-        brun, files = run_blockwise(
-            ctx,
-            list(before),
-            list(after),
-            aoi=aoi,
-            params=params,
-            out=out,
-            **scale,
-            overwrite=overwrite,
-            unsupported={"--evidence": evidence},
-        )
-        if not ctx.obj.get("quiet"):
-            print_summary(brun, files)  # type: ignore[arg-type]
-        return
-    run = run_detect(list(before), list(after), aoi=aoi, params=params)
-    products = write_products(
-        run,
-        outputs=(out,) if out is not None else (),
+    quiet = bool(ctx.obj.get("quiet"))
+    run, outputs, products = run_and_write(
+        list(before),
+        list(after),
+        aoi=aoi,
+        params=params,
+        out=out,
         evidence=evidence,
         reviews_dir=reviews_dir or default_store_dir(),
         overwrite=overwrite,
+        quiet=quiet,
+        block_size=block_size,
+        scheduler=scheduler,
+        score_out=score_out,
+        mask_out=mask_out,
     )
-    outputs = list(products.files)
-    if products.evidence is not None:
-        outputs += [products.evidence.report, products.evidence.manifest]
-    if not ctx.obj.get("quiet"):
+    if not quiet:
         print_summary(run, outputs)
         if products.reviews_applied:
             click.echo(
                 f"  re-applied {products.reviews_applied} stored reviews for {products.place}"
             )
+

@@ -1,17 +1,29 @@
-"""``borderwatch evaluate``: score detections against a truth mask."""
+"""``borderwatch evaluate``: run ``detect`` on a pair and score what it writes."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from borderwatch.cli.options import parse_threshold
-from borderwatch.datasets import load_labelled
-from borderwatch.evaluate import evaluate_mask, predict_pair
+from borderwatch.cli.options import detect_options, parse_threshold
+from borderwatch.datasets import is_georeferenced, load_labelled
+from borderwatch.engine import DetectParams
+from borderwatch.errors import InputError
+from borderwatch.evaluate import Scores, evaluate_pair
 
 __all__ = ["evaluate"]
+
+
+def _line(name: str, s: Scores) -> str:
+    orec = "n/a" if s.object_recall is None else f"{s.object_recall:.3f}"
+    return (
+        f"{name:<11} precision {s.precision:.3f}  recall {s.recall:.3f}  F1 {s.f1:.3f}  "
+        f"IoU {s.iou:.3f}  kappa {s.kappa:.3f}  object recall {orec}  "
+        f"(tp {s.tp} fp {s.fp} fn {s.fn} tn {s.tn})"
+    )
 
 
 @click.command()
@@ -20,14 +32,14 @@ __all__ = ["evaluate"]
     multiple=True,
     required=True,
     type=click.Path(path_type=Path),
-    help="Before-date raster or PNG (repeat for one file per band).",
+    help="Before-date raster, band files or folder, as for detect (PNG too).",
 )
 @click.option(
     "--after",
     multiple=True,
     required=True,
     type=click.Path(path_type=Path),
-    help="After-date raster or PNG (repeat for one file per band).",
+    help="After-date raster, band files or folder, as for detect (PNG too).",
 )
 @click.option(
     "--truth",
@@ -41,57 +53,51 @@ __all__ = ["evaluate"]
     default=None,
     help="Mask value meaning change (default: any non-zero; 2 for OSCD).",
 )
-@click.option("--method", default="combined", show_default=True, help="Change score method.")
-@click.option(
-    "--threshold",
-    default="ki",
-    show_default=True,
-    help="Threshold name (ki, otsu, chi2) or a fixed value.",
-)
-@click.option(
-    "--align/--no-align", default=True, show_default=True, help="Co-register the after date first."
-)
 @click.option(
     "--pixel-size",
     "pixel_m",
     type=click.FloatRange(min=0, min_open=True),
-    default=0.5,
-    show_default=True,
-    help="Pixel size in metres for inputs without georeferencing (PNG).",
+    default=None,
+    help="Pixel size in metres; required for inputs without georeferencing (PNG).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@detect_options
 def evaluate(
     before: tuple[Path, ...],
     after: tuple[Path, ...],
     truth: Path,
     change_value: float | None,
-    method: str,
-    threshold: str,
-    align: bool,
-    pixel_m: float,
+    pixel_m: float | None,
     as_json: bool,
+    method: Any,
+    threshold: str,
+    min_area_m2: float,
+    overwrite: bool,
+    **quality: Any,
 ) -> None:
-    """Detect change between BEFORE and AFTER and score it against TRUTH (pixel metrics)."""
+    """Run detect on BEFORE and AFTER and score its detections against TRUTH.
+
+    Two rows: the final detections (what detect writes, rasterised on the grid) and
+    the pixel mask before the object filters (minimum area, classification).
+    """
+    if not is_georeferenced(list(before)) and pixel_m is None:
+        raise InputError(
+            f"{before[0]}: no georeferencing; give --pixel-size (metres), since the "
+            "model's scale and every area depend on it"
+        )
     pair = load_labelled(
-        list(before), list(after), truth, change_value=change_value, pixel_m=pixel_m
+        list(before), list(after), truth, change_value=change_value, pixel_m=pixel_m or 1.0
     )
-    mask = predict_pair(
-        pair.before,
-        pair.after,
-        pair.valid,
-        band_names=pair.band_names,
-        pixel_area_m2=pair.pixel_area_m2,
+    params = DetectParams(
         method=method,
-        threshold=parse_threshold(threshold),
-        align=align,
+        threshold=parse_threshold(threshold),  # type: ignore[arg-type]
+        min_area_m2=min_area_m2,
+        **quality,
     )
-    s = evaluate_mask(mask, pair.truth, valid=pair.valid, labelled=pair.labelled)
+    scores, _ = evaluate_pair(pair, params=params)
     if as_json:
-        click.echo(json.dumps(s.as_dict()))
+        click.echo(json.dumps(scores.as_dict()))
         return
-    orec = "n/a" if s.object_recall is None else f"{s.object_recall:.3f}"
-    click.echo(
-        f"precision {s.precision:.3f}  recall {s.recall:.3f}  F1 {s.f1:.3f}  IoU {s.iou:.3f}  "
-        f"kappa {s.kappa:.3f}  object recall {orec}\n"
-        f"pixels: tp {s.tp}  fp {s.fp}  fn {s.fn}  tn {s.tn}"
-    )
+    click.echo(f"{scores.n_detections} detections")
+    click.echo(_line("detections", scores.detections))
+    click.echo(_line("pixel mask", scores.pixels))

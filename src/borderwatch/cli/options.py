@@ -25,6 +25,7 @@ def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option(
             "--method",
+            type=click.Choice(["combined", "cva", "irmad", "index"]),
             default="combined",
             show_default=True,
             help="Change score method: combined, cva, irmad or index.",
@@ -90,14 +91,13 @@ def scale_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--block-size",
             type=click.IntRange(min=16),
             default=None,
-            help="Process in blocks of this many pixels (aligned to the input tiles); "
-            "implies block-by-block processing [default: 1024 when blockwise].",
+            help="Block edge in pixels (aligned to the input tiles) [default: 1024].",
         ),
         click.option(
             "--scheduler",
             default=None,
-            help="threads, processes, or a dask.distributed address such as "
-            "tcp://host:8786; implies block-by-block processing.",
+            help="Run the blocks on Dask: threads, processes, or a dask.distributed "
+            "address such as tcp://host:8786 [default: a local thread pool].",
         ),
     ]
     for opt in reversed(opts):

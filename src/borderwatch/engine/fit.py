@@ -1,0 +1,290 @@
+"""Fit: co-registration, the scene sample, and every method's global statistics.
+
+1. *Co-registration* (:func:`task_align`): one global shift, estimated with
+   :func:`borderwatch.align.coregister` on the plan's alignment window
+   (:func:`borderwatch.align.centre_window`: the 1024 px square at the centre of the
+   grid, the whole grid when it is smaller). With fewer than ``MIN_ALIGN_PIXELS``
+   pixels valid in both dates there, the run is not co-registered and says so
+   (``align_skipped``).
+2. *Sample* (:func:`task_sample`): each sample window is read and shifted; only its
+   interior (the window less the shift's and the score's context, except at grid
+   edges) enters the statistics, so the sample's values equal the whole scene's at
+   the same pixels.
+3. *Fit* (:func:`fit_scene`): the normaliser (``--normalise``), then the score method
+   (:mod:`borderwatch.methods`), the threshold from the sample's scores (``ki``,
+   ``otsu``, ``chi2``, or a number), and, with classification, the direction
+   statistics. The result, :class:`SceneModel`, is small and picklable: it is what
+   every block task receives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from borderwatch.align import MIN_ALIGN_PIXELS, apply_shift, coregister
+from borderwatch.blockclassify import ClassifyContext, DirectionModel, fit_direction
+from borderwatch.blockread import Pair, read_pair
+from borderwatch.change import pixels_at, threshold_score
+from borderwatch.engine.plan import CleanParams, PairSource, Plan, Win, block_halo, shift_halo_px
+from borderwatch.errors import InputError
+from borderwatch.methods import Fitted, FittedNormaliser, Method, get_method, get_normaliser
+
+__all__ = [
+    "AlignResult",
+    "Sample",
+    "SceneModel",
+    "fit_plan",
+    "fit_scene",
+    "plan_method",
+    "shifted",
+    "task_align",
+    "task_sample",
+]
+
+#: Probability above which a learned model's pixel is change, unless a number is given.
+MODEL_PROBABILITY = 0.5
+
+
+@dataclass(frozen=True)
+class AlignResult:
+    """Global co-registration of a run.
+
+    Attributes
+    ----------
+    shift : tuple of float or None
+        ``(row, col)`` shift applied to every block's after date; None = not shifted.
+    info : dict
+        Provenance: ``align``, ``shift_px``, ``residual_shift_rc_px``,
+        ``residual_shift_px`` and ``align_window`` ``[row0, col0, rows, cols]``.
+    """
+
+    shift: tuple[float, float] | None
+    info: dict[str, object]
+
+
+def _not_aligned(**extra: object) -> dict[str, object]:
+    return {
+        "align": False,
+        **extra,
+        "shift_px": [0.0, 0.0],
+        "residual_shift_rc_px": None,
+        "residual_shift_px": None,
+    }
+
+
+def task_align(src: PairSource, win: Win | None) -> AlignResult:
+    """Estimate the global shift on ``win`` (None: co-registration off)."""
+    if win is None:
+        return AlignResult(None, _not_aligned())
+    p = read_pair(src, win)
+    overlap = int((p.valid_before & p.valid_after).sum())
+    if overlap < MIN_ALIGN_PIXELS and tuple(win[2:]) != tuple(src.grid.shape):
+        skipped = (
+            f"{overlap} pixels valid in both dates in the centre window {list(win)}, "
+            f"fewer than {MIN_ALIGN_PIXELS}: not co-registered"
+        )
+        return AlignResult(None, _not_aligned(align_skipped=skipped))
+    if overlap < MIN_ALIGN_PIXELS:
+        skipped = f"{overlap} pixels valid in both dates, fewer than {MIN_ALIGN_PIXELS}"
+        return AlignResult(None, _not_aligned(align_skipped=f"{skipped}: not co-registered"))
+    reg = coregister(p.before, p.after, p.valid_before, p.valid_after, window_px=None)
+    # coregister leaves the after image untouched when the shift is negligible (it
+    # records the estimate anyway) or implausible; blocks do the same.
+    info: dict[str, object] = {
+        "align": True,
+        "shift_px": [round(v, 3) for v in reg.shift_px],
+        "residual_shift_rc_px": [round(v, 3) for v in reg.residual_px],
+        "residual_shift_px": round(reg.residual_norm_px, 3),
+        "align_window": list(win),
+    }
+    return AlignResult(reg.shift_px if reg.applied else None, info)
+
+
+def shifted(p: Pair, shift: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """After date on the before grid and the joint valid mask."""
+    if shift is None:
+        return p.after, p.valid_before & p.valid_after
+    after, va = apply_shift(p.after, p.valid_after, shift)
+    return after, p.valid_before & va
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample window, shifted: arrays of the window and the interior slices."""
+
+    before: np.ndarray
+    after: np.ndarray
+    valid: np.ndarray
+    core: tuple[slice, slice]
+
+
+def task_sample(src: PairSource, win: Win, align: AlignResult, score_halo: int) -> Sample:
+    """Read and shift one sample window (its interior: see the module docstring)."""
+    context = shift_halo_px(align.shift) + score_halo
+    p = read_pair(src, win)
+    after, valid = shifted(p, align.shift)
+    rows, cols = src.grid.shape
+    r0, c0, h, w = win
+    top = 0 if r0 == 0 else context
+    left = 0 if c0 == 0 else context
+    bottom = h if r0 + h == rows else max(h - context, top)
+    right = w if c0 + w == cols else max(w - context, left)
+    return Sample(p.before, after, valid, (slice(top, bottom), slice(left, right)))
+
+
+@dataclass(frozen=True)
+class SceneModel:
+    """Everything a block needs: fitted method, threshold, shift (small, picklable).
+
+    Attributes
+    ----------
+    method : Fitted
+        The fitted score (:mod:`borderwatch.methods`).
+    normaliser : FittedNormaliser or None
+        Fitted normalisation of the after date.
+    threshold : float
+        Score threshold.
+    shift : tuple of float or None
+        Shift applied to the after date.
+    direction : DirectionModel or None
+        Direction statistics (classification on).
+    clean : CleanParams
+        Clean-up settings.
+    pixel_m : float
+        Pixel size, metres.
+    sample : dict
+        Provenance of the sample (windows, pixels, seed).
+    align : dict
+        Co-registration provenance (:attr:`AlignResult.info`).
+    """
+
+    method: Fitted
+    normaliser: FittedNormaliser | None
+    threshold: float
+    shift: tuple[float, float] | None
+    direction: DirectionModel | None
+    clean: CleanParams
+    pixel_m: float
+    sample: dict[str, object]
+    align: dict[str, object]
+
+    @property
+    def name(self) -> str:
+        """Method name."""
+        return self.method.name
+
+    @property
+    def classify_context(self) -> ClassifyContext:
+        """What object classification needs of the run."""
+        residual = self.align.get("residual_shift_px")
+        return ClassifyContext(
+            self.pixel_m,
+            self.threshold,
+            float(residual) if isinstance(residual, (int, float)) else None,
+            self.name,
+        )
+
+    @property
+    def halo(self) -> int:
+        """Halo read around every block, pixels."""
+        return block_halo(
+            self.shift,
+            score_halo=self.method.halo_px,
+            opening_px=self.clean.opening_px,
+            closing_px=self.clean.closing_px,
+        )
+
+    def prepare(self, p: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Before, shifted and normalised after, and joint valid mask of a window."""
+        after, valid = shifted(p, self.shift)
+        if self.normaliser is not None:
+            after = self.normaliser.apply(after)
+        return p.before, after, valid
+
+
+def plan_method(plan: Plan) -> Method:
+    """The unfitted method of a plan."""
+    return get_method(plan.params.method, model=plan.params.model)
+
+
+def fit_plan(plan: Plan) -> tuple[Win | None, list[Win], int]:
+    """Alignment window (None: off), sample windows and score halo of a plan."""
+    pixel_m = math.sqrt(plan.grid.pixel_area)
+    return plan.align_window, plan.sample, plan_method(plan).halo_px(pixel_m)
+
+
+def _pixels(samples: Sequence[Sample], which: str) -> np.ndarray:
+    """Gather the valid interior pixels of all samples as ``(bands, n, 1)``."""
+    parts = [
+        pixels_at(getattr(s, which)[:, s.core[0], s.core[1]], np.flatnonzero(s.valid[s.core]))
+        for s in samples
+    ]
+    return np.concatenate(parts, axis=1)[:, :, None]
+
+
+def _threshold(plan: Plan, fitted: Fitted, scores: list[np.ndarray], valids: list[np.ndarray]) -> float:
+    p = plan.params
+    rule: str | float = p.threshold
+    if p.model is not None and isinstance(rule, str):
+        return MODEL_PROBABILITY
+    if len(scores) == 1:
+        return threshold_score(scores[0], valids[0], rule, dof=fitted.dof, p_value=p.p_value)
+    flat = np.concatenate([sc[vv] for sc, vv in zip(scores, valids, strict=True)])
+    return threshold_score(flat, np.ones(flat.shape, bool), rule, dof=fitted.dof, p_value=p.p_value)
+
+
+def fit_scene(plan: Plan, align: AlignResult, samples: Sequence[Sample]) -> SceneModel:
+    """Fit normaliser, score, threshold and direction statistics on the sample.
+
+    Raises
+    ------
+    InputError
+        No valid pixel in the sample (the message names the inputs).
+    """
+    src, p = plan.source, plan.params
+    pixel_m = math.sqrt(plan.grid.pixel_area)
+    band_names = src.before.band_names
+    whole = len(samples) == 1
+    if whole:  # the whole grid (small scenes): the same arrays as one block
+        s = samples[0]
+        b, a = s.before[:, s.core[0], s.core[1]], s.after[:, s.core[0], s.core[1]]
+        v = s.valid[s.core]
+    else:
+        b, a = _pixels(samples, "before"), _pixels(samples, "after")
+        v = np.ones(b.shape[1:], bool)
+    if not v.any():
+        raise InputError(
+            f"no pixel valid in both dates in the sample of the scene ({len(samples)} windows) "
+            f"of {src.before.paths[0]} and {src.after.paths[0]}; check nodata and overlap"
+        )
+    norm_method = get_normaliser(p.normalise)
+    normaliser = norm_method.fit(b, a, v) if norm_method is not None else None
+    if normaliser is not None:
+        a = normaliser.apply(a)
+        samples = [
+            Sample(s.before, normaliser.apply(s.after), s.valid, s.core) for s in samples
+        ]
+    fitted = plan_method(plan).fit(b, a, v, band_names=band_names, pixel_m=pixel_m)
+    scores = [fitted.score(s.before, s.after, s.valid)[s.core] for s in samples]
+    valids = [s.valid[s.core] for s in samples]
+    value = _threshold(plan, fitted, scores, valids)
+    direction = fit_direction(b, a, v, band_names=band_names) if p.classify else None
+    wins = plan.sample
+    info: dict[str, Any] = {
+        "windows": len(wins),
+        "pixels": int(sum(w[2] * w[3] for w in wins)),
+        "sample_px": plan.sample_px,
+        "seed": plan.seed,
+        "whole_scene": whole,
+        "valid_pixels": int(v.sum()) if whole else int(b.shape[1]),
+    }
+    align_info = {**align.info, "normalise": p.normalise}
+    return SceneModel(
+        fitted, normaliser, value, align.shift, direction, plan.clean(value), pixel_m, info,
+        align_info,
+    )

@@ -1,0 +1,105 @@
+"""Detection parameters, validated once where they are made."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from borderwatch.errors import InputError
+
+__all__ = ["DetectParams", "MethodName", "NormaliseName", "ThresholdName"]
+
+MethodName = Literal["combined", "cva", "irmad", "index"]
+ThresholdName = Literal["ki", "otsu", "chi2"]
+NormaliseName = Literal["none", "irmad", "histogram"]
+
+_METHODS = ("combined", "cva", "irmad", "index")
+_THRESHOLDS = ("ki", "otsu", "chi2")
+_NORMALISE = ("none", "irmad", "histogram")
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """Parameters of a detection run (all distances in metres, areas in m2).
+
+    Attributes
+    ----------
+    method : {"combined", "cva", "irmad", "index"}
+        Change score (:mod:`borderwatch.methods`); ignored when ``model`` is given.
+    threshold : {"ki", "otsu", "chi2"} or float
+        Threshold rule on the sample's scores, or a fixed score. With ``model`` a
+        rule name means the probability 0.5.
+    min_area_m2 : float
+        Smallest object kept, m2.
+    opening_px, closing_px : int
+        Morphological clean-up radii, pixels.
+    resolution : float or None
+        Analysis pixel size in metres; default the finest input resolution.
+    crs : str or None
+        Analysis CRS; default the local UTM zone.
+    margin_m : float
+        Margin read around the AOI, metres.
+    align : bool
+        Co-register the after date onto the before date (phase correlation,
+        :mod:`borderwatch.align`); the residual shift is recorded.
+    normalise : {"none", "irmad", "histogram"}
+        Relative radiometric normalisation of the after date, fitted on the sample
+        (:mod:`borderwatch.methods.normalise`).
+    classify : bool
+        Keep construction-direction objects only and add ``class``, ``length_m``,
+        ``confidence`` (:mod:`borderwatch.classify`).
+    p_value : float
+        False-alarm rate of the ``chi2`` threshold.
+    model : str or None
+        Model file from ``borderwatch train``; its change probability is the score.
+
+    Raises
+    ------
+    InputError
+        A value out of range or an unknown name.
+    """
+
+    method: MethodName = "combined"
+    threshold: ThresholdName | float = "ki"
+    min_area_m2: float = 20.0
+    opening_px: int = 1
+    closing_px: int = 1
+    resolution: float | None = None
+    crs: str | None = None
+    margin_m: float = 0.0
+    align: bool = True
+    normalise: NormaliseName = "none"
+    classify: bool = True
+    p_value: float = 0.01
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise InputError(f"unknown method {self.method!r}; choose one of {list(_METHODS)}")
+        if isinstance(self.threshold, str):
+            if self.threshold not in _THRESHOLDS:
+                raise InputError(
+                    f"unknown threshold {self.threshold!r}; use a number or one of "
+                    f"{list(_THRESHOLDS)}"
+                )
+            if self.threshold == "chi2" and self.method != "irmad" and self.model is None:
+                raise InputError("the chi2 threshold needs a chi-square score: use --method irmad")
+        elif isinstance(self.threshold, bool) or not math.isfinite(float(self.threshold)):
+            raise InputError(f"threshold must be a finite number, got {self.threshold!r}")
+        if self.normalise not in _NORMALISE:
+            raise InputError(
+                f"unknown normalisation {self.normalise!r}; use one of {list(_NORMALISE)}"
+            )
+        if not (self.min_area_m2 >= 0 and math.isfinite(self.min_area_m2)):
+            raise InputError(f"min_area_m2 must be >= 0 m2, got {self.min_area_m2!r}")
+        for name in ("opening_px", "closing_px"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or int(v) != v or v < 0:
+                raise InputError(f"{name} must be a whole number >= 0, got {v!r}")
+        if self.resolution is not None and not (self.resolution > 0):
+            raise InputError(f"resolution must be > 0 m, got {self.resolution!r}")
+        if not (self.margin_m >= 0):
+            raise InputError(f"margin_m must be >= 0 m, got {self.margin_m!r}")
+        if not (0 < self.p_value < 1):
+            raise InputError(f"p_value must lie in (0, 1), got {self.p_value!r}")

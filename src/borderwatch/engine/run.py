@@ -1,0 +1,344 @@
+"""The one stage sequence: plan -> fit -> apply per block -> merge -> classify -> rasters.
+
+:func:`detect` is the whole detection of one pair at any scene size. A small scene is
+one block whose sample is the whole scene; a large one is many blocks, fitted on a
+documented sample (:func:`borderwatch.engine.plan.sample_windows`). The same task
+functions run on every executor (:mod:`borderwatch.engine.executors`). Memory is
+bounded by ``(workers + prefetch) x block working set`` plus the tile cache and
+GDAL's block cache, whatever the scene size.
+
+The score COG (``score_out``) is written from the object pass's blocks as they come
+back; the mask COG (``mask_out``) is the final detections rasterised block by block
+(no block is scored twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.features
+import shapely
+from affine import Affine
+from threadpoolctl import threadpool_limits
+
+from borderwatch.aoi import AOI
+from borderwatch.blockclassify import classify_merged
+from borderwatch.blockexec import Progress, each
+from borderwatch.blockmerge import merge_blocks
+from borderwatch.blockread import TileReader, stripe_order
+from borderwatch.engine.apply import BlockResult, task_block
+from borderwatch.engine.executors import Executor, executor_for
+from borderwatch.engine.fit import SceneModel, fit_plan, fit_scene, task_align, task_sample
+from borderwatch.engine.params import DetectParams
+from borderwatch.engine.plan import SAMPLE_PX, Plan, Win, clip_window, make_plan
+from borderwatch.engine.result import ChangeInfo, DateRef, DetectionRun
+from borderwatch.export import check_writable, sha256_file
+from borderwatch.io import DateSource, Grid
+
+__all__ = ["TILE_CACHE_MB", "detect", "run_plan"]
+
+log = logging.getLogger(__name__)
+
+#: Default memory for decoded tiles awaiting reuse by later halos, MB (see
+#: :func:`borderwatch.blockread.stripe_order`).
+TILE_CACHE_MB = 192
+
+PathLike = str | os.PathLike[str]
+
+
+def _stripe_px(plan: Plan, tile_cache_mb: float) -> int:
+    """Stripe width whose decoded tiles (about three tile rows, both dates) fit the budget."""
+    src = plan.source
+    th, tw = src.tile if min(src.tile) >= 16 else (256, 256)
+    itemsize = 4
+    if src.native is not None:
+        with rasterio.open(src.before.paths[0]) as db, rasterio.open(src.after.paths[0]) as da:
+            itemsize = max(np.dtype(dt).itemsize for dt in (*db.dtypes, *da.dtypes))
+    per_col = 3 * th * src.bands * 2 * itemsize
+    block_w = max((w for _, (_, _, _, w) in plan.blocks), default=tw)
+    cols = int(tile_cache_mb * 2**20 // per_col)
+    return max(block_w, cols // block_w * block_w)
+
+
+def _fit(
+    plan: Plan, ex: Executor, progress: Progress | None, reader: TileReader | None
+) -> SceneModel:
+    align_win, wins, score_halo = fit_plan(plan)
+    align = next(iter(ex.map(task_align, [(plan.source, align_win)])))
+    log.info("co-registration: %s", {k: align.info[k] for k in ("align", "shift_px")})
+    args = [(plan.source, w, align, score_halo) for w in wins]
+    samples = list(each(ex.map, task_sample, args, progress, "sample"))
+    log.info("sample: %d windows", len(samples))
+    scene = fit_scene(plan, align, samples)
+    log.info("fit: %s threshold %.4g", scene.name, scene.threshold)
+    return scene
+
+
+def _blocks(
+    plan: Plan,
+    scene: SceneModel,
+    ex: Executor,
+    progress: Progress | None,
+    *,
+    tile_cache_mb: float,
+    want_score: bool,
+    want_raw: bool,
+) -> tuple[list[tuple[tuple[int, int], Win]], Any]:
+    """Blocks in visiting order and the iterator of their results."""
+    src = plan.source
+    opts = {"want_score": want_score, "want_raw": want_raw}
+    if not (ex.local and src.native is not None and len(plan.blocks) > 1):
+        def plain(ij: tuple[int, int], w: Win) -> BlockResult:
+            return task_block(src, scene, ij, w, None, **opts)
+
+        args = [(ij, w) for ij, w in plan.blocks]
+        fn: Any = plain if ex.local else _RemoteBlock(src, scene, opts)
+        return plan.blocks, each(ex.map, fn, args, progress, "blocks")
+    # Local, native reads: decode each input tile once, in column stripes that fit
+    # the tile cache, and decode the next block's tiles while one is computed.
+    stripe = _stripe_px(plan, tile_cache_mb)
+    order = [plan.blocks[k] for k in stripe_order(plan.blocks, stripe_px=stripe)]
+    bigs = [clip_window(w, scene.halo, src.grid.shape)[0] for _, w in order]
+
+    def run() -> Any:
+        groups = [w[1] // stripe for _, w in order]
+        with TileReader(src, bigs, threads=ex.workers, groups=groups) as reader:
+            for big in bigs[: ex.workers + 1]:
+                reader.prefetch(big)
+
+            def one(k: int) -> BlockResult:
+                if k + 1 < len(bigs):
+                    reader.prefetch(bigs[k + 1])
+                return task_block(src, scene, *order[k], reader.read(bigs[k]), **opts)
+
+            yield from each(ex.map, one, [(k,) for k in range(len(order))], progress, "blocks")
+
+    return order, run()
+
+
+class _RemoteBlock:
+    """Picklable ``task_block`` with the run's constants bound (Dask tasks)."""
+
+    def __init__(self, src: Any, scene: SceneModel, opts: dict[str, bool]) -> None:
+        self.src, self.scene, self.opts = src, scene, opts
+
+    def __call__(self, ij: tuple[int, int], w: Win) -> BlockResult:
+        return task_block(self.src, self.scene, ij, w, None, **self.opts)
+
+
+def _cog(stack: ExitStack, path: PathLike, grid: Grid, kind: str, overwrite: bool) -> Any:
+    from borderwatch.rasterout import cog_writer
+
+    if kind == "score":
+        return stack.enter_context(
+            cog_writer(path, grid, dtype="float32", nodata=float("nan"), resampling="average",
+                       overwrite=overwrite)
+        )
+    return stack.enter_context(
+        cog_writer(path, grid, dtype="uint8", nodata=None, resampling="nearest",
+                   overwrite=overwrite)
+    )
+
+
+def rasterise_objects(objects: Any, grid: Grid, win: Win) -> np.ndarray:
+    """``uint8 (rows, cols)`` mask of the objects' polygons in a grid window.
+
+    Polygons traced from pixels have their edges on pixel edges, so a pixel is inside
+    exactly when it was one of the object's pixels.
+    """
+    r0, c0, h, w = win
+    transform = grid.transform * Affine.translation(c0, r0)
+    if not len(objects):
+        return np.zeros((h, w), np.uint8)
+    left, top = transform * (0, 0)
+    right, bottom = transform * (w, h)
+    box = shapely.box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+    geoms = [g for g in objects.geometry.values if g is not None and g.intersects(box)]
+    if not geoms:
+        return np.zeros((h, w), np.uint8)
+    return rasterio.features.rasterize(
+        [(g, 1) for g in geoms], out_shape=(h, w), transform=transform, fill=0, dtype="uint8"
+    )
+
+
+def run_plan(
+    plan: Plan,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    score_out: PathLike | None = None,
+    mask_out: PathLike | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    tile_cache_mb: float = TILE_CACHE_MB,
+    raw_mask: bool = False,
+) -> DetectionRun:
+    """Run a plan: fit, apply per block, merge, classify, write the rasters."""
+    src, p = plan.source, plan.params
+    with ExitStack() as stack:
+        ex = stack.enter_context(executor_for(scheduler, workers=workers))
+        hasher = stack.enter_context(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-hash")
+        )
+        # Blocks are the parallelism: BLAS threads inside them only oversubscribe.
+        stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+        hashes = {q: hasher.submit(sha256_file, q) for q in (*src.before.paths, *src.after.paths)}
+        scene = _fit(plan, ex, progress, None)
+        score_w = _cog(stack, score_out, src.grid, "score", overwrite) if score_out else None
+        raw = np.zeros(src.grid.shape, bool) if raw_mask else None
+        order, results = _blocks(
+            plan, scene, ex, progress, tile_cache_mb=tile_cache_mb,
+            want_score=score_w is not None, want_raw=raw is not None,
+        )
+        summaries = []
+        for (_, w), res in zip(order, results, strict=True):
+            summaries.append(res.summary)
+            if score_w is not None:
+                score_w.write(res.score, w)
+            if raw is not None:
+                raw[w[0] : w[0] + w[2], w[1] : w[1] + w[3]] = res.raw_mask
+        log.info("blocks: %d done, merging objects", len(summaries))
+        merged = merge_blocks(summaries, src.grid, min_area_m2=p.min_area_m2, attrs=plan.attrs)
+        objects = merged.objects
+        if p.classify:
+            objects = classify_merged(
+                objects, merged.crops, scene.classify_context, known=merged.known
+            )
+        log.info("objects: %d detections", len(objects))
+        outputs: dict[str, Path] = {}
+        if score_out is not None:
+            outputs["score"] = Path(score_out)
+        if mask_out is not None:
+            mask_w = _cog(stack, mask_out, src.grid, "mask", overwrite)
+            for _, w in plan.blocks:
+                mask_w.write(rasterise_objects(objects, src.grid, w), w)
+            outputs["mask"] = Path(mask_out)
+        input_sha256 = {q: f.result() for q, f in hashes.items()}
+    change_params: dict[str, object] = {
+        "method": scene.name,
+        "threshold": p.threshold,
+        "threshold_value": scene.threshold,
+        "min_area_m2": p.min_area_m2,
+        "opening_px": p.opening_px,
+        "closing_px": p.closing_px,
+        "p_value": p.p_value,
+        **scene.align,
+        "blockwise": {
+            "block_size": plan.block_size,
+            "blocks": len(plan.blocks),
+            "scheduler": ex.name,
+            "sample": scene.sample,
+        },
+    }
+    sha = getattr(scene.method, "model_sha256", None)
+    if sha is not None:
+        change_params.update(model=str(p.model), model_sha256=sha)
+    return DetectionRun(
+        DateRef(src.before, src.grid),
+        DateRef(src.after, src.grid),
+        ChangeInfo(scene.threshold, scene.name, change_params),
+        objects,
+        plan.aoi,
+        p,
+        plan,
+        scene,
+        plan.started_utc,
+        outputs,
+        input_sha256,
+        raw,
+    )
+
+
+def detect(
+    before: Sequence[PathLike] | PathLike | DateSource,
+    after: Sequence[PathLike] | PathLike | DateSource,
+    *,
+    aoi: AOI | str | os.PathLike[str] | None = None,
+    params: DetectParams | None = None,
+    grid: Grid | None = None,
+    block_size: int | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    score_out: PathLike | None = None,
+    mask_out: PathLike | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    sample_px: int = SAMPLE_PX,
+    seed: int = 0,
+    tile_cache_mb: float = TILE_CACHE_MB,
+    raw_mask: bool = False,
+) -> DetectionRun:
+    """Detect new structures between two dates, at any scene size.
+
+    Parameters
+    ----------
+    before, after : path, sequence of paths or DateSource
+        One multi-band raster, one file per band, or a folder of band files per date.
+    aoi : AOI, str or path, optional
+        Catalogue id/name, AOI file or :class:`~borderwatch.aoi.AOI`; default the
+        inputs' overlap.
+    params : DetectParams, optional
+        Detection parameters.
+    grid : Grid, optional
+        Analysis grid; default :func:`borderwatch.io.choose_grid`.
+    block_size : int, optional
+        Block edge in pixels (rounded up to the input tile size); default
+        :data:`borderwatch.engine.plan.DEFAULT_BLOCK_SIZE`.
+    scheduler : str, optional
+        ``None``/``"local"`` (thread pool), ``"threads"``, ``"processes"``,
+        ``"synchronous"`` (Dask) or a dask.distributed address.
+    workers : int, optional
+        Local threads (default: CPU count).
+    score_out, mask_out : path, optional
+        Cloud Optimized GeoTIFFs of the score (float32, NaN invalid) and of the final
+        detections (uint8, 1 = detection).
+    overwrite : bool
+        Replace existing output rasters.
+    progress : Progress, optional
+        Progress sink (:mod:`borderwatch.progress`).
+    sample_px, seed : int
+        Size (pixels) and seed of the scene sample the methods are fitted on.
+    tile_cache_mb : float
+        Memory for decoded input tiles kept for later blocks' halos (local runs).
+    raw_mask : bool
+        Keep the cleaned pixel mask before object filters (``DetectionRun.raw_mask``;
+        a whole-grid boolean array, for evaluation on small scenes).
+
+    Returns
+    -------
+    DetectionRun
+
+    Raises
+    ------
+    InputError
+        Bad parameters, band counts that differ, or no valid pixel.
+    NoOverlapError
+        The inputs do not overlap each other or the AOI.
+    OutputExistsError
+        An output exists and ``overwrite`` is False.
+    """
+    for out in (score_out, mask_out):
+        if out is not None:
+            check_writable(out, overwrite=overwrite)
+    plan = make_plan(
+        before, after, aoi=aoi, params=params, grid=grid, block_size=block_size,
+        sample_px=sample_px, seed=seed,
+    )
+    log.info(
+        "plan: grid %s x %s px at %.3g m, %d blocks, %d sample windows",
+        *plan.grid.shape, plan.grid.res[0], len(plan.blocks), len(plan.sample),
+    )
+    run = run_plan(
+        plan, scheduler=scheduler, workers=workers, score_out=score_out, mask_out=mask_out,
+        overwrite=overwrite, progress=progress, tile_cache_mb=tile_cache_mb, raw_mask=raw_mask,
+    )
+    return replace(run)

@@ -1,0 +1,155 @@
+"""``--model``: a trained per-pixel change classifier as a fit/apply method.
+
+:func:`borderwatch.learn.pixel_features` computes the classifier's features from
+per-scene statistics (band moments, the standardised difference, index and direction
+statistics, the ``combined`` model). Here those statistics are fitted on the scene
+sample and the features computed per block, so a model runs at any scene size; the
+score is the model's change probability (0-1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from borderwatch.blockclassify import DirectionModel, apply_direction, fit_direction
+from borderwatch.change import CombinedModel, apply_combined, combined_halo_px, fit_combined
+from borderwatch.errors import InputError
+from borderwatch.indices import index_score, index_stats
+
+__all__ = ["FittedLearned", "LearnedMethod", "wide_sigma_px"]
+
+
+def wide_sigma_px(pixel_m: float) -> float:
+    """Sigma (pixels) of the 5 m context feature (``combined_5m``)."""
+    return max(5.0 / pixel_m, 1.0)
+
+
+def _moments(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    vals = (x.reshape(x.shape[0], -1) if valid.all() else x[:, valid]).astype(np.float64)
+    mean, std = vals.mean(axis=1), vals.std(axis=1)
+    std[std == 0] = 1.0
+    return mean, std
+
+
+def _z(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    f32 = np.float32
+    return (x.astype(f32) - mean[:, None, None].astype(f32)) / std[:, None, None].astype(f32)
+
+
+@dataclass(frozen=True)
+class FittedLearned:
+    """A trained classifier with the scene statistics of its features."""
+
+    estimator: Any = field(repr=False)
+    band_names: tuple[str, ...]
+    pixel_m: float
+    before_moments: tuple[np.ndarray, np.ndarray]
+    after_moments: tuple[np.ndarray, np.ndarray]
+    zdiff_moments: tuple[np.ndarray, np.ndarray]
+    index: tuple[dict[str, float], dict[str, float]]
+    direction: DirectionModel
+    combined: CombinedModel
+    model_sha256: str
+    name: str = "model"
+    dof: int | None = None
+
+    @property
+    def halo_px(self) -> int:
+        """The combined score's smoothing plus the 5 m context filter, pixels."""
+        return combined_halo_px(self.pixel_m) + int(4.0 * wide_sigma_px(self.pixel_m) + 0.5)
+
+    def features(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Feature stack ``float32 (n_features, rows, cols)`` in the model's order."""
+        zb = _z(before, *self.before_moments)
+        za = _z(after, *self.after_moments)
+        zb[:, ~valid] = np.nan
+        za[:, ~valid] = np.nan
+        diff = za - zb
+        dz = _z(diff, *self.zdiff_moments)
+        c = np.sqrt(np.einsum("brc,brc->rc", np.nan_to_num(dz), np.nan_to_num(dz)) / dz.shape[0])
+        centre, scale = self.index
+        i = index_score(before, after, centre=centre, scale=scale, band_names=self.band_names)
+        d = apply_direction(self.direction, before, after, valid)
+        comb = np.nan_to_num(
+            apply_combined(self.combined, before, after, valid, pixel_m=self.pixel_m)
+        )
+        wide = ndimage.gaussian_filter(comb, wide_sigma_px(self.pixel_m))
+        i = np.where(valid, i, 0.0)
+        c = np.where(valid, c, 0.0)
+        return np.concatenate([np.nan_to_num(diff), np.stack([c, i, d, comb, wide])]).astype(
+            np.float32
+        )
+
+    def score(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Change probability per pixel, ``float32``, NaN where invalid."""
+        feats = self.features(before, after, valid)
+        flat = feats.reshape(feats.shape[0], -1).T
+        prob = self.estimator.predict_proba(flat)[:, 1]
+        out = prob.reshape(valid.shape).astype(np.float32)
+        out[~valid] = np.nan
+        return out
+
+
+@dataclass(frozen=True)
+class LearnedMethod:
+    """A model file written by ``borderwatch train`` (:func:`borderwatch.learn.save_model`).
+
+    Attributes
+    ----------
+    path : str
+        The model file (a pickle: trusted files only).
+    """
+
+    path: str
+    name: str = "model"
+
+    def halo_px(self, pixel_m: float) -> int:
+        """The combined score's smoothing plus the 5 m context filter, pixels."""
+        return combined_halo_px(pixel_m) + int(4.0 * wide_sigma_px(pixel_m) + 0.5)
+
+    def fit(
+        self,
+        before: np.ndarray,
+        after: np.ndarray,
+        valid: np.ndarray,
+        *,
+        band_names: Sequence[str],
+        pixel_m: float,
+    ) -> FittedLearned:
+        """Load the model, check its bands, fit the feature statistics on the sample.
+
+        Raises
+        ------
+        InputError
+            The file is not a model, or the inputs' bands differ from the model's.
+        """
+        from borderwatch.learn import load_model
+
+        model = load_model(self.path)
+        if tuple(band_names) != model.band_names:
+            raise InputError(
+                f"{self.path}: model was trained on bands {list(model.band_names)}, the inputs "
+                f"have {list(band_names)}; give imagery with the model's bands"
+            )
+        bm, am = _moments(before, valid), _moments(after, valid)
+        zb, za = _z(before, *bm), _z(after, *am)
+        zd = _moments(za - zb, valid)
+        return FittedLearned(
+            model.estimator,
+            tuple(band_names),
+            pixel_m,
+            bm,
+            am,
+            zd,
+            index_stats(before, after, valid, band_names=band_names),
+            fit_direction(before, after, valid, band_names=band_names),
+            fit_combined(before, after, valid, band_names=band_names),
+            hashlib.sha256(Path(self.path).read_bytes()).hexdigest(),
+        )
