@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from test_blocks import BLOCK, WHOLE_OFF, make_pair
+from test_engine import BLOCK, WHOLE_OFF, make_pair
 
-from borderwatch.engine import detect as run_detect_blocks
 from borderwatch.cli import main
-from borderwatch.engine import DetectParams
+from borderwatch.engine import DetectParams, detect
 
 distributed = pytest.importorskip("distributed")
 
@@ -37,10 +36,10 @@ def _same(a, b) -> None:
 def test_local_cluster_equals_local_run(cluster, tmp_path: Path) -> None:
     b, a, _ = make_pair(tmp_path)
     params = DetectParams(method="cva", threshold="otsu", min_area_m2=100.0, **WHOLE_OFF)
-    local = run_detect_blocks(
+    local = detect(
         b, a, params=params, block_size=BLOCK, mask_out=tmp_path / "local_mask.tif"
     )
-    remote = run_detect_blocks(
+    remote = detect(
         b,
         a,
         params=params,
@@ -53,7 +52,7 @@ def test_local_cluster_equals_local_run(cluster, tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "local_mask.tif") as x:
         with rasterio.open(tmp_path / "dask_mask.tif") as y:
             np.testing.assert_array_equal(x.read(1), y.read(1))
-    threads = run_detect_blocks(b, a, params=params, block_size=BLOCK, scheduler="threads")
+    threads = detect(b, a, params=params, block_size=BLOCK, scheduler="threads")
     _same(local, threads)
 
 
@@ -88,7 +87,7 @@ def test_batch_on_cluster_one_report_per_job(cluster, tmp_path: Path) -> None:
     assert [j["status"] for j in summary["jobs"]] == ["ok", "ok"]
     for job, (bb, aa) in zip(summary["jobs"], pairs, strict=True):
         report = json.loads((out / job["report"]).read_text())
-        local = run_detect_blocks(
+        local = detect(
             bb,
             aa,
             block_size=BLOCK,

@@ -6,20 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from borderwatch.engine import detect
 from test_blocks_default import BLOCK, PARAMS, make_shifted_pair
 
-from borderwatch.engine import detect as run_detect_blocks
 
 distributed = pytest.importorskip("distributed")
 
 
 def test_default_method_on_local_cluster_equals_local_run(tmp_path: Path) -> None:
     b, a = make_shifted_pair(tmp_path)
-    local = run_detect_blocks(b, a, params=PARAMS, block_size=BLOCK, sample_px=100_000)
+    local = detect(b, a, params=PARAMS, block_size=BLOCK, sample_px=100_000)
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
-        remote = run_detect_blocks(
+        remote = detect(
             b,
             a,
             params=PARAMS,

@@ -253,9 +253,26 @@ def test_large_scene_cli_gpkg_evidence_verify(tmp_path: Path) -> None:
     assert {"id", "review", "note", "score", "class"} <= set(det.columns)
     assert len(det) >= 1
     manifest = json.loads((tmp_path / "packet" / "manifest.json").read_text())
-    assert manifest["record"]["parameters"]["blockwise"]["blocks"] > 1
+    assert manifest["parameters"]["blockwise"]["blocks"] > 1
     res = CliRunner().invoke(main, ["verify", str(tmp_path / "packet")])
     assert res.exit_code == 0, res.output
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def test_evaluate_scores_what_detect_writes(pair, tmp_path: Path) -> None:
+    """``evaluate`` against detect's own --mask-out as truth gives F1 = 1.0 exactly."""
+    b, a, _ = pair
+    mask = tmp_path / "mask.tif"
+    args = ["--before", str(b), "--after", str(a), "--method", "cva", "--min-area", "100"]
+    res = CliRunner().invoke(
+        main, ["detect", *args, "--mask-out", str(mask), "--reviews", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["evaluate", *args, "--truth", str(mask), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["detections"]["f1"] == 1.0 and out["detections"]["fp"] == 0
+    assert out["n_detections"] >= 4
+    assert out["pixels"]["recall"] == 1.0  # the pixel mask before object filters holds them

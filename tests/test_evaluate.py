@@ -9,7 +9,7 @@ from borderwatch.evaluate import (
     evaluate_mask,
     object_recall,
     pool,
-    predict_pair,
+    evaluate_pair,
     scores_from_counts,
 )
 
@@ -91,12 +91,9 @@ def test_png_reader_and_arrays_pipeline(tmp_path):
     assert pair.name == "toy/x" and pair.before.shape == (3, 64, 64)
     assert pair.pixel_area_m2 == 0.25
     assert read_mask_array(tmp_path / "label" / "x.png").sum() == 320
-    mask = predict_pair(
-        pair.before,
-        pair.after,
-        pair.valid,
-        band_names=pair.band_names,
-        pixel_area_m2=pair.pixel_area_m2,
-    )
-    s = evaluate_mask(mask, pair.truth)
+    from borderwatch.engine import DetectParams
+
+    scores, run = evaluate_pair(pair, params=DetectParams(classify=False))
+    s = scores.detections
+    assert scores.n_detections == 1 and run.grid.res == (0.5, 0.5)
     assert s.f1 > 0.7 and s.recall > 0.95 and s.object_recall == 1.0

@@ -42,6 +42,7 @@ __all__ = [
     "object_recall",
     "pool",
     "ProductScores",
+    "evaluate_files",
     "evaluate_pair",
     "score_run",
     "scores_from_counts",
@@ -317,3 +318,42 @@ def evaluate_pair(
             paths.append(path)
         run = detect(paths[0], paths[1], params=params, grid=grid, raw_mask=True)
     return score_run(run, pair.truth, valid=pair.valid, labelled=pair.labelled), run
+
+
+def evaluate_files(
+    before: Any,
+    after: Any,
+    truth: str | Path,
+    *,
+    params: DetectParams | None = None,
+    change_value: float | None = None,
+) -> tuple[ProductScores, DetectionRun]:
+    """Run the engine on the input files on the truth raster's own grid and score it.
+
+    For a truth raster in a projected CRS: the analysis grid is the truth's grid, so
+    the detections are rasterised exactly on the truth's pixels.
+
+    Raises
+    ------
+    InputError
+        The truth raster is not georeferenced in a projected CRS.
+    """
+    import rasterio
+
+    from borderwatch.blockread import read_pair
+    from borderwatch.engine import detect
+    from borderwatch.io import Grid
+
+    with rasterio.open(truth) as ds:
+        if ds.crs is None or ds.crs.is_geographic or ds.transform.is_identity:
+            raise InputError(f"{truth}: truth raster has no projected georeferencing")
+        grid = Grid(ds.crs, ds.transform, (ds.height, ds.width))
+        label = ds.read(1)
+    mask = label != 0 if change_value is None else label == float(change_value)
+    labelled = np.ones(label.shape, bool)
+    if change_value is not None and float(change_value) != 0:
+        labelled = label != 0
+    run = detect(before, after, params=params, grid=grid, raw_mask=True)
+    p = read_pair(run.plan.source, (0, 0, *grid.shape))
+    valid = p.valid_before & p.valid_after
+    return score_run(run, mask, valid=valid, labelled=labelled), run

@@ -12,9 +12,17 @@ from borderwatch.cli.options import detect_options, parse_threshold
 from borderwatch.datasets import is_georeferenced, load_labelled
 from borderwatch.engine import DetectParams
 from borderwatch.errors import InputError
-from borderwatch.evaluate import Scores, evaluate_pair
+from borderwatch.evaluate import Scores, evaluate_files, evaluate_pair
 
 __all__ = ["evaluate"]
+
+
+def is_geographic(path: Path) -> bool:
+    """Whether a raster's CRS is geographic (degrees)."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return bool(ds.crs is not None and ds.crs.is_geographic)
 
 
 def _line(name: str, s: Scores) -> str:
@@ -85,16 +93,22 @@ def evaluate(
             f"{before[0]}: no georeferencing; give --pixel-size (metres), since the "
             "model's scale and every area depend on it"
         )
-    pair = load_labelled(
-        list(before), list(after), truth, change_value=change_value, pixel_m=pixel_m or 1.0
-    )
     params = DetectParams(
         method=method,
         threshold=parse_threshold(threshold),  # type: ignore[arg-type]
         min_area_m2=min_area_m2,
         **quality,
     )
-    scores, _ = evaluate_pair(pair, params=params)
+    if is_georeferenced([truth]) and not is_geographic(truth):
+        # the truth's own grid: detections rasterised exactly on its pixels
+        scores, _ = evaluate_files(
+            list(before), list(after), truth, params=params, change_value=change_value
+        )
+    else:
+        pair = load_labelled(
+            list(before), list(after), truth, change_value=change_value, pixel_m=pixel_m or 1.0
+        )
+        scores, _ = evaluate_pair(pair, params=params)
     if as_json:
         click.echo(json.dumps(scores.as_dict()))
         return
