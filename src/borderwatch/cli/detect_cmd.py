@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from borderwatch.cli.scale import raster_out_options, run_blockwise, use_blocks
 from borderwatch.export import check_writable
 from borderwatch.pipeline import DetectionRun, DetectParams, run_detect
 from borderwatch.products import write_products
+from borderwatch.progress import activity
 from borderwatch.review import default_store_dir
 
 __all__ = ["detect", "print_summary"]
+
+log = logging.getLogger(__name__)
 
 
 def print_summary(run: DetectionRun, outputs: list[Path]) -> None:
@@ -126,17 +130,28 @@ def detect(
         if not ctx.obj.get("quiet"):
             print_summary(brun, files)  # type: ignore[arg-type]
         return
-    run = run_detect(list(before), list(after), aoi=aoi, params=params)
-    products = write_products(
-        run,
-        outputs=(out,) if out is not None else (),
-        evidence=evidence,
-        reviews_dir=reviews_dir or default_store_dir(),
-        overwrite=overwrite,
+    log.info("detect: in memory, method %s, threshold %s", params.method, params.threshold)
+    with activity("detecting", quiet=bool(ctx.obj.get("quiet"))):
+        run = run_detect(list(before), list(after), aoi=aoi, params=params)
+    log.info(
+        "detect: %d detections on a %d x %d px grid, threshold %.4g",
+        len(run.objects),
+        run.grid.shape[0],
+        run.grid.shape[1],
+        run.change.threshold,
     )
+    with activity("writing", quiet=bool(ctx.obj.get("quiet"))):
+        products = write_products(
+            run,
+            outputs=(out,) if out is not None else (),
+            evidence=evidence,
+            reviews_dir=reviews_dir or default_store_dir(),
+            overwrite=overwrite,
+        )
     outputs = list(products.files)
     if products.evidence is not None:
         outputs += [products.evidence.report, products.evidence.manifest]
+    log.info("detect: wrote %d file(s)", len(outputs))
     if not ctx.obj.get("quiet"):
         print_summary(run, outputs)
         if products.reviews_applied:

@@ -7,18 +7,23 @@ metadata, plus the score/mask COGs written during the run).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
 from borderwatch.blocks import BlockRun, needs_blocks, run_detect_blocks
+from borderwatch.cli.logs import quiet_scheduler
 from borderwatch.errors import InputError
 from borderwatch.export import check_writable, write_geojson
 from borderwatch.pipeline import run_metadata
 from borderwatch.progress import progress_reporter
 
 __all__ = ["raster_out_options", "run_blockwise", "use_blocks", "write_block_outputs"]
+
+log = logging.getLogger(__name__)
 
 _GEOJSON = (".geojson", ".json")
 
@@ -107,7 +112,20 @@ def run_blockwise(
         check_writable(out, overwrite=overwrite)
     from borderwatch.blocks import DEFAULT_BLOCK_SIZE
 
-    with progress_reporter(quiet=bool(ctx.obj.get("quiet"))) as progress:
+    local = scheduler in (None, "local")
+    quiet_scheduler(scheduler)
+    log.info(
+        "detect: block by block, %d px blocks, %s scheduler",
+        block_size or DEFAULT_BLOCK_SIZE,
+        "local" if local else scheduler,
+    )
+    with (
+        progress_reporter(quiet=bool(ctx.obj.get("quiet"))) as progress,
+        # dask schedulers report no steps: show the elapsed time instead.
+        progress.activity(f"on {scheduler}")
+        if progress is not None and not local
+        else contextlib.nullcontext(),
+    ):
         run = run_detect_blocks(
             before,
             after,
@@ -120,4 +138,10 @@ def run_blockwise(
             overwrite=overwrite,
             progress=progress,
         )
+    log.info(
+        "detect: %d detections over %d block(s), threshold %.4g",
+        len(run.objects),
+        run.blocks,
+        run.change.threshold,
+    )
     return run, write_block_outputs(run, out, overwrite=overwrite)
