@@ -144,8 +144,9 @@ def read_jobs(path: str | os.PathLike[str]) -> list[BatchJob]:
     """Jobs from a CSV file with header ``aoi,before,after``.
 
     ``aoi`` may be empty (the whole overlap); ``before`` and ``after`` may list several
-    files separated by ``;``. Other columns are ignored. Each job's
-    :attr:`~BatchJob.origin` is ``<file>:<line>``.
+    files separated by ``;``. Other columns and blank lines are ignored. Each job's
+    :attr:`~BatchJob.origin` is ``<file>:<line>`` (the line where its row ends, for a
+    quoted cell over several lines).
 
     Parameters
     ----------
