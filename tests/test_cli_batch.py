@@ -168,3 +168,47 @@ def test_terminal_shows_job_k_of_n(cities: Path, tmp_path: Path, monkeypatch) ->
     assert "job 1/2 overlap__alpha__" in res.stderr and "job 2/2 overlap__bravo__" in res.stderr
     quiet = run("-q", *args, "--out-dir", str(tmp_path / "r"), "--overwrite")
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_library_loggers_stay_at_warning_even_with_vv(capsys) -> None:
+    import logging
+
+    from borderwatch.cli.logs import configure_logging
+
+    before = logging.getLogger("borderwatch").level
+    restore = configure_logging(verbose=2, quiet=False)
+    try:
+        logging.getLogger("distributed").setLevel(logging.INFO)  # as it does when imported
+        logging.getLogger("distributed.core").info("connection chatter")
+        logging.getLogger("rasterio._env").debug("GDAL environment noise")
+        logging.getLogger("borderwatch.stage").debug("own debug line")
+        logging.getLogger("rasterio").warning("a real warning")
+    finally:
+        restore()
+    err = capsys.readouterr().err
+    assert "DEBUG borderwatch.stage: own debug line" in err
+    assert "WARNING rasterio: a real warning" in err
+    assert "chatter" not in err and "noise" not in err
+    assert logging.getLogger("borderwatch").level == before
+    logging.getLogger("borderwatch.stage").warning("after the run")
+    assert "after the run" not in capsys.readouterr().err  # handler removed
+
+
+def test_activity_shows_only_on_a_terminal() -> None:
+    import io
+
+    from borderwatch.progress import activity
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    piped, tty = io.StringIO(), Tty()
+    with activity("detecting", quiet=False, stream=piped):
+        pass
+    with activity("detecting", quiet=True, stream=tty):
+        pass
+    assert piped.getvalue() == "" and tty.getvalue() == ""
+    with activity("detecting", quiet=False, stream=tty):
+        pass
+    assert "detecting" in tty.getvalue()
