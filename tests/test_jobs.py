@@ -237,6 +237,19 @@ def test_a_bug_is_not_a_job_failure() -> None:
         )
 
 
+def test_one_line_adds_the_cause_that_names_the_file() -> None:
+    try:
+        try:
+            raise ValueError("after.tif, band 1: IReadBlock failed")
+        except ValueError as cause:
+            raise OSError("Read failed. See previous exception for details.") from cause
+    except OSError as exc:
+        assert one_line(exc) == (
+            "OSError: Read failed. See previous exception for details. "
+            "(after.tif, band 1: IReadBlock failed)"
+        )
+
+
 def test_one_line() -> None:
     assert one_line(RasterReadError("x.tif: no\nsuch   file")) == "x.tif: no such file"
     assert one_line(OSError()) == "OSError"

@@ -364,11 +364,25 @@ def _distinct(names: Sequence[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- running
 def one_line(exc: BaseException) -> str:
-    """Return an exception as one line: its message, ``Type: message`` if not borderwatch's."""
+    r"""Return an exception as one line: its message, ``Type: message`` if not borderwatch's.
+
+    A library error that points to its cause (rasterio's "Read failed. See previous
+    exception") is followed by the cause, which names the file: ``RasterioIOError:
+    Read failed. ... (after.tif, band 1: IReadBlock failed ...)``.
+
+    Examples
+    --------
+    >>> one_line(OSError("disk\n full"))
+    'OSError: disk full'
+    """
     text = " ".join(str(exc).split())
     if isinstance(exc, BorderwatchError):
         return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
+        line += f" ({' '.join(str(cause).split())})"
+    return line
 
 
 @dataclass(frozen=True)
