@@ -2,9 +2,11 @@
 
 :func:`progress_reporter` returns an object with ``stage(description, total)``
 (the :class:`borderwatch.blocks.Progress` protocol) that opens one rich progress bar
-per stage and returns its ``advance()``; or ``None`` when progress must stay silent
-(``--quiet``, or stderr redirected to a file or pipe), so log files and CI output
-carry no control characters.
+per stage and returns its ``advance()``, ``activity(description)`` for work whose
+size is unknown (an elapsed-time bar) and ``note(text)`` for a line above the bars;
+or ``None`` when progress must stay silent (``--quiet``, or stderr redirected to a
+file or pipe), so log files and CI output carry no control characters.
+:func:`activity` is the one-call form for a run that reports no steps.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["RichProgress", "progress_reporter", "wants_progress"]
+__all__ = ["RichProgress", "activity", "progress_reporter", "wants_progress"]
 
 
 def wants_progress(*, quiet: bool, stream: IO[str] | None = None) -> bool:
@@ -37,6 +39,19 @@ class RichProgress:
         """Start a bar for ``total`` blocks; return the function that advances it by one."""
         task = self.progress.add_task(description, total=total)
         return lambda: self.progress.advance(task)
+
+    @contextlib.contextmanager
+    def activity(self, description: str) -> Iterator[None]:
+        """Show a bar of unknown length with the elapsed time while the block runs."""
+        task = self.progress.add_task(description, total=None)
+        try:
+            yield
+        finally:
+            self.progress.update(task, total=1, completed=1)
+
+    def note(self, text: str) -> None:
+        """Print one line above the bars (kept when the bars are gone)."""
+        self.progress.console.print(text, markup=False, highlight=False)
 
 
 @contextlib.contextmanager
@@ -77,3 +92,26 @@ def progress_reporter(
     )
     with bars:
         yield RichProgress(bars)
+
+
+@contextlib.contextmanager
+def activity(description: str, *, quiet: bool, stream: IO[str] | None = None) -> Iterator[None]:
+    """Show ``description`` with the elapsed time while the block runs (a terminal only).
+
+    For work that reports no steps, such as an in-memory detection.
+
+    Parameters
+    ----------
+    description : str
+        What is being done (``"detecting"``).
+    quiet : bool
+        ``--quiet`` given.
+    stream : file, optional
+        Where the bar goes (default ``sys.stderr``).
+    """
+    with progress_reporter(quiet=quiet, stream=stream) as progress:
+        if progress is None:
+            yield
+            return
+        with progress.activity(description):
+            yield

@@ -2,19 +2,25 @@
 
 The CLI layer only parses options and prints; algorithms live in the library
 modules. Any :class:`~borderwatch.errors.BorderwatchError` becomes one readable
-line on stderr and exit code 2.
+line on stderr and exit code 2. Exit code 1 means the command ran but found a
+problem it reports: ``verify`` when files changed, ``batch`` when a job failed (the
+other jobs' outputs and ``batch.json`` are written).
+
+``-v`` logs borderwatch's stages, ``-vv`` its debug lines; libraries (rasterio, GDAL,
+fiona, dask.distributed, ...) log only warnings and errors (:mod:`borderwatch.cli.logs`).
+``-q`` leaves errors only: no progress bars, no summary.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from typing import Any
 
 import click
 
 from borderwatch import __version__
+from borderwatch.cli.logs import configure_logging
 from borderwatch.errors import BorderwatchError
 
 __all__ = ["main"]
@@ -57,12 +63,16 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="borderwatch")
-@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log borderwatch's stages (-vv: its debug lines too; libraries: warnings only).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress or summary.")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Find and document new construction in before/after satellite imagery."""
-    level = logging.ERROR if quiet else (logging.WARNING - 10 * verbose)
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(message)s")
+    ctx.call_on_close(configure_logging(verbose=verbose, quiet=quiet))
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet

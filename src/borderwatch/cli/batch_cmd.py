@@ -1,71 +1,99 @@
-"""``borderwatch batch``: many AOIs x many image pairs as one dask job graph.
+"""``borderwatch batch``: many AOIs x many image pairs, one report per job.
 
 Jobs are every combination of the ``--aoi`` values and the ``--pair`` values, plus
 the rows of ``--jobs`` files (CSV with columns ``aoi,before,after``; ``aoi`` may be
 empty for the whole overlap; ``before``/``after`` may list several files separated
-by ``;``). All jobs' blocks run in one dask graph (``--scheduler``, default dask's
-local ``threads``), and one GeoJSON report per job is written to ``--out-dir`` as
-``<aoi>__<before>__<after>.geojson``, plus ``batch.json`` listing every job, its
-status (``ok`` or ``no-overlap``), detection count and report. Batch runs are block by
-block in one pass with statistics from a sample (:mod:`borderwatch.blockpass`), with
-co-registration and classification as ``detect``; radiometric normalisation is not
-available block by block (``--normalise`` other than ``none`` is refused).
+by ``;``). Each job's report is ``<name>.geojson`` in ``--out-dir``, the name made of
+the parts of the paths that tell the jobs apart (:func:`borderwatch.jobs.job_names`:
+``overlap__beihai__imgs_1__imgs_2`` and ``overlap__bercy__imgs_1__imgs_2`` for two
+OSCD cities, ``<aoi>__<before>__<after>`` for pairs in one folder). The same job given
+twice is refused; distinct jobs whose names still agree get ``-2``, ``-3``, ...
+
+Before any long work every job's inputs are opened and existing outputs are refused
+without ``--overwrite``. Then every job runs through the same engine and product
+writer as ``detect`` (:func:`borderwatch.engine.detect`,
+:func:`borderwatch.products.write_products`): ``<name>.geojson`` with ``<name>.qml``,
+with ``--gpkg`` also the styled ``<name>.gpkg``, with ``--evidence`` the packet
+``<name>.evidence/``, the same attribute schema and stable ids, stored reviews
+re-applied. Jobs run on ``--scheduler`` (default dask's local ``threads``; with
+``threads`` several jobs run at a time on one shared pool of a thread per CPU). Each
+job's outputs are written as soon as it is done.
+
+A job whose input is missing or unreadable fails alone: ``batch.json`` lists every job
+with its ``status`` (``ok``; ``no-overlap`` for an AOI the pair does not cover;
+``error``) and, when not ``ok``, the one-line ``reason``; every message about a job
+names it (``job 2/5 <name> (jobs.csv:3)``). Exit code 0 when no job failed, 1 when
+any job has status ``error`` (after writing everything else), 2 when the batch is
+refused before it starts (bad job file, repeated job, existing report).
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import click
 
-from borderwatch.blocks import DEFAULT_BLOCK_SIZE, BlockJob, prepare_job
+from borderwatch.cli.logs import quiet_scheduler
 from borderwatch.cli.options import detect_options, parse_threshold, scale_options
-from borderwatch.cli.scale import write_block_outputs
-from borderwatch.errors import InputError, NoOverlapError, OutputExistsError
+from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.export import atomic_write
+from borderwatch.jobs import (
+    BatchJob,
+    JobRef,
+    JobResult,
+    job_names,
+    pair_jobs,
+    read_jobs,
+    refuse_duplicates,
+    run_batch,
+)
+from borderwatch.progress import progress_reporter
 
-__all__ = ["Job", "batch", "read_jobs", "report_name"]
+__all__ = ["batch", "read_jobs"]
 
-Job = tuple[str | None, tuple[str, ...], tuple[str, ...]]
+log = logging.getLogger(__name__)
+
+#: dask schedulers that run in this process (others are dask.distributed addresses).
+_LOCAL = ("threads", "processes", "synchronous")
 
 
-def read_jobs(path: Path) -> list[Job]:
-    """Jobs from a CSV file with header ``aoi,before,after``.
+@contextlib.contextmanager
+def job_slots(scheduler: str, jobs: int) -> Iterator[int]:
+    """Yield how many jobs run at a time on ``scheduler``.
 
-    Raises
-    ------
-    InputError
-        Missing columns or empty ``before``/``after``.
+    With dask's ``threads``, jobs share one pool of a thread per CPU (set as dask's
+    ``pool``), so several small jobs fill the CPUs without oversubscribing them. Other
+    local schedulers run one job at a time; a dask.distributed address takes one job
+    per local CPU at a time (the cluster spreads their tasks).
     """
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"aoi", "before", "after"} - set(reader.fieldnames or ())
-        if missing:
-            raise InputError(
-                f"{path}: job file lacks column(s) {sorted(missing)}; "
-                "header must be aoi,before,after"
-            )
-        jobs: list[Job] = []
-        for n, row in enumerate(reader, start=2):
-            b = tuple(p.strip() for p in (row["before"] or "").split(";") if p.strip())
-            a = tuple(p.strip() for p in (row["after"] or "").split(";") if p.strip())
-            if not b or not a:
-                raise InputError(f"{path}:{n}: before and after must both be given")
-            jobs.append(((row["aoi"] or "").strip() or None, b, a))
-    return jobs
+    cpus = os.cpu_count() or 1
+    if scheduler == "threads" and jobs > 1 and cpus > 1:
+        import dask
+
+        with (
+            ThreadPoolExecutor(cpus, thread_name_prefix="borderwatch-dask") as pool,
+            dask.config.set(pool=pool),
+        ):
+            yield min(jobs, cpus)
+    elif scheduler in _LOCAL:
+        yield 1
+    else:
+        quiet_scheduler(scheduler)
+        yield min(jobs, cpus)
 
 
-def report_name(aoi: str | None, before: tuple[str, ...], after: tuple[str, ...]) -> str:
-    """File name of a job's report: ``<aoi>__<before stem>__<after stem>.geojson``."""
-
-    def stem(paths: tuple[str, ...]) -> str:
-        return Path(paths[0]).stem if len(paths) == 1 else Path(paths[0]).parent.name
-
-    place = Path(aoi).stem if aoi else "overlap"
-    return f"{place}__{stem(before)}__{stem(after)}.geojson"
+def _outcome(result: JobResult) -> str:
+    if result.status == "ok":
+        return f"{result.summary.get('detections', '-')} detections"
+    return f"{result.status}: {result.reason}"
 
 
 @click.command()
@@ -81,7 +109,7 @@ def report_name(aoi: str | None, before: tuple[str, ...], after: tuple[str, ...]
     multiple=True,
     nargs=2,
     type=click.Path(path_type=Path),
-    help="BEFORE AFTER rasters (repeatable); combined with every --aoi.",
+    help="BEFORE AFTER rasters or folders (repeatable); combined with every --aoi.",
 )
 @click.option(
     "--jobs",
@@ -94,7 +122,11 @@ def report_name(aoi: str | None, before: tuple[str, ...], after: tuple[str, ...]
     "--out-dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the reports (created if missing).",
+    help="Folder for the reports and batch.json (created if missing).",
+)
+@click.option("--gpkg", "gpkg", is_flag=True, help="Also write <name>.gpkg per job.")
+@click.option(
+    "--evidence", "evidence", is_flag=True, help="Also write the packet <name>.evidence/ per job."
 )
 @detect_options
 @scale_options
@@ -105,7 +137,9 @@ def batch(
     pairs: tuple[tuple[Path, Path], ...],
     job_files: tuple[Path, ...],
     out_dir: Path,
-    method: str,
+    gpkg: bool,
+    evidence: bool,
+    method: Any,
     threshold: str,
     min_area_m2: float,
     overwrite: bool,
@@ -113,74 +147,134 @@ def batch(
     scheduler: str | None,
     **quality: Any,
 ) -> None:
-    """Run detection for many AOIs x image pairs as one job graph; one report per job."""
-    from borderwatch.dask_run import run_jobs
-    from borderwatch.engine import DetectParams
+    """Run detection for many AOIs x image pairs; one report per job.
 
-    specs: list[Job] = [
-        (aoi, (str(b),), (str(a),)) for (b, a) in pairs for aoi in (aois or (None,))
-    ]
-    for path in job_files:
-        specs += read_jobs(path)
-    if not specs:
-        raise click.UsageError("give at least one --pair or --jobs file")
-    names = [report_name(*s) for s in specs]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise InputError(
-            f"two jobs would write the same report {sorted(dupes)[0]}; "
-            "rename the inputs or split the batch"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        if (out_dir / name).exists() and not overwrite:
-            raise OutputExistsError(f"{out_dir / name}: output exists; pass --overwrite")
-    params = DetectParams(
-        method=method, threshold=parse_threshold(threshold), min_area_m2=min_area_m2, **quality
+    Exit code 1 when a job failed (the others are written, batch.json says which and
+    why), 2 when the batch is refused before it starts.
+    """
+    from borderwatch.engine import (
+        DEFAULT_BLOCK_SIZE,
+        DetectionRun,
+        DetectParams,
+        Plan,
+        make_plan,
+        run_plan,
     )
-    jobs: list[BlockJob] = []
-    status: list[dict[str, object]] = []
-    for (aoi, b, a), name in zip(specs, names, strict=True):
-        entry: dict[str, object] = {"aoi": aoi, "before": list(b), "after": list(a)}
-        try:
-            jobs.append(
-                prepare_job(
-                    list(b),
-                    list(a),
-                    aoi=aoi,
-                    params=params,
-                    block_size=block_size or DEFAULT_BLOCK_SIZE,
-                )
-            )
-            entry.update(status="ok", report=name)
-        except NoOverlapError as exc:
-            entry.update(status="no-overlap", reason=str(exc))
-        status.append(entry)
-    runs = iter(run_jobs(jobs, scheduler=scheduler or "threads"))
-    for entry in status:
-        if entry["status"] != "ok":
-            continue
-        run = next(runs)
-        write_block_outputs(run, out_dir / str(entry["report"]), overwrite=overwrite)
-        entry.update(
-            detections=len(run.objects),
-            total_area_m2=run.total_area_m2,
-            threshold=run.change.threshold,
+    from borderwatch.products import write_products
+    from borderwatch.review import default_store_dir
+
+    quiet = bool(ctx.obj.get("quiet"))
+    jobs: list[BatchJob] = pair_jobs(pairs, aois)
+    for path in job_files:
+        jobs += read_jobs(path)
+    if not jobs:
+        raise click.UsageError("give at least one --pair or --jobs file")
+    refuse_duplicates(jobs)
+    names = job_names(jobs)
+    reports = []
+    for name in names:
+        reports += [out_dir / f"{name}.geojson", out_dir / f"{name}.qml"]
+        reports += [out_dir / f"{name}.gpkg"] if gpkg else []
+        reports += [out_dir / f"{name}.evidence"] if evidence else []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from exc
+    existing = [p for p in reports if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more reports)" if len(existing) > 1 else ""
+        raise OutputExistsError(f"{existing[0]}: output exists{more}; pass --overwrite")
+    params = DetectParams(
+        method=method,
+        threshold=parse_threshold(threshold),  # type: ignore[arg-type]
+        min_area_m2=min_area_m2,
+        **quality,
+    )
+    reviews_dir = default_store_dir()
+    sched = scheduler or "threads"
+    size = block_size or DEFAULT_BLOCK_SIZE
+    log.info("batch: %d jobs, reports to %s, scheduler %s", len(jobs), out_dir, sched)
+    log.debug("batch: parameters %s", params)
+
+    def prepare(ref: JobRef) -> Plan:
+        job = ref.job
+        prepared = make_plan(
+            list(job.before), list(job.after), aoi=job.aoi, params=params, block_size=size
         )
+        grid = prepared.source.grid
+        log.info(
+            "%s: %d x %d px grid at %g m (%s), %d block(s) of %d px",
+            ref.label,
+            grid.shape[0],
+            grid.shape[1],
+            grid.res[0],
+            grid.crs.to_string(),
+            len(prepared.blocks),
+            size,
+        )
+        return prepared
+
+    def execute(prepared: Plan, ref: JobRef) -> DetectionRun:
+        log.debug("%s: computing on %s", ref.label, sched)
+        return run_plan(prepared, scheduler=sched)
+
+    def write(run: DetectionRun, ref: JobRef) -> dict[str, object]:
+        path = out_dir / f"{ref.name}.geojson"
+        layers = (path, out_dir / f"{ref.name}.gpkg") if gpkg else (path,)
+        write_products(
+            run,
+            outputs=layers,
+            evidence=out_dir / f"{ref.name}.evidence" if evidence else None,
+            reviews_dir=reviews_dir,
+            overwrite=overwrite,
+        )
+        log.info("%s: wrote %s", ref.label, path)
+        return {
+            "report": path.name,
+            "detections": len(run.objects),
+            "total_area_m2": run.total_area_m2,
+            "threshold": run.change.threshold,
+        }
+
+    with progress_reporter(quiet=quiet) as progress, job_slots(sched, len(jobs)) as slots:
+        advance = progress.stage("jobs", len(jobs)) if progress is not None else None
+
+        def show(result: JobResult) -> None:
+            if result.status == "error":
+                click.echo(f"borderwatch: {result.label}: error: {result.reason}", err=True)
+            if progress is not None and advance is not None:
+                advance()
+                if result.status != "error":
+                    progress.note(f"{result.label}: {_outcome(result)}")
+
+        results = run_batch(
+            jobs,
+            names=names,
+            prepare=prepare,
+            execute=execute,
+            write=write,
+            workers=slots,
+            on_result=show,
+        )
+    counts = Counter(r.status for r in results)
     with atomic_write(out_dir / "batch.json", overwrite=True) as tmp:
         tmp.write_text(
             json.dumps(
                 {
-                    "scheduler": scheduler or "threads",
+                    "scheduler": sched,
                     "statistics": "sample",
-                    "jobs": status,
+                    "counts": {s: counts.get(s, 0) for s in ("ok", "no-overlap", "error")},
+                    "jobs": [r.record() for r in results],
                 },
                 indent=2,
             ),
             encoding="utf-8",
         )
-    if not ctx.obj.get("quiet"):
-        ok = sum(e["status"] == "ok" for e in status)
-        click.echo(f"{ok} of {len(status)} jobs run; reports in {out_dir}")
-        for e in status:
-            click.echo(f"  {e.get('report') or e['status']}: {e.get('detections', '-')} detections")
+    log.info("batch: wrote %s", out_dir / "batch.json")
+    if not quiet:
+        failed = f", {counts['error']} failed" if counts["error"] else ""
+        click.echo(f"{counts['ok']} of {len(results)} jobs run{failed}; reports in {out_dir}")
+        for r in results:
+            click.echo(f"  {r.label}: {_outcome(r)}")
+    if counts["error"]:
+        ctx.exit(1)

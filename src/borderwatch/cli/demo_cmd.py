@@ -13,6 +13,7 @@ from borderwatch.cli.options import detect_options, parse_threshold
 from borderwatch.engine import DetectParams, detect
 from borderwatch.errors import OutputExistsError
 from borderwatch.products import write_products
+from borderwatch.progress import activity, progress_reporter
 from borderwatch.sample_data import sample_tiles_dir
 
 __all__ = ["demo"]
@@ -46,16 +47,21 @@ def demo(
     params = DetectParams(
         method=method, threshold=parse_threshold(threshold), min_area_m2=min_area_m2, **quality
     )
-    run = detect(tiles / "before.tif", tiles / "after.tif", aoi="helong", params=params)
+    quiet = bool(ctx.obj.get("quiet"))
+    with progress_reporter(quiet=quiet) as progress:
+        run = detect(
+            tiles / "before.tif", tiles / "after.tif", aoi="helong", params=params, progress=progress
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
     # no stored reviews are applied: the demo imagery is synthetic.
-    products = write_products(
-        run,
-        outputs=(out_dir / "new_structures.gpkg", out_dir / "new_structures.geojson"),
-        evidence=out_dir,
-        overwrite=overwrite,
-    )
+    with activity("writing", quiet=quiet):
+        products = write_products(
+            run,
+            outputs=(out_dir / "new_structures.gpkg", out_dir / "new_structures.geojson"),
+            evidence=out_dir,
+            overwrite=overwrite,
+        )
     assert products.evidence is not None
     outputs = [*products.files, products.evidence.report, products.evidence.manifest]
     if not ctx.obj.get("quiet"):
