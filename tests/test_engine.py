@@ -276,3 +276,39 @@ def test_evaluate_scores_what_detect_writes(pair, tmp_path: Path) -> None:
     assert out["detections"]["f1"] == 1.0 and out["detections"]["fp"] == 0
     assert out["n_detections"] >= 4
     assert out["pixels"]["recall"] == 1.0  # the pixel mask before object filters holds them
+
+
+def test_batch_writes_per_job_what_detect_writes(pair, tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    b, a, _ = pair
+    opts = ["--method", "cva", "--min-area", "100"]
+    res = CliRunner().invoke(
+        main, ["batch", "--pair", str(b), str(a), "--out-dir", str(tmp_path / "batch"),
+               "--gpkg", *opts],
+    )
+    assert res.exit_code == 0, res.output
+    job = json.loads((tmp_path / "batch" / "batch.json").read_text())["jobs"][0]
+    stem = Path(job["report"]).stem
+    res = CliRunner().invoke(
+        main, ["detect", "--before", str(b), "--after", str(a), "--out",
+               str(tmp_path / "d.gpkg"), *opts],
+    )
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(
+        main, ["detect", "--before", str(b), "--after", str(a), "--out",
+               str(tmp_path / "d.geojson"), *opts],
+    )
+    assert res.exit_code == 0, res.output
+    import pyogrio
+
+    got = tmp_path / "batch" / f"{stem}.gpkg"
+    assert [n for n, _ in pyogrio.list_layers(got)] == [
+        n for n, _ in pyogrio.list_layers(tmp_path / "d.gpkg")
+    ]
+    for x, y in ((got, tmp_path / "d.gpkg"), (tmp_path / "batch" / f"{stem}.geojson",
+                                               tmp_path / "d.geojson")):
+        dx, dy = gpd.read_file(x), gpd.read_file(y)
+        assert list(dx.columns) == list(dy.columns)
+        assert list(dx["id"]) == list(dy["id"]) and len(dx) >= 4
+    assert (tmp_path / "batch" / f"{stem}.qml").read_text() == (tmp_path / "d.qml").read_text()

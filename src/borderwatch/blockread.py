@@ -27,6 +27,7 @@ import rasterio.errors
 import rasterio.windows
 from affine import Affine
 
+from borderwatch.errors import RasterReadError
 from borderwatch.io import Grid, read_scene
 
 #: GDAL block cache while decoding, MB (as :data:`borderwatch.blocktasks.GDAL_CACHE_MB`).
@@ -97,6 +98,22 @@ def _read_file_window(ds: rasterio.DatasetReader, bands: int, win: Win) -> np.nd
     return out
 
 
+def _read_path_window(path: str, bands: int, win: Win) -> np.ndarray:
+    """:func:`_read_file_window` of a file by path; a decoding error names the file."""
+    try:
+        with rasterio.open(path) as ds:
+            return _read_file_window(ds, bands, win)
+    except rasterio.errors.RasterioError as exc:
+        raise RasterReadError(f"{path}: cannot read pixels ({_cause(exc)})") from exc
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost message of a rasterio error (it hides GDAL's under 'Read failed')."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def read_pair(src: object, win: Win) -> Pair:
     """Read one grid window of both dates of a :class:`~borderwatch.blocktasks.PairSource`."""
     r0, c0, h, w = win
@@ -105,10 +122,8 @@ def read_pair(src: object, win: Win) -> Pair:
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         if native is not None:
             fwin = (r0 + native[0], c0 + native[1], h, w)
-            with rasterio.open(src.before.paths[0]) as db:  # type: ignore[attr-defined]
-                b = _read_file_window(db, bands, fwin)
-            with rasterio.open(src.after.paths[0]) as da:  # type: ignore[attr-defined]
-                a = _read_file_window(da, bands, fwin)
+            b = _read_path_window(src.before.paths[0], bands, fwin)  # type: ignore[attr-defined]
+            a = _read_path_window(src.after.paths[0], bands, fwin)  # type: ignore[attr-defined]
         else:
             g: Grid = src.grid  # type: ignore[attr-defined]
             sub = Grid(g.crs, g.transform @ Affine.translation(c0, r0), (h, w))
@@ -212,7 +227,12 @@ class TileReader:
                 h, w = max(min(th, rows - r0), 0), max(min(tw, cols - c0), 0)
                 if h and w:  # kept in the file's own dtype (uint16: half of float32)
                     window = rasterio.windows.Window(c0, r0, w, h)
-                    parts.append(_read_raw(ds, self._bands, window, None))
+                    try:
+                        parts.append(_read_raw(ds, self._bands, window, None))
+                    except rasterio.errors.RasterioError as exc:
+                        raise RasterReadError(
+                            f"{ds.name}: cannot read pixels ({_cause(exc)})"
+                        ) from exc
                 else:  # past this date's (smaller) file
                     parts.append((np.zeros((self._bands, 0, 0), np.uint8), None))
             return parts
