@@ -94,7 +94,7 @@ from borderwatch.blocktasks import (
     threshold_from_histogram,
 )
 from borderwatch.change import THRESHOLDS, combined_halo_px, threshold_score
-from borderwatch.errors import InputError
+from borderwatch.errors import InputError, InternalError
 from borderwatch.export import check_writable, sha256_file
 from borderwatch.io import DateSource, Grid, choose_grid, open_date
 
@@ -788,7 +788,7 @@ def _run_sampled(
         scene = fit_job(job, align, samples)
         del samples
         if scene.halo != halo:  # the reads above assumed this halo
-            raise RuntimeError(f"block halo {scene.halo} px differs from the {halo} px read")
+            raise InternalError(f"block halo {scene.halo} px differs from the {halo} px read")
 
         def one(k: int) -> Any:
             if reader is None:

@@ -35,6 +35,7 @@ from borderwatch.blockstats import (
     otsu_from_histogram,
 )
 from borderwatch.change import clean_mask
+from borderwatch.errors import CacheIOError
 from borderwatch.io import DateSource, Grid, read_scene
 from borderwatch.objects import label_objects
 
@@ -203,7 +204,7 @@ def _full_io(fd: int, buf: np.ndarray, offset: int, *, write: bool) -> None:
         else:
             n = os.preadv(fd, [view[done:]], offset + done)
         if n <= 0:
-            raise OSError(f"scratch cache I/O stopped at byte {offset + done}")
+            raise CacheIOError(f"scratch cache I/O stopped at byte {offset + done}")
         done += n
 
 
