@@ -105,7 +105,7 @@ def detect(
         crs=crs,
         **quality,
     )
-    scale = {
+    scale: dict[str, Any] = {
         "block_size": block_size,
         "scheduler": scheduler,
         "score_out": score_out,
