@@ -88,7 +88,7 @@ def _read(path: Path) -> np.ndarray:
         return ds.read(1)
 
 
-@pytest.mark.parametrize("threshold", [3.0, "otsu"])
+@pytest.mark.parametrize("threshold", [3.0, pytest.param("otsu", marks=pytest.mark.slow)])
 def test_blockwise_equals_in_memory(pair, tmp_path: Path, threshold: str | float) -> None:
     b, a, planted = pair
     grid = _grid(b, a)
@@ -138,6 +138,7 @@ def test_objects_crossing_edges_are_one_polygon(pair) -> None:
     assert run.objects.intersects(Point(x, y)).sum() == 1
 
 
+@pytest.mark.slow
 def test_resampled_grid_matches(pair) -> None:
     """A grid that is not the input pixel grid (2 m) goes through read_scene per block."""
     b, a, _ = pair
@@ -196,6 +197,7 @@ def test_streamed_otsu_and_moments_equal_whole_array() -> None:
     np.testing.assert_allclose(m.std, x.std(axis=1, dtype=np.float64), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_memory_below_block_budget(tmp_path: Path) -> None:
     """A scene 5x larger than the budget runs with a traced peak below the budget."""
     rows = cols = 1536
@@ -241,6 +243,7 @@ def test_memory_below_block_budget(tmp_path: Path) -> None:
     assert peak < budget, f"traced peak {peak / 2**20:.1f} MiB"
 
 
+@pytest.mark.slow
 def test_cli_detect_blockwise(pair, tmp_path: Path) -> None:
     b, a, _ = pair
     out = tmp_path / "det.geojson"

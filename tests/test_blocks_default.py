@@ -87,6 +87,7 @@ def _read(path: Path) -> np.ndarray:
 PARAMS = DetectParams(min_area_m2=100.0)  # the defaults: combined, ki, align, classify
 
 
+@pytest.mark.slow
 def test_default_blockwise_equals_in_memory(shifted, tmp_path: Path) -> None:
     b, a = shifted
     grid = _grid(b, a)
@@ -112,6 +113,7 @@ def test_default_blockwise_equals_in_memory(shifted, tmp_path: Path) -> None:
     assert all(g.equals(w) for g, w in zip(got.geometry, want.geometry, strict=True))
 
 
+@pytest.mark.slow
 def test_sampled_statistics_within_stated_tolerance(shifted) -> None:
     b, a = shifted
     grid = _grid(b, a)
@@ -161,6 +163,7 @@ def test_what_cannot_run_blockwise_is_refused(shifted) -> None:
             run_detect_blocks(b, a, params=params, block_size=BLOCK)
 
 
+@pytest.mark.slow
 def test_cli_default_detect_runs_blockwise(shifted, tmp_path: Path) -> None:
     b, a = shifted
     out = tmp_path / "det.geojson"

@@ -13,6 +13,7 @@ from borderwatch.blocks import run_detect_blocks
 distributed = pytest.importorskip("distributed")
 
 
+@pytest.mark.slow
 def test_default_method_on_local_cluster_equals_local_run(tmp_path: Path) -> None:
     b, a = make_shifted_pair(tmp_path)
     local = run_detect_blocks(b, a, params=PARAMS, block_size=BLOCK, sample_px=100_000)

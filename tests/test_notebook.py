@@ -56,6 +56,7 @@ def outputs_of(nb, kind: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("BORDERWATCH_NOTEBOOK_OUT", str(tmp_path / "out"))

@@ -69,6 +69,7 @@ def edited(analyst_outputs, tmp_path):
     return gpkg, ids
 
 
+@pytest.mark.slow
 def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path, sample_detect_args):
     gpkg, ids = edited
     store = tmp_path / "store"
@@ -99,6 +100,7 @@ def _files(root: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_cli_default_store_is_the_tests_home_not_the_users(
     edited, isolated_home, tmp_path, sample_detect_args, monkeypatch
 ):
