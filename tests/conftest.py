@@ -1,7 +1,12 @@
-"""Shared fixtures: tiny georeferenced rasters made in tmp_path, and ../shared/data."""
+"""Shared fixtures: tiny georeferenced rasters made in tmp_path, and ../shared/data.
+
+Every test runs with ``HOME`` and ``XDG_DATA_HOME`` in a fresh temporary folder
+(:func:`isolated_home`), so nothing reads or writes the user's review store.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +17,34 @@ from affine import Affine
 
 UTM52_ORIGIN = Affine(1.0, 0, 500000.0, 0, -1.0, 4710000.0)  # 1 m pixels near Helong
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: The home folder and XDG data folder of the user running the tests, read before any
+#: test changes them (for tests that check nothing was written there).
+REAL_HOME = Path.home()
+REAL_XDG_DATA_HOME = os.environ.get("XDG_DATA_HOME")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Point ``HOME`` and ``XDG_DATA_HOME`` at a new temporary folder for every test.
+
+    The default review store (:func:`borderwatch.review.default_store_dir`) is then
+    ``<that folder>/xdg-data/borderwatch/reviews``; ``BORDERWATCH_REVIEWS`` (the
+    CLI's ``--reviews`` default) is unset. A folder of its own rather than a part of
+    ``tmp_path``, so tests that list ``tmp_path`` see only their own files.
+
+    Returns
+    -------
+    pathlib.Path
+        The temporary home folder.
+    """
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
+    monkeypatch.delenv("BORDERWATCH_REVIEWS", raising=False)
+    return home
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ def _f1(pairs, params=None, row="detections"):
     return pool(scores).f1
 
 
+@pytest.mark.slow
 def test_oscd_city_default_beats_floor_and_baseline():
     _need(OSCD)
     (pair,) = iter_oscd(OSCD, cities=["rennes"], bands=("B02", "B03", "B04", "B08", "B11"))
@@ -71,6 +72,7 @@ def levir():
     }
 
 
+@pytest.mark.slow
 def test_levir_combined_beats_baseline(levir):
     assert levir["baseline"] == pytest.approx(0.251, abs=0.01)  # the 0.23
     assert levir["combined+otsu"] >= levir["baseline"]
@@ -115,6 +117,7 @@ def test_evaluate_cli_json_on_png(tmp_path):
     assert out["tp"] + out["fp"] + out["fn"] + out["tn"] == 256 * 256
 
 
+@pytest.mark.slow
 def test_evaluate_cli_oscd_change_value():
     _need(OSCD)
     city = OSCD / "Onera Satellite Change Detection dataset - Images" / "bercy"

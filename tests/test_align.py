@@ -38,6 +38,7 @@ def test_planted_shift_is_recovered_to_a_tenth_of_a_pixel(shift):
     assert_allclose(reg.block_shifts[0, 2:], (-shift[0], -shift[1]), atol=0.15)
 
 
+@pytest.mark.slow
 def test_centre_window_without_overlap_falls_back_to_the_whole_image():
     # A partial after footprint that misses the centre window: the shift is measured
     # on the whole image instead of failing (or trusting a handful of pixels).

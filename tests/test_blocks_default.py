@@ -86,6 +86,7 @@ def _read(path: Path) -> np.ndarray:
 PARAMS = DetectParams(min_area_m2=100.0)  # the defaults: combined, ki, align, classify
 
 
+@pytest.mark.slow
 def test_default_many_blocks_equals_one_block(shifted, tmp_path: Path) -> None:
     b, a = shifted
     grid = _grid(b, a)
@@ -111,6 +112,7 @@ def test_default_many_blocks_equals_one_block(shifted, tmp_path: Path) -> None:
     assert all(g.equals(w) for g, w in zip(got.geometry, want.geometry, strict=True))
 
 
+@pytest.mark.slow
 def test_sampled_statistics_within_stated_tolerance(shifted) -> None:
     b, a = shifted
     grid = _grid(b, a)

@@ -63,6 +63,7 @@ def test_detect_writes_layer_and_summary(tmp_path: Path, sample_detect_args):
     assert out.read_bytes() == stamp
 
 
+@pytest.mark.slow
 def test_demo_runs_from_any_directory(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = invoke(["demo"])
@@ -131,6 +132,7 @@ def test_bad_malformed_aoi_file(tmp_path: Path, good_pair):
     assert "site.geojson" in run_bad(tmp_path, good_pair[0], good_pair[1], "--aoi", str(aoi))
 
 
+@pytest.mark.slow
 def test_oscd_detect_runs(tmp_path: Path, shared_data: Path):
     city = shared_data / "oscd" / "Onera Satellite Change Detection dataset - Images" / "beihai"
     out = tmp_path / "beihai.geojson"

@@ -33,6 +33,7 @@ def _same(a, b) -> None:
     assert all(g.equals(w) for g, w in zip(a.objects.geometry, b.objects.geometry, strict=True))
 
 
+@pytest.mark.slow
 def test_local_cluster_equals_local_run(cluster, tmp_path: Path) -> None:
     b, a, _ = make_pair(tmp_path)
     params = DetectParams(method="cva", threshold="otsu", min_area_m2=100.0, **WHOLE_OFF)
@@ -56,6 +57,7 @@ def test_local_cluster_equals_local_run(cluster, tmp_path: Path) -> None:
     _same(local, threads)
 
 
+@pytest.mark.slow
 def test_batch_on_cluster_one_report_per_job(cluster, tmp_path: Path) -> None:
     d1, d2 = tmp_path / "p1", tmp_path / "p2"
     d1.mkdir()

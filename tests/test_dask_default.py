@@ -13,6 +13,7 @@ from test_blocks_default import BLOCK, PARAMS, make_shifted_pair
 distributed = pytest.importorskip("distributed")
 
 
+@pytest.mark.slow
 def test_default_method_on_local_cluster_equals_local_run(tmp_path: Path) -> None:
     b, a = make_shifted_pair(tmp_path)
     local = detect(b, a, params=PARAMS, block_size=BLOCK, sample_px=100_000)

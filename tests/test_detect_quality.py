@@ -16,6 +16,7 @@ def run_and_truth():
     return run, truth
 
 
+@pytest.mark.slow
 def test_default_is_combined_with_alignment(run_and_truth):
     run, _ = run_and_truth
     assert DetectParams().method == "combined" and DetectParams().threshold == "ki"

@@ -197,6 +197,7 @@ def test_refuses_non_empty_folder(analyst_outputs, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["something.txt"]
 
 
+@pytest.mark.slow
 def test_demo_writes_everything_and_verifies(tmp_path):
     out = tmp_path / "demo"
     r = CliRunner().invoke(main, ["demo", "--out-dir", str(out)])
@@ -213,6 +214,7 @@ def test_demo_writes_everything_and_verifies(tmp_path):
     assert verify_packet(out).ok
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_oscd_sentinel2_packet(tmp_path, shared_data):
     """Real Sentinel-2 bands (OSCD Beihai, Daudt et al. 2018): chips from B04/B03/B02."""
@@ -251,6 +253,7 @@ def test_oscd_sentinel2_packet(tmp_path, shared_data):
     assert verify_packet(tmp_path / "packet").ok
 
 
+@pytest.mark.slow
 def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
     """Object ids, the GeoJSON provenance and the manifest share one hash per input."""
     import borderwatch.sample_data as pipeline

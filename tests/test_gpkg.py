@@ -110,6 +110,7 @@ def test_geojson_output_has_qml_beside_it(analyst_outputs):
     assert 0 <= props["confidence"] <= 1  # from borderwatch.classify (issue 3)
 
 
+@pytest.mark.slow
 def test_ids_stable_across_reruns_and_tied_to_inputs(analyst_outputs, tmp_path):
     first = analyst_outputs.products.detections
     again = detect(
@@ -190,6 +191,7 @@ def test_write_is_atomic_and_refuses_to_overwrite(analyst_outputs, tmp_path):
         write_gpkg(layers, tmp_path / "x.shp")
 
 
+@pytest.mark.slow
 def test_detect_cli_writes_gpkg_by_suffix(analyst_outputs, tmp_path: Path, sample_detect_args):
     out = tmp_path / "site.gpkg"
     tiles = analyst_outputs.tiles

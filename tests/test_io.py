@@ -141,6 +141,7 @@ def test_truncated_geotiff_is_a_read_error(make_raster, tmp_path: Path):
         load_pair(bad, good)
 
 
+@pytest.mark.slow
 def test_oscd_city_onto_one_grid(shared_data: Path):
     city = shared_data / "oscd" / "Onera Satellite Change Detection dataset - Images" / "hongkong"
     b, a = open_date(city / "imgs_1"), open_date(city / "imgs_2")

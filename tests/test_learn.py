@@ -36,6 +36,7 @@ def test_train_predict_roundtrip(tmp_path):
         load_model(tmp_path / "bad.pkl")
 
 
+@pytest.mark.slow
 def test_band_mismatch_and_leave_one_out():
     with pytest.raises(InputError):
         train_model([toy(0), toy(1, names=("B02", "B03", "B04", "B8A"))], max_iter=5)
@@ -44,6 +45,7 @@ def test_band_mismatch_and_leave_one_out():
     assert all(s.f1 > 0.7 for s in res.values())
 
 
+@pytest.mark.slow
 def test_detect_cli_with_model(tmp_path):
     from click.testing import CliRunner
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -22,7 +23,15 @@ PUBLIC_MODULES = {"aoi", "change", "evidence", "io", "objects", "pipeline", "pro
 
 
 def kernel_for_this_interpreter(root: Path) -> str:
-    """A kernel spec that runs this very Python (the test venv), found via JUPYTER_PATH."""
+    """A kernel spec that runs this very Python (the test venv), found via JUPYTER_PATH.
+
+    The kernel imports the borderwatch these tests import (the checkout's ``src/``,
+    pytest's ``pythonpath``), whatever the kernel's working folder.
+    """
+    import borderwatch
+
+    code = str(Path(borderwatch.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (code, os.environ.get("PYTHONPATH", "")) if p)
     spec = root / "kernels" / "borderwatch-test"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(
@@ -31,6 +40,7 @@ def kernel_for_this_interpreter(root: Path) -> str:
                 "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                 "display_name": "borderwatch test",
                 "language": "python",
+                "env": {"PYTHONPATH": path},
             }
         )
     )
@@ -46,6 +56,7 @@ def outputs_of(nb, kind: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("BORDERWATCH_NOTEBOOK_OUT", str(tmp_path / "out"))

@@ -85,6 +85,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_qgis_opens_styled_layers_and_review_edit_round_trips(analyst_outputs, tmp_path):
     folder = tmp_path / "qgis"
     folder.mkdir()

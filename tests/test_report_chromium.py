@@ -70,6 +70,7 @@ def run_chromium(html: Path, tmp: Path) -> tuple[Path, list[str]]:
     return shot, external
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_report_renders_offline_with_table_and_chips(analyst_outputs, tmp_path):
     shot, external = run_chromium(analyst_outputs.products.evidence.report, tmp_path)
@@ -88,6 +89,7 @@ def test_report_renders_offline_with_table_and_chips(analyst_outputs, tmp_path):
     assert (img == np.array([241, 241, 241])).all(axis=-1).sum() > 2000
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_network_check_catches_a_remote_image(analyst_outputs, tmp_path):
     """Control: the same check flags a page that does reach out."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -12,12 +13,15 @@ import pyogrio
 import pytest
 import shapely
 from click.testing import CliRunner
+from conftest import REAL_HOME, REAL_XDG_DATA_HOME
 from shapely.geometry import box
 
+import borderwatch.products
 from borderwatch.cli import main
 from borderwatch.errors import InputError
 from borderwatch.review import (
     apply_reviews,
+    default_store_dir,
     export_labels,
     import_reviews,
     load_reviews,
@@ -65,6 +69,7 @@ def edited(analyst_outputs, tmp_path):
     return gpkg, ids
 
 
+@pytest.mark.slow
 def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path, sample_detect_args):
     gpkg, ids = edited
     store = tmp_path / "store"
@@ -88,6 +93,66 @@ def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path, sa
     assert det.loc[ids[0], "review"] == "confirmed" and det.loc[ids[0], "note"] == "new barracks"
     assert det.loc[ids[1], "review"] == "rejected"
     assert (det.drop(index=ids[:2])["review"] == "unreviewed").all()
+
+
+def _files(root: Path) -> dict[Path, int]:
+    """Files under ``root`` and their modification times (empty when it is absent)."""
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_cli_default_store_is_the_tests_home_not_the_users(
+    edited, isolated_home, tmp_path, sample_detect_args, monkeypatch
+):
+    """Without --reviews, `review import` and `detect` use the per-test home only."""
+    real_data = REAL_XDG_DATA_HOME or ""
+    real_data_home = Path(real_data) if os.path.isabs(real_data) else REAL_HOME / ".local" / "share"
+    real_store = real_data_home / "borderwatch" / "reviews"
+    real_before = _files(real_store)
+    store = isolated_home / "xdg-data" / "borderwatch" / "reviews"
+    assert default_store_dir() == store
+    assert store != real_store and not store.is_relative_to(real_store)
+
+    gpkg, ids = edited
+    r = CliRunner().invoke(main, ["review", "import", str(gpkg)])
+    assert r.exit_code == 0, r.output
+    assert (store / "helong.reviews.geojson").is_file()
+    assert len(load_reviews(store, "helong")) == 2
+
+    read_from: list[Path] = []
+    load = borderwatch.products.load_reviews
+
+    def spy(store_dir, place):
+        read_from.append(Path(store_dir))
+        return load(store_dir, place)
+
+    monkeypatch.setattr(borderwatch.products, "load_reviews", spy)
+    out = tmp_path / "rerun.gpkg"
+    r = CliRunner().invoke(main, sample_detect_args(out))
+    assert r.exit_code == 0, r.output
+    assert read_from == [store]
+    assert "re-applied 2 stored reviews for helong" in r.output
+    assert _files(real_store) == real_before
+
+
+@pytest.mark.parametrize(
+    ("xdg", "expected"),
+    [
+        ("{tmp}/data", "{tmp}/data/borderwatch/reviews"),
+        (None, "{home}/.local/share/borderwatch/reviews"),
+        ("", "{home}/.local/share/borderwatch/reviews"),
+        ("relative/data", "{home}/.local/share/borderwatch/reviews"),  # XDG: ignored
+    ],
+)
+def test_default_store_dir_honours_xdg_data_home(
+    xdg, expected, isolated_home, tmp_path, monkeypatch
+):
+    fill = {"tmp": str(tmp_path), "home": str(isolated_home)}
+    if xdg is None:
+        monkeypatch.delenv("XDG_DATA_HOME")
+    else:
+        monkeypatch.setenv("XDG_DATA_HOME", xdg.format(**fill))
+    assert default_store_dir() == Path(expected.format(**fill))
 
 
 def test_reimport_updates_and_clears(edited, tmp_path):

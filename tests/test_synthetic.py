@@ -49,6 +49,7 @@ def read_tif(path: Path) -> np.ndarray:
 # --------------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_arrays() -> None:
     a, b = make_pair(seed=3), make_pair(seed=3)
     assert_array_equal(a.before, b.before)
@@ -96,6 +97,7 @@ def test_georeferencing(pair: SyntheticPair) -> None:
     assert_allclose((lon, lat), (LON, LAT), atol=2e-5)  # within ~2 m
 
 
+@pytest.mark.slow
 def test_pixel_size_and_larger_scene() -> None:
     p = make_pair(size=1024, pixel_m=0.5, **CLEAN)
     assert p.before.shape == (4, 1024, 1024)
@@ -157,6 +159,7 @@ def test_truth_matches_painted_pixels(pair: SyntheticPair) -> None:
     assert abs(mask.sum() - pair.truth.area_m2.sum()) < 0.05 * pair.truth.area_m2.sum()
 
 
+@pytest.mark.slow
 def test_new_structures_do_not_overlap_each_other_for_several_seeds() -> None:
     for seed in range(5):
         geoms = list(make_pair(seed=seed, **CLEAN).truth.geometry)
@@ -312,6 +315,7 @@ def load_generate_script():
     return module
 
 
+@pytest.mark.slow
 def test_committed_sample_tiles_match_generator(tmp_path: Path) -> None:
     assert load_generate_script().main(["--out", str(tmp_path)]) == 0
     for name in ("before.tif", "after.tif"):

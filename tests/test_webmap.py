@@ -97,6 +97,7 @@ def test_external_urls_kinds_of_url():
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 def test_leaflet_runs_offline_in_chromium(tmp_path):
     page = tmp_path / "map.html"

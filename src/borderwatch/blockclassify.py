@@ -34,6 +34,7 @@ import geopandas as gpd
 import numpy as np
 
 from borderwatch.classify import MIN_DIRECTION, classify_arrays, min_peak_score
+from borderwatch.errors import InputError
 from borderwatch.indices import compute_indices, visible_brightness
 
 __all__ = [
@@ -221,7 +222,7 @@ def classify_crops(
     construction (direction or peak-score rule) gives None.
     """
     if len(objects["geometry"]) != len(crops):
-        raise ValueError(f"{len(objects['geometry'])} objects but {len(crops)} crops")
+        raise InputError(f"{len(objects['geometry'])} objects but {len(crops)} crops")
     geoms = np.asarray(objects["geometry"], dtype=object)
     mean_score = np.asarray(objects["mean_score"], dtype=np.float64)
     max_score = np.asarray(objects["max_score"], dtype=np.float64)
@@ -276,7 +277,7 @@ def classify_merged(
         As ``find_structures`` returns: construction objects only, ``object_id`` 1..n.
     """
     if len(objects) != len(crops):
-        raise ValueError(f"{len(objects)} objects but {len(crops)} crops")
+        raise InputError(f"{len(objects)} objects but {len(crops)} crops")
     todo = [i for i, c in enumerate(crops) if c is not None]
     values = list(known) if known else [None] * len(crops)
     fresh = classify_crops(objects.iloc[todo], [crops[i] for i in todo], ctx)  # type: ignore[misc]

@@ -34,6 +34,7 @@ from borderwatch.blockclassify import (
     classify_crops,
     may_be_construction,
 )
+from borderwatch.errors import InputError
 from borderwatch.io import Grid
 from borderwatch.objects import OBJECT_COLUMNS, label_objects, trace_labels
 
@@ -342,7 +343,7 @@ def summarise_block(
         ``direction``.
     """
     if classify is not None and direction is None:
-        raise ValueError("classify needs the direction evidence")
+        raise InputError("classify needs the direction evidence")
     nf, f_lab = objs.nf, objs.f_lab
     v_max = None if verify is None else objs.per_object_max(verify, fill=-np.inf)
     f_max = np.maximum(objs.per_object_max(score, fill=0.0), 0.0)  # NaN counts as 0

@@ -27,7 +27,7 @@ import rasterio.errors
 import rasterio.windows
 from affine import Affine
 
-from borderwatch.errors import RasterReadError
+from borderwatch.errors import InputError, RasterReadError
 from borderwatch.io import Grid, read_scene
 
 #: GDAL block cache while decoding, MB (as :data:`borderwatch.blocktasks.GDAL_CACHE_MB`).
@@ -174,7 +174,7 @@ class TileReader:
         groups: Sequence[int] | None = None,
     ) -> None:
         if src.native is None:  # type: ignore[attr-defined]
-            raise ValueError("TileReader needs a natively aligned pair")
+            raise InputError("TileReader needs a natively aligned pair")
         self._src = src
         self._paths = (src.before.paths[0], src.after.paths[0])  # type: ignore[attr-defined]
         self._bands = src.bands  # type: ignore[attr-defined]

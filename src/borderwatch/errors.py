@@ -11,7 +11,10 @@ from __future__ import annotations
 __all__ = [
     "AOIError",
     "BorderwatchError",
+    "CacheIOError",
     "InputError",
+    "InternalError",
+    "MissingDependencyError",
     "NoOverlapError",
     "OutputExistsError",
     "RasterReadError",
@@ -40,3 +43,15 @@ class AOIError(InputError):
 
 class OutputExistsError(BorderwatchError, FileExistsError):
     """An output file exists and ``overwrite`` was not requested."""
+
+
+class CacheIOError(BorderwatchError, OSError):
+    """Reading or writing a scratch cache file on disk stopped short (disk full, I/O error)."""
+
+
+class MissingDependencyError(BorderwatchError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class InternalError(BorderwatchError, RuntimeError):
+    """An internal consistency check failed: a bug in borderwatch, not in the inputs."""

@@ -93,7 +93,7 @@ def mask_to_objects(
         labels, mask=labels > 0, transform=grid.transform, connectivity=8
     ):
         parts.setdefault(int(value), []).append(shape(geom))
-    geoms = [unary_union(parts[i]) if len(parts[i]) > 1 else parts[i][0] for i in idx]
+    geoms = [unary_union(parts[i]) if len(parts[i]) > 1 else parts[i][0] for i in range(1, n + 1)]
     data: dict[str, Any] = {
         "object_id": idx,
         "area_m2": counts * grid.pixel_area,

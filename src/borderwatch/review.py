@@ -76,9 +76,21 @@ class ReviewImport:
 
 
 def default_store_dir() -> Path:
-    """Default review store: ``$XDG_DATA_HOME/borderwatch/reviews`` (``~/.local/share``)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "borderwatch" / "reviews"
+    """Default review store: ``$XDG_DATA_HOME/borderwatch/reviews``.
+
+    Read from the environment at each call. As the XDG Base Directory specification
+    says, ``XDG_DATA_HOME`` counts only when it is an absolute path; when it is
+    unset, empty or relative the store is ``~/.local/share/borderwatch/reviews``
+    (``~`` from ``HOME``).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (it may not exist yet).
+    """
+    base = os.environ.get("XDG_DATA_HOME", "")
+    data_home = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share"
+    return data_home / "borderwatch" / "reviews"
 
 
 def place_key(layers: Mapping[str, gpd.GeoDataFrame]) -> str:

@@ -20,6 +20,8 @@ from html.parser import HTMLParser
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
+from borderwatch.errors import MissingDependencyError
+
 if TYPE_CHECKING:
     import folium
 
@@ -68,8 +70,9 @@ def offline_map(*, location: tuple[float, float], zoom_start: int = 17) -> foliu
 
     Raises
     ------
-    ImportError
-        folium is not installed (``pip install borderwatch[notebook]``).
+    MissingDependencyError
+        folium is not installed (``pip install borderwatch[notebook]``); an
+        :class:`ImportError`.
 
     Notes
     -----
@@ -86,7 +89,9 @@ def offline_map(*, location: tuple[float, float], zoom_start: int = 17) -> foliu
     try:
         import folium
     except ImportError as exc:  # folium is in the optional "notebook" extra
-        raise ImportError("offline_map needs folium: pip install 'borderwatch[notebook]'") from exc
+        raise MissingDependencyError(
+            "offline_map needs folium: pip install 'borderwatch[notebook]'"
+        ) from exc
 
     m = folium.Map(location=list(location), zoom_start=zoom_start, tiles=None)
     # Instance attributes shadow folium's module-level lists (which add_js_link would

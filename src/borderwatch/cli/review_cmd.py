@@ -22,7 +22,8 @@ def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(file_okay=False, path_type=Path),
         envvar="BORDERWATCH_REVIEWS",
         default=None,
-        help=f"Review store folder [default: {default_store_dir()}; env BORDERWATCH_REVIEWS].",
+        help="Review store folder [default: $XDG_DATA_HOME/borderwatch/reviews, "
+        "$XDG_DATA_HOME defaulting to ~/.local/share; env BORDERWATCH_REVIEWS].",
     )(fn)
 
 
