@@ -121,9 +121,8 @@ def analyst_outputs(tmp_path_factory: pytest.TempPathFactory):
     from types import SimpleNamespace
 
     from borderwatch.engine import detect
-
-    from borderwatch.sample_data import sample_tiles_dir
     from borderwatch.products import write_products
+    from borderwatch.sample_data import sample_tiles_dir
 
     tiles = sample_tiles_dir()
     out = tmp_path_factory.mktemp("analyst_outputs")

@@ -29,9 +29,8 @@ from borderwatch.blockclassify import apply_direction, fit_direction
 from borderwatch.blockread import TileReader, read_pair
 from borderwatch.classify import construction_direction
 from borderwatch.cli import main
-from borderwatch.errors import InputError
-from borderwatch.io import choose_grid, open_date
 from borderwatch.engine import DetectParams, detect, make_plan
+from borderwatch.io import choose_grid, open_date
 
 BLOCK = 128
 SHIFT = (0.6, -0.4)  # (row, col) pixels the after date is displaced by

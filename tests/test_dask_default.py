@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from borderwatch.engine import detect
 from test_blocks_default import BLOCK, PARAMS, make_shifted_pair
 
+from borderwatch.engine import detect
 
 distributed = pytest.importorskip("distributed")
 

@@ -4,7 +4,6 @@ import geopandas as gpd
 import pytest
 
 from borderwatch.engine import DetectParams, detect, run_metadata
-
 from borderwatch.sample_data import sample_tiles_dir
 
 

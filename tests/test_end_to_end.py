@@ -13,7 +13,6 @@ import geopandas as gpd
 import pytest
 
 from borderwatch.engine import DetectParams, detect
-
 from borderwatch.sample_data import sample_tiles_dir
 from borderwatch.synthetic import make_pair, write_pair
 

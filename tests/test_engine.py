@@ -143,7 +143,8 @@ def _train_model(pair, tmp_path: Path) -> Path:
         DetectParams(normalise="histogram", threshold="otsu"),
         DetectParams(method="cva", normalise="irmad", threshold="otsu", min_area_m2=100.0),
     ],
-    ids=["default", "cva-otsu", "cva-fixed", "irmad-chi2", "irmad-ki", "index", "hist", "norm-irmad"],
+    ids=["default", "cva-otsu", "cva-fixed", "irmad-chi2", "irmad-ki", "index", "hist",
+         "norm-irmad"],
 )
 def test_one_block_equals_many_blocks(pair, params) -> None:
     b, a, planted = pair
@@ -188,7 +189,7 @@ def test_score_and_mask_rasters_written_in_the_object_pass(pair, tmp_path: Path)
     params = DetectParams(method="cva", threshold="otsu", min_area_m2=100.0)
     run = detect(b, a, params=params, block_size=BLOCK, score_out=tmp_path / "s.tif",
                  mask_out=tmp_path / "m.tif")
-    one = detect(b, a, params=params, block_size=1024, score_out=tmp_path / "s1.tif")
+    detect(b, a, params=params, block_size=1024, score_out=tmp_path / "s1.tif")
     np.testing.assert_array_equal(_read(tmp_path / "s.tif"), _read(tmp_path / "s1.tif"))
     mask = _read(tmp_path / "m.tif")
     assert int(mask.sum()) == int(run.objects["n_pixels"].sum())  # the final detections

@@ -7,9 +7,9 @@ from borderwatch.errors import InputError
 from borderwatch.evaluate import (
     cleanup_radius_px,
     evaluate_mask,
+    evaluate_pair,
     object_recall,
     pool,
-    evaluate_pair,
     scores_from_counts,
 )
 

@@ -258,8 +258,8 @@ def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
     """Object ids, the GeoJSON provenance and the manifest share one hash per input."""
     import borderwatch.sample_data as pipeline
     from borderwatch.engine import detect
-    from borderwatch.sample_data import sample_tiles_dir
     from borderwatch.products import write_products
+    from borderwatch.sample_data import sample_tiles_dir
 
     counted: list[str] = []
     real = pipeline.sha256_file

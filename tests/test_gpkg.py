@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from shapely.geometry import box
 
 from borderwatch.cli import main
+from borderwatch.engine import detect
 from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.gpkg import LAYER_STYLES_DDL, read_layer_styles, write_gpkg
-from borderwatch.engine import detect
 from borderwatch.schema import ANALYST_COLUMNS, analyst_table, object_length_m, stable_id
 from borderwatch.styles import CLASS_COLOURS, style_for_layer
 

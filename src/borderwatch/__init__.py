@@ -1,14 +1,18 @@
 """borderwatch: find and document new construction in satellite imagery.
 
-Stages, each a module with a small public API: :mod:`borderwatch.aoi` (areas of
-interest), :mod:`borderwatch.io` (tile loader), :mod:`borderwatch.change`
-(vectorised change core), :mod:`borderwatch.objects` (masks to polygons) and
-:mod:`borderwatch.export` (GeoJSON and reports). :mod:`borderwatch.pipeline`
-chains them.
+The public API: :func:`detect` (the one engine, :mod:`borderwatch.engine`) with its
+:class:`DetectParams` and result :class:`DetectionRun`, :func:`get_aoi` (the AOI
+catalogue, :mod:`borderwatch.aoi`) and :func:`open_date` (the tile loader,
+:mod:`borderwatch.io`). Methods are in :mod:`borderwatch.methods`, products in
+:mod:`borderwatch.products`, evaluation in :mod:`borderwatch.evaluate`.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from borderwatch.aoi import get_aoi  # noqa: E402
+from borderwatch.engine import DetectionRun, DetectParams, detect  # noqa: E402
+from borderwatch.io import open_date  # noqa: E402
+
+__all__ = ["DetectParams", "DetectionRun", "__version__", "detect", "get_aoi", "open_date"]

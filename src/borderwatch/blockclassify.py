@@ -279,7 +279,7 @@ def classify_merged(
     if len(objects) != len(crops):
         raise InputError(f"{len(objects)} objects but {len(crops)} crops")
     todo = [i for i, c in enumerate(crops) if c is not None]
-    values = list(known) if known else [None] * len(crops)
+    values: list[dict[str, object] | None] = list(known) if known else [None] * len(crops)
     fresh = classify_crops(objects.iloc[todo], [crops[i] for i in todo], ctx)  # type: ignore[misc]
     for i, v in zip(todo, fresh, strict=True):
         values[i] = v

@@ -22,10 +22,10 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-import shapely
 from shapely.ops import unary_union
 
 from borderwatch.blockclassify import (

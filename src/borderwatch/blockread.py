@@ -108,7 +108,7 @@ def _read_path_window(path: str, bands: int, win: Win) -> np.ndarray:
 
 
 def _cause(exc: BaseException) -> str:
-    """The innermost message of a rasterio error (it hides GDAL's under 'Read failed')."""
+    """Return the innermost message of a rasterio error (it hides GDAL's under 'Read failed')."""
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -485,8 +485,10 @@ def smooth_score_at(
 
     ok = valid.ravel()[flat]
     if valid.all():  # as smooth_score's fast path: one constant weight sum
-        den = _weight_sum(sigma_px)
-        out = gaussian(score.ravel()) / den if den > 1e-6 else np.zeros(flat.size, f32)
+        den0 = _weight_sum(sigma_px)
+        out: np.ndarray = (
+            gaussian(score.ravel()) / den0 if den0 > 1e-6 else np.zeros(flat.size, f32)
+        )
     else:
         w = valid.astype(f32).ravel()
         num, den = gaussian(np.where(np.isnan(score), f32(0), score).ravel() * w), gaussian(w)
@@ -795,18 +797,18 @@ def rank_verification(
         radius = max(combined_halo_px(pixel_m) - 1, 0)  # gaussian_filter's reach
         near = square_dilation(where, radius)
         sub = near & valid
-        raw = np.zeros(valid.shape, f32)
+        near_raw = np.zeros(valid.shape, f32)
         at = np.flatnonzero(sub)
         if at.size:  # the same formula on the (bands, n, 1) pixels near ``where``
             b, a = pixels_at(before, at)[:, :, None], pixels_at(after, at)[:, :, None]
             part = rank_verification(model, b, a, np.ones((at.size, 1), bool))
-            raw.ravel()[at] = part[:, 0]
+            near_raw.ravel()[at] = part[:, 0]
         # Every pixel within ``radius`` of ``where`` holds its full value, so smoothing
         # at ``where`` alone gives the full computation's values there.
         out = np.full(valid.shape, np.nan, f32)
         asked = np.flatnonzero(where)
         sigma_px = _sigma_px(pixel_m)
-        out.ravel()[asked] = smooth_score_at(raw, valid, asked, sigma_px=sigma_px)
+        out.ravel()[asked] = smooth_score_at(near_raw, valid, asked, sigma_px=sigma_px)
         return out
 
     def raw(rows: slice) -> np.ndarray:

@@ -332,7 +332,7 @@ def classify_arrays(
     classes, lengths, widths, confs = [], [], [], []
     for i in rows:  # measure only the objects that stay
         region = labels[slices[i]] == i + 1
-        m = shape_measures(region, geometries[i], pixel_m=pixel_m)
+        m = shape_measures(region, geometries[int(i)], pixel_m=pixel_m)
         cls = classify_shape(m, pixel_m=pixel_m)
         classes.append(cls)
         # A wall is measured along its centre line; anything compact by its rectangle

@@ -41,6 +41,7 @@ pair) or ``error`` and the one-line message; a failing job never stops the other
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import os
@@ -557,7 +558,7 @@ def run_batch(
 
     if at_once == 1:
         for ref, item in prepared:
-            done(ref, lambda r=ref, x=item: run(r, x))
+            done(ref, functools.partial(run, ref, item))
     else:
         with ThreadPoolExecutor(at_once, thread_name_prefix="borderwatch-job") as pool:
             futures = {pool.submit(run, ref, item): ref for ref, item in prepared}

@@ -31,7 +31,7 @@ __all__ = ["demo"]
 def demo(
     ctx: click.Context,
     out_dir: Path | None,
-    method: str,
+    method: Any,
     threshold: str,
     min_area_m2: float,
     overwrite: bool,
@@ -45,13 +45,15 @@ def demo(
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out_dir}: folder exists and is not empty; pass --overwrite")
     params = DetectParams(
-        method=method, threshold=parse_threshold(threshold), min_area_m2=min_area_m2, **quality
+        method=method,
+        threshold=parse_threshold(threshold),  # type: ignore[arg-type]
+        min_area_m2=min_area_m2,
+        **quality,
     )
     quiet = bool(ctx.obj.get("quiet"))
     with progress_reporter(quiet=quiet) as progress:
-        run = detect(
-            tiles / "before.tif", tiles / "after.tif", aoi="helong", params=params, progress=progress
-        )
+        tiles_ab = (tiles / "before.tif", tiles / "after.tif")
+        run = detect(*tiles_ab, aoi="helong", params=params, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
     # no stored reviews are applied: the demo imagery is synthetic.

@@ -61,8 +61,10 @@ def _block(src: PairSource, model: SceneModel, win: Win, data: Pair | None) -> _
     # Drop the shift's own context: what is left is exact and, away from nodata, all
     # valid (the shift invalidates the outer ring), which the smoothing's fast path needs.
     inner, core = clip_window(win, model.halo - shift_halo_px(model.shift), src.grid.shape)
-    cut = (slice(inner[0] - big[0], inner[0] - big[0] + inner[2]),)
-    cut += (slice(inner[1] - big[1], inner[1] - big[1] + inner[3]),)
+    cut = (
+        slice(inner[0] - big[0], inner[0] - big[0] + inner[2]),
+        slice(inner[1] - big[1], inner[1] - big[1] + inner[3]),
+    )
     before, after, valid = before[(slice(None), *cut)], after[(slice(None), *cut)], valid[cut]
     score = model.method.score(before, after, valid)
     raw = score > model.threshold  # NaN (invalid) compares False

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from borderwatch.blockexec import local_mapper
+from borderwatch.blockexec import Mapper, local_mapper
 from borderwatch.errors import InputError
 
 __all__ = ["DASK_LOCAL", "Executor", "executor_for"]
@@ -45,7 +45,7 @@ class Executor:
     """
 
     name: str
-    map: Callable[[Callable[..., Any], Sequence[tuple[Any, ...]]], Iterator[Any]]
+    map: Mapper
     local: bool
     workers: int = 0
 

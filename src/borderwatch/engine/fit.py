@@ -208,7 +208,7 @@ class SceneModel:
 
 
 def plan_method(plan: Plan) -> Method:
-    """The unfitted method of a plan."""
+    """Return the unfitted method of a plan."""
     return get_method(plan.params.method, model=plan.params.model)
 
 
@@ -227,7 +227,9 @@ def _pixels(samples: Sequence[Sample], which: str) -> np.ndarray:
     return np.concatenate(parts, axis=1)[:, :, None]
 
 
-def _threshold(plan: Plan, fitted: Fitted, scores: list[np.ndarray], valids: list[np.ndarray]) -> float:
+def _threshold(
+    plan: Plan, fitted: Fitted, scores: list[np.ndarray], valids: list[np.ndarray]
+) -> float:
     p = plan.params
     rule: str | float = p.threshold
     if p.model is not None and isinstance(rule, str):

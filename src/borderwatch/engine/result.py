@@ -145,7 +145,7 @@ class DetectionRun:
 
 
     def footprint(self, role: str, *, max_px: int = 2048) -> tuple[np.ndarray, Grid]:
-        """Valid pixels of one date on the grid, or on a coarser copy of it for large grids.
+        """Return one date's valid pixels on the grid (a coarser copy for large grids).
 
         Returns
         -------

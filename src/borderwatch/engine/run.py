@@ -95,7 +95,7 @@ def _blocks(
 ) -> tuple[list[tuple[tuple[int, int], Win]], Any]:
     """Blocks in visiting order and the iterator of their results."""
     src = plan.source
-    opts = {"want_score": want_score, "want_raw": want_raw}
+    opts: dict[str, Any] = {"want_score": want_score, "want_raw": want_raw}
     if not (ex.local and src.native is not None and len(plan.blocks) > 1):
         def plain(ij: tuple[int, int], w: Win) -> BlockResult:
             return task_block(src, scene, ij, w, None, **opts)

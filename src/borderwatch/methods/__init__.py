@@ -44,9 +44,11 @@ def get_method(name: str, *, model: str | None = None) -> Method:
     if model is not None:
         return LearnedMethod(str(model))
     try:
-        return _UNSUPERVISED[name]()
+        method: Method = _UNSUPERVISED[name]()
     except KeyError:
-        raise InputError(f"unknown method {name!r}; choose one of {sorted(_UNSUPERVISED)}") from None
+        known = sorted(_UNSUPERVISED)
+        raise InputError(f"unknown method {name!r}; choose one of {known}") from None
+    return method
 
 
 def get_normaliser(name: str) -> Normaliser | None:
@@ -60,8 +62,9 @@ def get_normaliser(name: str) -> Normaliser | None:
     if name == "none":
         return None
     try:
-        return NORMALISERS[name]()
+        normaliser: Normaliser = NORMALISERS[name]()
     except KeyError:
         raise InputError(
             f"unknown normalisation {name!r}; use 'none', 'irmad' or 'histogram'"
         ) from None
+    return normaliser

@@ -34,9 +34,20 @@ class Fitted(Protocol):
         Context in pixels the score needs around a block.
     """
 
-    name: str
-    dof: int | None
-    halo_px: int
+    @property
+    def name(self) -> str:
+        """Method name."""
+        ...
+
+    @property
+    def dof(self) -> int | None:
+        """Degrees of freedom of a chi-square score, else None."""
+        ...
+
+    @property
+    def halo_px(self) -> int:
+        """Context in pixels the score needs around a block."""
+        ...
 
     def score(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Score one block: ``float32 (rows, cols)``, NaN exactly where not ``valid``."""
@@ -46,7 +57,10 @@ class Fitted(Protocol):
 class Method(Protocol):
     """An unfitted score method (its options are validated when it is made)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Method name."""
+        ...
 
     def halo_px(self, pixel_m: float) -> int:
         """Context in pixels its score needs around a block at ``pixel_m`` metres."""
@@ -68,7 +82,10 @@ class Method(Protocol):
 class FittedNormaliser(Protocol):
     """A fitted relative radiometric normalisation of the after date (per pixel)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Normalisation name."""
+        ...
 
     def apply(self, after: np.ndarray) -> np.ndarray:
         """Return the normalised after date, ``float32 (bands, rows, cols)``."""
@@ -78,7 +95,10 @@ class FittedNormaliser(Protocol):
 class Normaliser(Protocol):
     """An unfitted normalisation: fit on sample pixels, apply per block (no halo)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Normalisation name."""
+        ...
 
     def fit(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> FittedNormaliser:
         """Fit on the sample's valid pixels."""

@@ -111,7 +111,7 @@ class LearnedMethod:
     name: str = "model"
 
     def halo_px(self, pixel_m: float) -> int:
-        """The combined score's smoothing plus the 5 m context filter, pixels."""
+        """Return the context in pixels: the smoothing plus the 5 m context filter."""
         return combined_halo_px(pixel_m) + int(4.0 * wide_sigma_px(pixel_m) + 0.5)
 
     def fit(

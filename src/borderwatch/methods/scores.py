@@ -58,7 +58,7 @@ class FittedCombined:
         return combined_halo_px(self.pixel_m)
 
     def score(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Combined score of a block, ``float32``, NaN where invalid."""
+        """Score a block with the combined model: ``float32``, NaN where invalid."""
         return apply_combined(self.model, before, after, valid, pixel_m=self.pixel_m)
 
     def verify(
