@@ -77,8 +77,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     Streams the file through :func:`hashlib.file_digest` (one small reused buffer, so
     hashing beside the blocks adds almost nothing to their memory budget; hashlib
     releases the GIL while it hashes). As fast as the hand-written ``readinto`` loop
-    it replaced: 0.40 CPU-s for 500 MB from the page cache, either way
-    (``benchmarks/library_swaps.py sha256``).
+    it replaced: about 0.43 CPU-s for 500 MB from the page cache, either way
+    (``benchmarks/results/library_swaps.md``).
 
     Parameters
     ----------
