@@ -9,6 +9,7 @@ from borderwatch.change import (
     clean_mask,
     cva,
     detect_change,
+    otsu_from_histogram,
     otsu_threshold,
     square_dilation,
     square_erosion,
@@ -70,6 +71,32 @@ def test_otsu_separates_two_modes():
     values = np.concatenate([rng.normal(0, 1, 9000), rng.normal(10, 1, 1000)])
     t = otsu_threshold(values)
     assert 3 < t < 7
+
+
+def test_otsu_from_histogram_hand_computed():
+    # Bins [0,1) [1,2) [2,3) [3,4], centres 0.5 .. 3.5. Between-class variance
+    # w0 * w1 * (mu0 - mu1)^2 after bin 0: 3 * 5 * (0.5 - 15.5 / 5)^2 = 101.4; after bin 1:
+    # 4 * 4 * (0.75 - 3.5)^2 = 121; after bin 2 (empty): 121 again. The first maximum
+    # wins, and the threshold is the upper edge of its last low bin: 2.0.
+    assert otsu_from_histogram(np.array([3, 1, 0, 4]), 0.0, 4.0) == 2.0
+    assert otsu_from_histogram(np.array([1, 2]), 3.0, 3.0) == 3.0  # empty range
+
+
+def test_otsu_equals_skimage_and_stays_exact_where_skimage_rounds():
+    from skimage.filters import threshold_otsu
+
+    # skimage returns the centre of the last low bin; this module the bin's upper edge.
+    rng = np.random.default_rng(3)
+    v = np.concatenate([rng.gamma(2.0, 1.0, 40_000), rng.normal(9.0, 1.0, 4_000)])
+    hist, edges = np.histogram(v, bins=512, range=(0.0, 14.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    k = int(np.flatnonzero(centres == threshold_otsu(hist=(hist, centres)))[0])
+    assert otsu_from_histogram(hist, 0.0, 14.0) == edges[k + 1]
+    # A near tie: the exact between-class variances are 3002753040054004/92209 after
+    # bin 0 and 3003143721542500/92221 after bin 1 (relative gap 3e-8), so the
+    # threshold is edge 1. skimage 0.26 sums float32 counts and picks bin 1 (centre 1.5,
+    # edge 2) instead, which is why change.py keeps its own float64 arithmetic.
+    assert otsu_from_histogram(np.array([90229, 1992, 90217]), 0.0, 3.0) == 1.0
 
 
 def test_threshold_by_name_or_value():

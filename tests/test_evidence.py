@@ -279,16 +279,27 @@ def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
     assert inputs == {n: real(tiles / n) for n in ("before.tif", "after.tif")}
 
 
-@pytest.mark.parametrize("size", [0, 1, 4096, 3 * 4096 + 5])
-def test_sha256_file_over_several_buffers(tmp_path, monkeypatch, size):
-    # The file is hashed through one reused buffer: every buffer size and remainder
-    # must give hashlib's digest of the whole bytes.
+@pytest.mark.parametrize("size", [0, 1, 1 << 18, 3 * (1 << 18) + 5])
+def test_sha256_file_over_several_buffers(tmp_path, size):
+    # hashlib.file_digest reads through a 256 KiB buffer: every multiple and remainder
+    # of it must give hashlib's digest of the whole bytes.
     import hashlib
 
-    import borderwatch.export as export
-
-    monkeypatch.setattr(export, "HASH_BUFFER_BYTES", 4096)
     data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("data", "digest"),
+    [  # FIPS 180-2 / NIST test vectors
+        (b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        (b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (b"a" * 1_000_000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+    ],
+)
+def test_sha256_file_known_answers(tmp_path, data, digest):
+    path = tmp_path / "v.bin"
+    path.write_bytes(data)
+    assert sha256_file(path) == digest

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 import rasterio.features
@@ -14,8 +15,8 @@ from geopandas.testing import assert_geodataframe_equal
 from scipy import ndimage
 from shapely.geometry import Polygon, shape
 
-from borderwatch.errors import OutputExistsError
-from borderwatch.export import atomic_write, to_rfc7946, write_geojson
+from borderwatch.errors import BorderwatchError, InputError, OutputExistsError
+from borderwatch.export import COORD_DECIMALS, atomic_write, to_rfc7946, write_geojson
 from borderwatch.io import Grid
 from borderwatch.objects import label_objects, mask_to_objects, trace_labels
 
@@ -128,3 +129,89 @@ def test_no_overwrite_and_nothing_half_written(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.geojson"]
     write_geojson(gdf.assign(a=[2]), path, overwrite=True)
     assert json.loads(path.read_text())["features"][0]["properties"]["a"] == 2
+
+
+def test_geojson_reads_back_as_the_frame_with_metadata(tmp_path: Path):
+    # Polygons with a hole (given with the wrong winding), a multipolygon, a line and no
+    # geometry; string ids, NaN and infinite numbers, integers, booleans, non-ASCII text.
+    ring = [(500000, 4710000), (500010, 4710000), (500010, 4709990), (500000, 4709990)]
+    hole = [(500002, 4709992), (500008, 4709992), (500008, 4709998), (500002, 4709998)]
+    poly = Polygon(ring, holes=[hole])  # clockwise exterior, counter-clockwise hole
+    multi = shapely.MultiPolygon([poly, shapely.affinity.translate(poly, 100.0, 0.0)])
+    line = shapely.LineString([(500000, 4710000), (500033.3, 4710011.1)])
+    gdf = gpd.GeoDataFrame(
+        {
+            "id": ["bw-a", "bw-b", "bw-c", "bw-d"],
+            "score": [1.5, np.nan, np.inf, -2.25],
+            "n": np.array([1, 2, 3, 2**40], dtype=np.int64),
+            "ok": [True, False, True, False],
+            "note": ["Grenzzaun ü", "", "새 건물", "x"],
+        },
+        geometry=[poly, multi, line, None],
+        crs=32652,
+    )
+    meta = {"version": "x", "count": np.int64(4), "date": np.datetime64("2021-09-02")}
+    out = write_geojson(gdf, tmp_path / "d.geojson", metadata=meta)
+    doc = json.loads(out.read_text("utf-8"))
+    assert list(doc) == ["type", "borderwatch", "features"]  # no name, crs or bbox
+    assert doc["borderwatch"] == {"version": "x", "count": 4, "date": "2021-09-02"}
+    assert doc == to_rfc7946(gdf, metadata=meta)
+    feats = doc["features"]
+    assert [set(f) for f in feats] == [{"type", "properties", "geometry"}] * 4
+    assert [f["properties"]["id"] for f in feats] == ["bw-a", "bw-b", "bw-c", "bw-d"]
+    assert [f["properties"]["score"] for f in feats] == [1.5, None, None, -2.25]
+    assert feats[3]["properties"]["n"] == 2**40 and feats[3]["geometry"] is None
+    assert [f["geometry"]["type"] for f in feats[:3]] == ["Polygon", "MultiPolygon", "LineString"]
+    outer, inner = (Polygon(r).exterior for r in feats[0]["geometry"]["coordinates"])
+    assert outer.is_ccw and not inner.is_ccw
+    # Coordinates: pyproj's lon/lat rounded to 7 decimals.
+    want = np.round(shapely.get_coordinates(gdf.geometry.iloc[:1].to_crs(4326)), COORD_DECIMALS)
+    got = np.array([xy for r in feats[0]["geometry"]["coordinates"] for xy in r])
+    assert sorted(map(tuple, got)) == sorted(map(tuple, want))
+    # Read back with GDAL: the same frame in EPSG:4326.
+    back = pyogrio.read_dataframe(out)
+    assert back.crs.to_epsg() == 4326
+    assert list(back.columns) == [*gdf.columns]
+    expected = gdf.to_crs(4326)
+    for name in ("id", "n", "ok", "note"):
+        assert back[name].tolist() == expected[name].tolist(), name
+    np.testing.assert_array_equal(back["score"], [1.5, np.nan, np.nan, -2.25])
+    assert back.geometry.iloc[3] is None
+    for g, e in zip(back.geometry.iloc[:3], expected.geometry.iloc[:3], strict=True):
+        assert g.normalize().equals_exact(e.normalize(), tolerance=1e-7)
+
+
+def test_geojson_without_crs(tmp_path: Path):
+    gdf = gpd.GeoDataFrame({"a": [1]}, geometry=[Polygon([(0, 0), (1, 0), (1, 1)])])
+    with pytest.raises(InputError, match="no CRS"):
+        write_geojson(gdf, tmp_path / "x.geojson")
+    assert not list(tmp_path.iterdir())
+    empty = write_geojson(gdf.iloc[:0], tmp_path / "e.geojson", metadata={"a": 1})
+    assert json.loads(empty.read_text()) == {
+        "type": "FeatureCollection",
+        "borderwatch": {"a": 1},
+        "features": [],
+    }
+
+
+def test_geojson_writer_failure_leaves_nothing(tmp_path: Path, monkeypatch):
+    gdf = gpd.GeoDataFrame({"a": [1]}, geometry=[Polygon([(0, 0), (1, 0), (1, 1)])], crs=4326)
+    real = pyogrio.write_dataframe
+
+    def half_then_fail(df, path, **kwargs):
+        real(df, path, **kwargs)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pyogrio, "write_dataframe", half_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_geojson(gdf, tmp_path / "x.geojson")
+    assert not list(tmp_path.iterdir())
+
+
+def test_geojson_metadata_needs_gdal_3_9(tmp_path: Path, monkeypatch):
+    gdf = gpd.GeoDataFrame({"a": [1]}, geometry=[Polygon([(0, 0), (1, 0), (1, 1)])], crs=4326)
+    monkeypatch.setattr(pyogrio, "__gdal_version__", (3, 8, 5))
+    with pytest.raises(BorderwatchError, match="GDAL .* needs >= 3.9.0"):
+        write_geojson(gdf, tmp_path / "x.geojson", metadata={"a": 1})
+    assert not list(tmp_path.iterdir())
+    write_geojson(gdf, tmp_path / "x.geojson")  # without metadata any GDAL does

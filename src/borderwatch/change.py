@@ -229,7 +229,15 @@ def otsu_from_histogram(hist: np.ndarray, lo: float, hi: float) -> float:
     """Otsu's threshold from a histogram of equal bins over ``[lo, hi]``.
 
     Shared by :func:`otsu_threshold` and the streaming block pass, so both give the
-    same value for the same histogram.
+    same value for the same histogram. The threshold is the upper edge of the last
+    bin of the low class.
+
+    Not ``skimage.filters.threshold_otsu(hist=...)``: skimage (0.26) casts the counts
+    to float32, so on near ties (relative gap below ~1e-7) it picks a neighbouring bin.
+    Measured (``benchmarks/library_swaps.py otsu``): same value on all 52 LEVIR-CD and
+    DSIFN-CD score histograms, but one bin off the exact maximum (which the int64 and
+    float64 arithmetic here finds) on 5 of 3,000 synthetic 512-bin histograms and 6 of
+    600 with 1e7-7e8 counts. Both take about 0.1 ms.
     """
     if hi <= lo:
         return float(hi)

@@ -1,0 +1,140 @@
+"""report.html from the packaged jinja2 template: known rows, escaping, packaging."""
+
+from __future__ import annotations
+
+import importlib.resources
+from types import SimpleNamespace
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from rasterio.crs import CRS
+from shapely.geometry import Point
+
+from borderwatch.evidence import Chip
+from borderwatch.report import TEMPLATE, render_report, write_report
+
+EVIL = "<script>alert('x')</script> & \"q\""
+EVIL_HTML = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &#34;q&#34;"
+
+
+def fake_run(aoi: str | None = "Helong", params: dict | None = None) -> SimpleNamespace:
+    return SimpleNamespace(
+        aoi=None if aoi is None else SimpleNamespace(name=aoi),
+        change=SimpleNamespace(
+            params={"threshold": "ki", "min_area_m2": 20.0} if params is None else params,
+            method="combined",
+            threshold=1.1793,
+        ),
+        grid=SimpleNamespace(res=(0.5, 0.5), crs=CRS.from_epsg(32652)),
+    )
+
+
+def table(rows: list[tuple]) -> gpd.GeoDataFrame:
+    cols = ("id", "class", "area_m2", "length_m", "score", "confidence", "review", "note")
+    data = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+    return gpd.GeoDataFrame(data, geometry=[Point(0, 0)] * len(rows), crs=32652)
+
+
+RECORD = {
+    "scenes": {
+        "before": {"date": "2019-06-14", "files": ["b.tif"], "scene_ids": [], "credit": "ESA"},
+        "after": {"date": "2021-09-02", "files": ["a.tif"], "scene_ids": ["S2B_1"]},
+    },
+    "parameters": {"threshold_value": 1.17934, "align": True, "detect_params": {"x": 1}},
+}
+
+
+def test_template_is_package_data():
+    # The wheel packages src/borderwatch, so the template travels with the code.
+    path = importlib.resources.files("borderwatch") / "templates" / TEMPLATE
+    assert path.is_file() and "{{ aoi }}" in path.read_text("utf-8")
+
+
+def test_report_known_rows_and_sections(tmp_path):
+    det = table(
+        [
+            ("bw-1", "building", 1234567.4, 12.34, 2.345, 0.981, "unreviewed", ""),
+            ("bw-2", "other", np.nan, np.inf, np.float32(3.25), None, "confirmed", None),
+        ]
+    )
+    chips = [Chip("bw-2", "c/2b.png", "c/2a.png", "c/2b.tif", "c/2a.tif")]
+    html = render_report(
+        run=fake_run(), detections=det, chips=chips, overview="overview.png", record=RECORD
+    )
+    assert html.startswith('<!DOCTYPE html>\n<html lang="en">') and html.endswith("</html>\n")
+    assert "<title>borderwatch report: Helong</title>" in html
+    assert "2 detections, 1,234,567 m² in total" in html
+    assert (
+        '<tr><td class="num">1</td><td><a href="#bw-1">bw-1</a></td><td>building</td>'
+        '<td class="num">1,234,567</td><td class="num">12.3</td><td class="num">2.35</td>'
+        '<td class="num">0.98</td><td>unreviewed</td><td></td></tr>'
+        '<tr><td class="num">2</td><td><a href="#bw-2">bw-2</a></td><td>other</td>'
+        '<td class="num"></td><td class="num"></td><td class="num">3.25</td>'
+        '<td class="num"></td><td>confirmed</td><td></td></tr></table>'
+    ) in html
+    assert (
+        '<h3 id="bw-2">#2 bw-2</h3><div class="pair"><figure><img src="c/2b.png" '
+        'alt="before bw-2"><figcaption>before (2019-06-14) &middot; GeoTIFF: '
+        '<code>c/2b.tif</code></figcaption></figure><figure><img src="c/2a.png" '
+        'alt="after bw-2"><figcaption>after (2021-09-02) &middot; GeoTIFF: '
+        "<code>c/2a.tif</code></figcaption></figure></div>\n<h2>Method and limits</h2>\n"
+    ) in html
+    assert (
+        "one 0.5&nbsp;m grid in EPSG:32652" in html and "<b>1.18</b> (threshold rule: ki)" in html
+    )
+    assert (
+        "<tr><th>before</th><td>2019-06-14</td><td>b.tif</td><td>not in metadata</td>"
+        "<td>ESA</td></tr><tr><th>after</th><td>2021-09-02</td><td>a.tif</td>"
+        "<td>S2B_1</td><td></td></tr></table>"
+    ) in html
+    assert (
+        "<h3>Parameters</h3><table><tr><th>threshold_value</th><td>1.179</td></tr>"
+        "<tr><th>align</th><td>True</td></tr></table>"
+    ) in html
+    out = write_report(
+        tmp_path / "report.html",
+        run=fake_run(),
+        detections=det,
+        chips=chips,
+        overview="overview.png",
+        record=RECORD,
+    )
+    written = out.read_text("utf-8")
+    assert written.split("report written")[0] == html.split("report written")[0]
+
+
+def test_report_without_detections():
+    html = render_report(
+        run=fake_run(aoi=None, params={}),
+        detections=table([]),
+        chips=[],
+        overview="o.png",
+        record={},
+    )
+    assert "<title>borderwatch report: input overlap</title>" in html
+    assert '<tr><td colspan="9">No detections.</td></tr></table>' in html
+    assert "<p>No detections, so no chips.</p>\n<h2>Method and limits</h2>" in html
+    assert "0 detections, 0 m² in total" in html
+
+
+@pytest.mark.parametrize("where", ["aoi", "id", "note", "class", "path", "credit", "param"])
+def test_report_escapes_every_value(where):
+    det = table([("bw-1", "other", 1.0, 1.0, 1.0, 1.0, "unreviewed", "")])
+    chips = [Chip("bw-1", "b.png", "a.png", "b.tif", "a.tif")]
+    record = {"scenes": {"before": {"date": "2019-06-14", "files": []}}, "parameters": {}}
+    run = fake_run()
+    if where == "aoi":
+        run = fake_run(aoi=EVIL)
+    elif where in ("id", "note", "class"):
+        det[where] = [EVIL]
+        chips = [Chip(EVIL, "b.png", "a.png", "b.tif", "a.tif")] if where == "id" else chips
+    elif where == "path":
+        chips = [Chip("bw-1", EVIL, "a.png", EVIL, "a.tif")]
+    elif where == "credit":
+        record["scenes"]["before"]["credit"] = EVIL
+    else:
+        record["parameters"] = {EVIL: EVIL}
+    html = render_report(run=run, detections=det, chips=chips, overview="o.png", record=record)
+    assert "<script" not in html and EVIL not in html
+    assert EVIL_HTML in html
