@@ -82,4 +82,4 @@ def test_detect_cli_with_model(tmp_path):
         params=DetectParams(model=str(path), classify=False),
     )
     assert run.change.method == "model" and run.change.params["model"] == str(path)
-    assert 0 <= float(np.nanmin(run.change.score)) <= float(np.nanmax(run.change.score)) <= 1
+    assert run.change.threshold == 0.5 and len(run.change.params["model_sha256"]) == 64

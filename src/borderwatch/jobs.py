@@ -55,7 +55,7 @@ from typing import TypeVar
 
 from rasterio.errors import RasterioError
 
-from borderwatch.errors import BorderwatchError, InputError, NoOverlapError
+from borderwatch.errors import BorderwatchError, InputError, InternalError, NoOverlapError
 
 __all__ = [
     "JOB_ERRORS",
@@ -519,7 +519,7 @@ def run_batch(
     not yet started.
     """
     if len(names) != len(jobs):
-        raise ValueError(f"{len(names)} names for {len(jobs)} jobs")
+        raise InternalError(f"{len(names)} names for {len(jobs)} jobs")
     refs = [JobRef(i, len(jobs), j, n) for i, (j, n) in enumerate(zip(jobs, names, strict=True), 1)]
     results: dict[int, JobResult] = {}
 
