@@ -340,7 +340,6 @@ def evaluate_files(
     """
     import rasterio
 
-    from borderwatch.blockread import read_pair
     from borderwatch.engine import detect
     from borderwatch.io import Grid
 
@@ -354,6 +353,4 @@ def evaluate_files(
     if change_value is not None and float(change_value) != 0:
         labelled = label != 0
     run = detect(before, after, params=params, grid=grid, raw_mask=True)
-    p = read_pair(run.plan.source, (0, 0, *grid.shape))
-    valid = p.valid_before & p.valid_after
-    return score_run(run, mask, valid=valid, labelled=labelled), run
+    return score_run(run, mask, valid=run.valid, labelled=labelled), run

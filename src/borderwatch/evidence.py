@@ -343,7 +343,7 @@ def render_overview(
 ) -> Image.Image:
     """After-date true colour of the whole grid with the AOI and numbered detections."""
     bands = list(true_colour_bands(run.after.source.band_names))
-    data, step = run.overview("after", max_px=max_px)
+    data, step = run.overview()
     small = data[bands]
     img = Image.fromarray(np.moveaxis(_to_uint8(small, stretch_limits(small)), 0, -1), "RGB")
     k = max(1, max_px // max(img.size))

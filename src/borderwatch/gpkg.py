@@ -74,7 +74,7 @@ def footprints_frame(run: DetectionRun) -> gpd.GeoDataFrame:
     """
     rows = []
     for role, scene in (("before", run.before), ("after", run.after)):
-        valid, vgrid = run.footprint(role)
+        valid, vgrid, count = run.footprint(role)
         polys = [
             shape(g)
             for g, v in rasterio.features.shapes(
@@ -91,7 +91,7 @@ def footprints_frame(run: DetectionRun) -> gpd.GeoDataFrame:
                 "role": role,
                 "date": scene.source.date or "",
                 "source": ";".join(Path(p).name for p in scene.source.paths),
-                "area_m2": float(valid.sum()) * vgrid.pixel_area,
+                "area_m2": float(count) * run.grid.pixel_area,
                 "geometry": geom,
             }
         )

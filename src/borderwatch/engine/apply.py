@@ -22,7 +22,55 @@ from borderwatch.engine.fit import SceneModel
 from borderwatch.engine.plan import PairSource, Win, clean_groups, clip_window, shift_halo_px
 from borderwatch.methods.scores import FittedCombined
 
-__all__ = ["BlockResult", "task_block"]
+__all__ = ["PREVIEW_PX", "BlockPreview", "BlockResult", "preview_step", "task_block"]
+
+#: Longer side, pixels, of the run's preview: each date's valid footprint and the after
+#: date's image, sampled every ``preview_step`` grid pixels during the block pass (so
+#: the products never read the inputs again for an overview or a footprint).
+PREVIEW_PX = 1024
+
+
+def preview_step(shape: tuple[int, int], max_px: int = PREVIEW_PX) -> int:
+    """Grid pixels per preview pixel for a grid of ``shape`` (1 for small grids)."""
+    return max(1, -(-max(shape) // max_px))
+
+
+@dataclass(frozen=True)
+class BlockPreview:
+    """One block's part of the preview (every ``step``-th grid row and column).
+
+    Attributes
+    ----------
+    origin : tuple of int
+        ``(row, col)`` of the part in the preview.
+    valid_before, valid_after : numpy.ndarray
+        ``bool`` valid pixels of each date at the sampled pixels.
+    after : numpy.ndarray
+        ``float32 (bands, rows, cols)`` after-date values at the sampled pixels.
+    counts : tuple of int
+        Valid pixels of each date in the whole block core (exact).
+    """
+
+    origin: tuple[int, int]
+    valid_before: np.ndarray
+    valid_after: np.ndarray
+    after: np.ndarray
+    counts: tuple[int, int]
+
+
+def _preview(p: Pair, core: tuple[slice, slice], win: Win, step: int) -> BlockPreview:
+    r0, c0 = win[0], win[1]
+    sr, sc = (-r0) % step, (-c0) % step  # first grid row/col on the preview lattice
+    rows = slice(core[0].start + sr, core[0].stop, step)
+    cols = slice(core[1].start + sc, core[1].stop, step)
+    vb, va = p.valid_before[core], p.valid_after[core]
+    return BlockPreview(
+        ((r0 + sr) // step, (c0 + sc) // step),
+        p.valid_before[rows, cols],
+        p.valid_after[rows, cols],
+        p.after[:, rows, cols],
+        (int(vb.sum()), int(va.sum())),
+    )
 
 
 @dataclass(frozen=True)
@@ -35,28 +83,36 @@ class BlockResult:
         Objects and edges for the merge.
     score : numpy.ndarray or None
         ``float32 (rows, cols)`` score of the block core, when asked for (``--score-out``).
-    raw_mask : numpy.ndarray or None
+    preview : BlockPreview
+        The block's part of the run's preview.
+    raw_mask, valid : numpy.ndarray or None
         ``bool (rows, cols)`` thresholded and cleaned mask of the core before any
-        object filter, when asked for (the evaluation's pixel row).
+        object filter, and the core's pixels valid in both dates, when asked for (the
+        evaluation's pixel row).
     """
 
     summary: BlockSummary
+    preview: BlockPreview
     score: np.ndarray | None = None
     raw_mask: np.ndarray | None = None
+    valid: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class _Core:
     score: np.ndarray
     clean: np.ndarray
+    valid: np.ndarray
+    preview: BlockPreview
     objs: BlockObjects
     direction: np.ndarray | None = None
     verify: np.ndarray | None = None
 
 
 def _block(src: PairSource, model: SceneModel, win: Win, data: Pair | None) -> _Core:
-    big, _ = clip_window(win, model.halo, src.grid.shape)
+    big, in_big = clip_window(win, model.halo, src.grid.shape)
     p = data if data is not None else read_pair(src, big)
+    preview = _preview(p, in_big, win, preview_step(src.grid.shape))
     before, after, valid = model.prepare(p)
     # Drop the shift's own context: what is left is exact and, away from nodata, all
     # valid (the shift invalidates the outer ring), which the smoothing's fast path needs.
@@ -77,7 +133,7 @@ def _block(src: PairSource, model: SceneModel, win: Win, data: Pair | None) -> _
         min_area_m2=model.clean.min_area_m2,
     )
     if model.direction is None or not objs.nf:
-        return _Core(score_c, clean, objs)
+        return _Core(score_c, clean, valid[core], preview, objs)
     # Direction evidence is per pixel: evaluate it at the object pixels only.
     pick = (slice(None), *core)
     direction = np.zeros(objs.f_lab.shape, np.float32)
@@ -103,7 +159,7 @@ def _block(src: PairSource, model: SceneModel, win: Win, data: Pair | None) -> _
         where = np.zeros(valid.shape, bool)
         where[core] = asked
         verify = model.method.verify(before, after, valid, where)[core]
-    return _Core(score_c, clean, objs, direction, verify)
+    return _Core(score_c, clean, valid[core], preview, objs, direction, verify)
 
 
 def task_block(
@@ -151,6 +207,8 @@ def task_block(
     )
     return BlockResult(
         summary,
+        c.preview,
         c.score.astype(np.float32, copy=False) if want_score else None,
         c.clean if want_raw else None,
+        c.valid if want_raw else None,
     )

@@ -89,9 +89,6 @@ def task_align(src: PairSource, win: Win | None) -> AlignResult:
             f"fewer than {MIN_ALIGN_PIXELS}: not co-registered"
         )
         return AlignResult(None, _not_aligned(align_skipped=skipped))
-    if overlap < MIN_ALIGN_PIXELS:
-        skipped = f"{overlap} pixels valid in both dates, fewer than {MIN_ALIGN_PIXELS}"
-        return AlignResult(None, _not_aligned(align_skipped=f"{skipped}: not co-registered"))
     reg = coregister(p.before, p.after, p.valid_before, p.valid_after, window_px=None)
     # coregister leaves the after image untouched when the shift is negligible (it
     # records the estimate anyway) or implausible; blocks do the same.

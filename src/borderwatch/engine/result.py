@@ -18,10 +18,11 @@ from borderwatch.blockread import read_pair
 from borderwatch.engine.fit import SceneModel
 from borderwatch.engine.params import DetectParams
 from borderwatch.engine.plan import Plan
+from borderwatch.errors import InternalError
 from borderwatch.export import sha256_file
-from borderwatch.io import DateSource, Grid, read_scene
+from borderwatch.io import DateSource, Grid
 
-__all__ = ["ChangeInfo", "DateRef", "DetectionRun", "run_metadata"]
+__all__ = ["ChangeInfo", "DateRef", "DetectionRun", "Preview", "run_metadata"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,55 @@ class ChangeInfo:
     threshold: float
     method: str
     params: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Each date's valid footprint and the after image, every ``step``-th grid pixel.
+
+    Filled from the blocks as they are processed (:class:`borderwatch.engine.apply.
+    BlockPreview`), so products need no second read of the inputs. With ``step`` 1
+    (grids up to :data:`~borderwatch.engine.apply.PREVIEW_PX` pixels) it is exact.
+
+    Attributes
+    ----------
+    step : int
+        Grid pixels per preview pixel.
+    valid_before, valid_after : numpy.ndarray
+        ``bool (rows, cols)``.
+    after : numpy.ndarray
+        ``float32 (bands, rows, cols)``, NaN where invalid.
+    counts : list of int
+        Valid pixels of each date on the whole grid (exact).
+    """
+
+    step: int
+    valid_before: np.ndarray
+    valid_after: np.ndarray
+    after: np.ndarray
+    counts: list[int]
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int], bands: int, step: int) -> Preview:
+        """Return a preview of a grid of ``shape`` with nothing filled in yet."""
+        rows, cols = -(-shape[0] // step), -(-shape[1] // step)
+        return cls(
+            step,
+            np.zeros((rows, cols), bool),
+            np.zeros((rows, cols), bool),
+            np.full((bands, rows, cols), np.nan, np.float32),
+            [0, 0],
+        )
+
+    def add(self, part: Any) -> None:
+        """Put one block's part (a ``BlockPreview``) in place."""
+        r, c = part.origin
+        h, w = part.valid_before.shape
+        self.valid_before[r : r + h, c : c + w] = part.valid_before
+        self.valid_after[r : r + h, c : c + w] = part.valid_after
+        self.after[:, r : r + h, c : c + w] = part.after
+        self.counts[0] += part.counts[0]
+        self.counts[1] += part.counts[1]
 
 
 @dataclass(frozen=True)
@@ -67,8 +117,11 @@ class DetectionRun:
         ``{"score": path, "mask": path}`` of the rasters written.
     input_sha256 : dict
         SHA-256 of every input file by path, hashed while the blocks ran.
-    raw_mask : numpy.ndarray or None
-        ``bool (rows, cols)`` cleaned pixel mask before object filters, when asked for.
+    preview : Preview
+        Footprints and after image at preview resolution, from the block pass.
+    raw_mask, valid : numpy.ndarray or None
+        ``bool (rows, cols)`` cleaned pixel mask before object filters, and the pixels
+        valid in both dates, when asked for (``detect(..., raw_mask=True)``).
     """
 
     before: DateRef
@@ -82,7 +135,9 @@ class DetectionRun:
     started_utc: str = ""
     outputs: dict[str, Path] = field(default_factory=dict)
     input_sha256: dict[str, str] = field(default_factory=dict)
+    preview: Preview | None = None
     raw_mask: np.ndarray | None = None
+    valid: np.ndarray | None = None
 
     @property
     def grid(self) -> Grid:
@@ -120,47 +175,35 @@ class DetectionRun:
         a[:, ~valid[cut[1:]]] = np.nan
         return before[cut], a
 
-    def overview(self, role: str, *, max_px: int = 800) -> tuple[np.ndarray, int]:
-        """One date on a coarser copy of the grid for an overview image.
+    def _preview_grid(self) -> tuple[Preview, Grid]:
+        if self.preview is None:
+            raise InternalError("the run has no preview")
+        p = self.preview
+        grid = self.grid
+        if p.step > 1:
+            grid = Grid(grid.crs, grid.transform * Affine.scale(p.step), p.valid_before.shape)
+        return p, grid
 
-        Returns
-        -------
-        data : numpy.ndarray
-            ``float32 (bands, rows, cols)``, NaN where invalid.
-        step : int
-            Grid pixels per overview pixel.
-        """
-        rows, cols = self.grid.shape
-        step = max(1, int(np.ceil(max(rows, cols) / max_px)))
-        if step == 1:
-            pair = read_pair(self.plan.source, (0, 0, rows, cols))
-            return (pair.before if role == "before" else pair.after), 1
-        coarse = Grid(
-            self.grid.crs,
-            self.grid.transform * Affine.scale(step),
-            (-(-rows // step), -(-cols // step)),
-        )
-        date = self.before.source if role == "before" else self.after.source
-        return read_scene(date, coarse, resampling="average").data.astype(np.float32), step
+    def overview(self) -> tuple[np.ndarray, int]:
+        """Return the after date at preview resolution and its step (grid px per pixel)."""
+        p, _ = self._preview_grid()
+        return p.after, p.step
 
-
-    def footprint(self, role: str, *, max_px: int = 2048) -> tuple[np.ndarray, Grid]:
-        """Return one date's valid pixels on the grid (a coarser copy for large grids).
+    def footprint(self, role: str) -> tuple[np.ndarray, Grid, int]:
+        """One date's valid pixels at preview resolution.
 
         Returns
         -------
         valid : numpy.ndarray
             ``bool (rows, cols)``.
         grid : Grid
-            The grid of ``valid`` (the analysis grid when it has at most ``max_px``
-            pixels on its longer side; else every ``step``-th pixel's neighbourhood).
+            The grid of ``valid`` (the analysis grid when the preview step is 1).
+        count : int
+            Valid pixels of the date on the whole analysis grid (exact).
         """
-        data, step = self.overview(role, max_px=max_px)
-        grid = self.grid
-        if step > 1:
-            rows, cols = data.shape[1:]
-            grid = Grid(self.grid.crs, self.grid.transform * Affine.scale(step), (rows, cols))
-        return np.isfinite(data).all(axis=0), grid
+        p, grid = self._preview_grid()
+        k = 0 if role == "before" else 1
+        return (p.valid_before if k == 0 else p.valid_after), grid, p.counts[k]
 
 
 def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, Any]:

@@ -14,12 +14,12 @@ back; the mask COG (``mask_out``) is the final detections rasterised block by bl
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,12 @@ from borderwatch.blockclassify import classify_merged
 from borderwatch.blockexec import Progress, each
 from borderwatch.blockmerge import merge_blocks
 from borderwatch.blockread import TileReader, stripe_order
-from borderwatch.engine.apply import BlockResult, task_block
+from borderwatch.engine.apply import BlockResult, preview_step, task_block
 from borderwatch.engine.executors import Executor, executor_for
 from borderwatch.engine.fit import SceneModel, fit_plan, fit_scene, task_align, task_sample
 from borderwatch.engine.params import DetectParams
 from borderwatch.engine.plan import SAMPLE_PX, Plan, Win, clip_window, make_plan
-from borderwatch.engine.result import ChangeInfo, DateRef, DetectionRun
+from borderwatch.engine.result import ChangeInfo, DateRef, DetectionRun, Preview
 from borderwatch.export import check_writable, sha256_file
 from borderwatch.io import DateSource, Grid
 
@@ -69,9 +69,7 @@ def _stripe_px(plan: Plan, tile_cache_mb: float) -> int:
     return max(block_w, cols // block_w * block_w)
 
 
-def _fit(
-    plan: Plan, ex: Executor, progress: Progress | None, reader: TileReader | None
-) -> SceneModel:
+def _fit(plan: Plan, ex: Executor, progress: Progress | None) -> SceneModel:
     align_win, wins, score_halo = fit_plan(plan)
     align = next(iter(ex.map(task_align, [(plan.source, align_win)])))
     log.info("co-registration: %s", {k: align.info[k] for k in ("align", "shift_px")})
@@ -97,11 +95,8 @@ def _blocks(
     src = plan.source
     opts: dict[str, Any] = {"want_score": want_score, "want_raw": want_raw}
     if not (ex.local and src.native is not None and len(plan.blocks) > 1):
-        def plain(ij: tuple[int, int], w: Win) -> BlockResult:
-            return task_block(src, scene, ij, w, None, **opts)
-
+        fn = functools.partial(task_block, src, scene, **opts)  # picklable for Dask
         args = [(ij, w) for ij, w in plan.blocks]
-        fn: Any = plain if ex.local else _RemoteBlock(src, scene, opts)
         return plan.blocks, each(ex.map, fn, args, progress, "blocks")
     # Local, native reads: decode each input tile once, in column stripes that fit
     # the tile cache, and decode the next block's tiles while one is computed.
@@ -123,16 +118,6 @@ def _blocks(
             yield from each(ex.map, one, [(k,) for k in range(len(order))], progress, "blocks")
 
     return order, run()
-
-
-class _RemoteBlock:
-    """Picklable ``task_block`` with the run's constants bound (Dask tasks)."""
-
-    def __init__(self, src: Any, scene: SceneModel, opts: dict[str, bool]) -> None:
-        self.src, self.scene, self.opts = src, scene, opts
-
-    def __call__(self, ij: tuple[int, int], w: Win) -> BlockResult:
-        return task_block(self.src, self.scene, ij, w, None, **self.opts)
 
 
 def _cog(stack: ExitStack, path: PathLike, grid: Grid, kind: str, overwrite: bool) -> Any:
@@ -192,9 +177,11 @@ def run_plan(
         # Blocks are the parallelism: BLAS threads inside them only oversubscribe.
         stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
         hashes = {q: hasher.submit(sha256_file, q) for q in (*src.before.paths, *src.after.paths)}
-        scene = _fit(plan, ex, progress, None)
+        scene = _fit(plan, ex, progress)
         score_w = _cog(stack, score_out, src.grid, "score", overwrite) if score_out else None
         raw = np.zeros(src.grid.shape, bool) if raw_mask else None
+        valid = np.zeros(src.grid.shape, bool) if raw_mask else None
+        preview = Preview.empty(src.grid.shape, src.bands, preview_step(src.grid.shape))
         order, results = _blocks(
             plan, scene, ex, progress, tile_cache_mb=tile_cache_mb,
             want_score=score_w is not None, want_raw=raw is not None,
@@ -202,10 +189,12 @@ def run_plan(
         summaries = []
         for (_, w), res in zip(order, results, strict=True):
             summaries.append(res.summary)
+            preview.add(res.preview)
             if score_w is not None:
                 score_w.write(res.score, w)
-            if raw is not None:
+            if raw is not None and valid is not None:
                 raw[w[0] : w[0] + w[2], w[1] : w[1] + w[3]] = res.raw_mask
+                valid[w[0] : w[0] + w[2], w[1] : w[1] + w[3]] = res.valid
         log.info("blocks: %d done, merging objects", len(summaries))
         merged = merge_blocks(summaries, src.grid, min_area_m2=p.min_area_m2, attrs=plan.attrs)
         objects = merged.objects
@@ -254,7 +243,9 @@ def run_plan(
         plan.started_utc,
         outputs,
         input_sha256,
+        preview,
         raw,
+        valid,
     )
 
 
@@ -337,8 +328,7 @@ def detect(
         "plan: grid %s x %s px at %.3g m, %d blocks, %d sample windows",
         *plan.grid.shape, plan.grid.res[0], len(plan.blocks), len(plan.sample),
     )
-    run = run_plan(
+    return run_plan(
         plan, scheduler=scheduler, workers=workers, score_out=score_out, mask_out=mask_out,
         overwrite=overwrite, progress=progress, tile_cache_mb=tile_cache_mb, raw_mask=raw_mask,
     )
-    return replace(run)
