@@ -52,17 +52,7 @@ FLOORS = {"oscd": 0.30, "levir": 0.45, "dsifn": 0.55, "landsat": 0.80}
 def oscd_bands(pair: LabelledPair) -> LabelledPair:
     """Keep B02, B03, B04, B08 and B11 (NDBI); drop B12 (not needed, adds noise)."""
     keep = [i for i, n in enumerate(pair.band_names) if n in ("B02", "B03", "B04", "B08", "B11")]
-    return LabelledPair(
-        pair.name,
-        pair.before[keep],
-        pair.after[keep],
-        pair.valid,
-        pair.truth,
-        pair.labelled,
-        tuple(pair.band_names[i] for i in keep),
-        pair.pixel_area_m2,
-        pair.grid,
-    )
+    return pair.select_bands(keep)
 
 
 def datasets(data: Path) -> Iterator[tuple[str, LabelledPair]]:
@@ -85,17 +75,7 @@ def score_pair(pair: LabelledPair, run: str) -> dict[str, Scores]:
     params = RUNS[run]
     if params.method in ("cva", "irmad") and pair.name.startswith("oscd/"):
         # The issue's reference measurement uses the four 10 m bands for these scores.
-        pair = LabelledPair(
-            pair.name,
-            pair.before[:4],
-            pair.after[:4],
-            pair.valid,
-            pair.truth,
-            pair.labelled,
-            pair.band_names[:4],
-            pair.pixel_area_m2,
-            pair.grid,
-        )
+        pair = pair.select_bands(range(4))
     scores, _ = evaluate_pair(pair, params=params)
     return {"detections": scores.detections, "pixel mask": scores.pixels}
 

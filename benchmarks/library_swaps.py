@@ -270,7 +270,7 @@ def _score_hist(v: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def bench_otsu(args: argparse.Namespace) -> None:
     from borderwatch import datasets
-    from borderwatch.change import score_change
+    from borderwatch.methods import get_method
 
     rng = np.random.default_rng(0)
     rows: dict[str, dict[str, int]] = {}
@@ -306,7 +306,10 @@ def bench_otsu(args: argparse.Namespace) -> None:
         )
         for pair in datasets.iter_png_pairs(data / name):
             for method in ("cva", "combined"):
-                s = score_change(pair.before, pair.after, pair.valid, method=method)
+                fitted = get_method(method).fit(
+                    pair.before, pair.after, pair.valid, band_names=pair.band_names, pixel_m=1.0
+                )
+                s = fitted.score(pair.before, pair.after, pair.valid)
                 _compare(*_score_hist(np.asarray(s)), tally)
     print("Otsu on 512-bin histograms: hand-written (int64/float64) vs skimage (float32 counts)")
     print("| histograms | n | differ | ours exact | skimage exact |")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import DEFAULT_DATA, ROOT, datasets  # noqa: E402
 
-from borderwatch.align import prepare_pair  # noqa: E402
+from borderwatch.align import coregister  # noqa: E402
 from borderwatch.change import (  # noqa: E402
     apply_combined,
     cva,
@@ -54,7 +54,8 @@ def scores_of(pair) -> dict[str, np.ndarray]:
     """Every score of one pair on its scored pixels (NaN elsewhere)."""
     b = pair.before
     pixel_m = float(np.sqrt(pair.pixel_area_m2))
-    a, v, _ = prepare_pair(b, pair.after, pair.valid, pair.valid, align=True)
+    reg = coregister(b, pair.after, pair.valid, pair.valid)
+    a, v = reg.after, reg.valid
     model = fit_combined(b, a, v, band_names=pair.band_names)
     out = {
         "cva (per-date standardised)": cva(standardise_bands(b, v), standardise_bands(a, v), v),

@@ -25,9 +25,7 @@ import rasterio
 from click.testing import CliRunner
 from test_engine import write_scene
 
-from borderwatch.blockclassify import apply_direction, fit_direction
 from borderwatch.blockread import TileReader, read_pair
-from borderwatch.classify import construction_direction
 from borderwatch.cli import main
 from borderwatch.engine import DetectParams, detect, make_plan
 from borderwatch.io import choose_grid, open_date
@@ -124,18 +122,6 @@ def test_sampled_statistics_within_stated_tolerance(shifted) -> None:
     for want in ref.objects.geometry:
         iou = max(want.intersection(g).area / want.union(g).area for g in run.objects.geometry)
         assert iou >= 0.95, iou
-
-
-def test_direction_fit_apply_equals_classify(shifted) -> None:
-    b, a = shifted
-    grid = _grid(b, a)
-    job = make_plan(b, a, params=PARAMS, grid=grid)
-    p = read_pair(job.source, (0, 0, *grid.shape))
-    valid = p.valid_before & p.valid_after
-    names = job.source.before.band_names
-    want = construction_direction(p.before, p.after, valid, band_names=names)
-    model = fit_direction(p.before, p.after, valid, band_names=names)
-    np.testing.assert_array_equal(apply_direction(model, p.before, p.after, valid), want)
 
 
 def test_tile_reader_equals_direct_reads(shifted) -> None:

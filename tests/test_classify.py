@@ -3,9 +3,9 @@ import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
+from borderwatch.blockclassify import construction_direction
 from borderwatch.classify import (
     classify_objects,
-    construction_direction,
     object_confidence,
 )
 from borderwatch.indices import band_roles, compute_indices, index_change

@@ -41,10 +41,6 @@ __all__ = [
     "block_shifts",
     "coregister",
     "estimate_shift",
-    "histogram_match",
-    "irmad_normalise",
-    "normalise",
-    "prepare_pair",
 ]
 
 NormaliseName = Literal["none", "irmad", "histogram"]
@@ -334,8 +330,7 @@ def centre_window(
 ) -> tuple[int, int, int, int]:
     """``(row0, col0, rows, cols)`` of the centred window of at most ``size`` a side.
 
-    The in-memory and the blockwise co-registration both measure on this window, so
-    they find the same shift.
+    The engine measures the global shift on this window (:func:`borderwatch.engine.fit.task_align`).
     """
     rows, cols = shape
     h, w = min(rows, size), min(cols, size)
@@ -451,127 +446,3 @@ def _refined(
     if shift == (0.0, 0.0) or residual is shift:
         residual = estimate_shift(before, moved, both)
     return Registration(moved, both, shift, residual, blocks, applied)
-
-
-def histogram_match(after: np.ndarray, before: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Map each band of ``after`` onto the value distribution of ``before``.
-
-    Quantile mapping over the valid pixels (1001 quantiles, linear between them).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32 (bands, rows, cols)``; NaN where ``after`` is NaN.
-    """
-    q = np.linspace(0, 100, 1001)
-    out = after.astype(np.float32).copy()
-    for i in range(after.shape[0]):
-        src = np.percentile(after[i][valid], q)
-        ref = np.percentile(before[i][valid], q)
-        src, idx = np.unique(src, return_index=True)
-        out[i] = np.interp(after[i], src, ref[idx]).astype(np.float32)
-    out[:, ~np.isfinite(after).all(axis=0)] = np.nan
-    return out
-
-
-def irmad_normalise(
-    after: np.ndarray,
-    before: np.ndarray,
-    valid: np.ndarray,
-    *,
-    no_change_prob: float = 0.95,
-    sample: int | None = 200_000,
-) -> np.ndarray:
-    """Relative radiometric normalisation on IR-MAD invariant pixels.
-
-    Pixels whose IR-MAD probability of *no change* exceeds ``no_change_prob`` are the
-    invariant set; each band of ``after`` is mapped linearly onto ``before`` by
-    orthogonal (total least squares) regression on that set, which treats both dates
-    as noisy (Canty & Nielsen 2008).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32 (bands, rows, cols)`` normalised after image.
-
-    Raises
-    ------
-    InputError
-        Fewer than 100 invariant pixels.
-    """
-    from borderwatch.irmad import apply_irmad, change_probability, fit_irmad
-
-    model = fit_irmad(before, after, valid, sample=sample)
-    chi2 = apply_irmad(model, before, after)
-    p_change = change_probability(chi2, model.dof)
-    inv = valid & (p_change < 1.0 - no_change_prob)
-    if inv.sum() < 100:
-        raise InputError(f"only {int(inv.sum())} invariant pixels; cannot normalise")
-    out = after.astype(np.float32).copy()
-    for i in range(after.shape[0]):
-        x = after[i][inv].astype(np.float64)
-        y = before[i][inv].astype(np.float64)
-        cov = np.cov(x, y)
-        # Orthogonal regression slope from the principal axis of the 2x2 covariance.
-        sxx, syy, sxy = cov[0, 0], cov[1, 1], cov[0, 1]
-        if sxy == 0:
-            slope = 1.0
-        else:
-            slope = (syy - sxx + np.hypot(syy - sxx, 2 * sxy)) / (2 * sxy)
-        intercept = y.mean() - slope * x.mean()
-        out[i] = (slope * after[i] + intercept).astype(np.float32)
-    return out
-
-
-def normalise(
-    after: np.ndarray,
-    before: np.ndarray,
-    valid: np.ndarray,
-    *,
-    method: NormaliseName = "irmad",
-) -> np.ndarray:
-    """Dispatch to :func:`irmad_normalise`, :func:`histogram_match` or nothing."""
-    if method == "none":
-        return after.astype(np.float32)
-    if method == "histogram":
-        return histogram_match(after, before, valid)
-    if method == "irmad":
-        return irmad_normalise(after, before, valid)
-    raise InputError(f"unknown normalisation {method!r}; use 'none', 'irmad' or 'histogram'")
-
-
-def prepare_pair(
-    before: np.ndarray,
-    after: np.ndarray,
-    valid_before: np.ndarray,
-    valid_after: np.ndarray,
-    *,
-    align: bool = True,
-    normalise_method: NormaliseName = "none",
-) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
-    """Co-register and normalise ``after`` onto ``before`` (the pipeline's first step).
-
-    Returns
-    -------
-    after : numpy.ndarray
-        ``float32 (bands, rows, cols)`` corrected after image.
-    valid : numpy.ndarray
-        ``bool (rows, cols)`` valid in both dates after correction.
-    info : dict
-        JSON-ready provenance: ``align``, ``normalise``, ``shift_px`` ``[row, col]``,
-        ``residual_shift_px`` (length, pixels) and ``residual_shift_rc_px``.
-    """
-    info: dict[str, object] = {"align": align, "normalise": normalise_method}
-    if align:
-        reg = coregister(before, after, valid_before, valid_after)
-        after, valid = reg.after, reg.valid
-        info.update(
-            shift_px=[round(v, 3) for v in reg.shift_px],
-            residual_shift_rc_px=[round(v, 3) for v in reg.residual_px],
-            residual_shift_px=round(reg.residual_norm_px, 3),
-        )
-    else:
-        valid = valid_before & valid_after
-        info.update(shift_px=[0.0, 0.0], residual_shift_rc_px=None, residual_shift_px=None)
-    after = normalise(after, before, valid, method=normalise_method)
-    return after, valid, info

@@ -35,7 +35,7 @@ import numpy as np
 
 from borderwatch.classify import MIN_DIRECTION, classify_arrays, min_peak_score
 from borderwatch.errors import InputError
-from borderwatch.indices import compute_indices, visible_brightness
+from borderwatch.indices import CONSTRUCTION_SIGN, compute_indices, visible_brightness
 
 __all__ = [
     "CANVAS_MAX_PX",
@@ -46,14 +46,13 @@ __all__ = [
     "apply_direction",
     "classify_crops",
     "classify_merged",
+    "construction_direction",
     "fit_direction",
     "may_be_construction",
 ]
 
 #: Largest canvas (pixels) one :func:`~borderwatch.classify.classify_arrays` call gets.
 CANVAS_MAX_PX = 4_000_000
-#: Construction sign of each index difference, as in ``classify.construction_direction``.
-_SIGN = {"brightness": 1.0, "ndvi": -1.0, "greenness": -1.0, "ndbi": 1.0}
 
 
 @dataclass(frozen=True)
@@ -102,11 +101,30 @@ def apply_direction(
     """
     diffs = _differences(before, after, model.band_names)
     terms = [
-        _SIGN[k] * np.nan_to_num((diffs[k] - med) / sd) for k, (med, sd) in model.stats.items()
+        CONSTRUCTION_SIGN[k] * np.nan_to_num((diffs[k] - med) / sd)
+        for k, (med, sd) in model.stats.items()
     ]
     out = np.max(terms, axis=0).astype(np.float32)
     out[~valid] = 0.0
     return out
+
+
+def construction_direction(
+    before: np.ndarray, after: np.ndarray, valid: np.ndarray, *, band_names: Sequence[str] = ()
+) -> np.ndarray:
+    """Signed per-pixel evidence that a change is construction, with the scene's statistics.
+
+    The maximum of the standardised index differences, each signed so that construction
+    is positive (:data:`borderwatch.indices.CONSTRUCTION_SIGN`: visible brightness gain,
+    vegetation loss, NDBI gain): :func:`apply_direction` of :func:`fit_direction`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (rows, cols)``; positive = construction-like; 0 at invalid pixels.
+    """
+    model = fit_direction(before, after, valid, band_names=band_names)
+    return apply_direction(model, before, after, valid)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ score sums and maxima, first pixel in raster order, polygons), and
 block corners included) with a graph connected-components pass, applies the
 minimum-area rule to the merged objects, and unions their polygons into one.
 
-Two labelings are kept because :func:`borderwatch.change.detect_change` applies the
+Two labelings are kept because :func:`borderwatch.change.clean_mask` applies the
 minimum area to the cleaned mask *before* removing invalid pixels: ``M`` (the cleaned
 mask) decides which objects are big enough, ``F = M & valid`` gives the objects
 reported. Every ``F`` object lies inside one ``M`` object.
@@ -569,6 +569,6 @@ def merge_blocks(
             crops.append(_merge_crops(crop_parts[c]) if c in crop_parts else None)
             values.append(known.get(c))
     frame = gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs)
-    if has_verify:  # last, where find_structures(verify=) puts it
+    if has_verify:  # last, where the classification expects it
         frame["verify_peak"] = vpeak[chosen]
     return MergeResult(frame, keep, crops, values)

@@ -15,7 +15,7 @@ References
    change detection in multi- and hyperspectral data. IEEE TIP 16(2), 463-478.
    https://doi.org/10.1109/TIP.2006.888195
 
-Methods (:data:`METHODS`): ``cva`` (standardised change vector magnitude), ``irmad``
+Scores: ``cva`` (standardised change vector magnitude), ``irmad``
 (IR-MAD chi-square statistic, :mod:`borderwatch.irmad`), ``index`` (construction-direction
 index differences, :func:`borderwatch.indices.index_change`) and the default
 ``combined`` (see :func:`combined`). Thresholds (:data:`THRESHOLDS`): ``otsu``, ``ki``
@@ -24,7 +24,6 @@ index differences, :func:`borderwatch.indices.index_change`) and the default
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,14 +34,13 @@ import numpy as np
 from scipy import ndimage, special
 
 from borderwatch.errors import InputError
-from borderwatch.indices import index_change, index_score, index_stats
-from borderwatch.irmad import irmad
+from borderwatch.indices import index_score, index_stats
 from borderwatch.thresholds import chi2_threshold, ki_threshold
 
 __all__ = [
-    "ChangeResult",
     "CombinedModel",
     "apply_combined",
+    "band_moments",
     "by_row_strips",
     "combined_halo_px",
     "fit_combined",
@@ -50,21 +48,18 @@ __all__ = [
     "normal_scores",
     "pixels_at",
     "rank_verification",
-    "METHODS",
     "THRESHOLDS",
     "clean_mask",
     "combined",
     "square_dilation",
     "square_erosion",
     "cva",
-    "detect_change",
+    "cva_score",
     "otsu_from_histogram",
     "otsu_threshold",
-    "score_change",
     "smooth_score",
     "smooth_score_at",
     "standardise_bands",
-    "standardised_difference",
     "threshold_score",
 ]
 
@@ -79,35 +74,6 @@ SMOOTH_SIGMA_M = 1.0
 STRIP_PX = 1 << 16
 
 
-@dataclass(frozen=True)
-class ChangeResult:
-    """Output of :func:`detect_change`.
-
-    Attributes
-    ----------
-    score : numpy.ndarray
-        ``float32 (rows, cols)`` change score; NaN at invalid pixels.
-    mask : numpy.ndarray
-        ``bool (rows, cols)`` cleaned change mask.
-    threshold : float
-        Score threshold that was applied.
-    method : str
-        Name of the score method.
-    params : dict
-        Every parameter used, for provenance.
-    model : CombinedModel or None
-        The fitted statistics of the ``combined`` score (None for other methods), for
-        further scores on the same scene (:func:`rank_verification`).
-    """
-
-    score: np.ndarray
-    mask: np.ndarray
-    threshold: float
-    method: str
-    params: dict[str, object]
-    model: CombinedModel | None = None
-
-
 def _check(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> None:
     if before.shape != after.shape or before.ndim != 3:
         raise InputError(
@@ -117,36 +83,6 @@ def _check(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> None:
         raise InputError(f"valid mask {valid.shape} does not match images {before.shape[1:]}")
     if not valid.any():
         raise InputError("no valid pixels to compare")
-
-
-def standardised_difference(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Per-band difference ``after - before``, standardised over valid pixels.
-
-    Each band's difference is centred on its valid-pixel mean and divided by its
-    valid-pixel standard deviation, so bands with different units and gains weigh
-    the same and a global illumination offset cancels.
-
-    Parameters
-    ----------
-    before, after : numpy.ndarray
-        ``(bands, rows, cols)`` on the same grid, any numeric dtype.
-    valid : numpy.ndarray
-        ``bool (rows, cols)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32 (bands, rows, cols)``; NaN at invalid pixels.
-    """
-    _check(before, after, valid)
-    diff = after.astype(np.float32) - before.astype(np.float32)
-    vals = diff[:, valid]
-    mean = vals.mean(axis=1, dtype=np.float64)
-    std = vals.std(axis=1, dtype=np.float64)
-    std[std == 0] = 1.0
-    z = (diff - mean[:, None, None].astype(np.float32)) / std[:, None, None].astype(np.float32)
-    z[:, ~valid] = np.nan
-    return z
 
 
 def standardise_bands(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -170,7 +106,8 @@ def standardise_bands(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def cva(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Change vector magnitude of the standardised difference.
 
-    Returns the Euclidean norm over bands of :func:`standardised_difference`,
+    Returns the Euclidean norm over bands of the per-band difference standardised
+    over the valid pixels (:func:`cva_score`),
     divided by ``sqrt(bands)`` so the score's scale does not depend on band count.
 
     Parameters
@@ -193,9 +130,31 @@ def cva(before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
     >>> int(np.nanargmax(s))
     0
     """
-    z = standardised_difference(before, after, valid)
-    score = np.sqrt(np.einsum("brc,brc->rc", np.nan_to_num(z), np.nan_to_num(z)) / z.shape[0])
-    score = score.astype(np.float32)
+    _check(before, after, valid)
+    diff = after.astype(np.float32) - before.astype(np.float32)
+    mean, std = band_moments(diff[:, valid])
+    return cva_score(mean, std, diff, valid)
+
+
+def cva_score(mean: np.ndarray, std: np.ndarray, diff: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """CVA of a difference ``after - before`` (``float32``, overwritten) with given moments.
+
+    The one CVA arithmetic: :func:`cva` (whole arrays) and the engine's blocks
+    (:class:`borderwatch.methods.scores.FittedCva`) both call it, so scores are
+    bit-identical.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 (rows, cols)``, NaN where not ``valid``.
+    """
+    z = diff
+    z -= mean[:, None, None].astype(np.float32)
+    z /= std[:, None, None].astype(np.float32)
+    if valid.all():
+        return np.sqrt(np.einsum("brc,brc->rc", z, z) / z.shape[0]).astype(np.float32)
+    np.copyto(z, 0.0, where=np.isnan(z))
+    score = np.sqrt(np.einsum("brc,brc->rc", z, z) / z.shape[0]).astype(np.float32)
     score[~valid] = np.nan
     return score
 
@@ -564,10 +523,12 @@ class CombinedModel:
 _ArrayPair = tuple[np.ndarray, np.ndarray]
 
 
-def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and standard deviation of ``(bands, n)`` samples (std 0 -> 1)."""
-    v = x.astype(np.float64)
-    mean, std = v.mean(axis=1), v.std(axis=1)
+def band_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and standard deviation of ``(bands, n)`` samples (std 0 -> 1).
+
+    Reduced in float64 without a float64 copy of the samples.
+    """
+    mean, std = x.mean(axis=1, dtype=np.float64), x.std(axis=1, dtype=np.float64)
     std[std == 0] = 1.0
     return mean, std
 
@@ -698,16 +659,16 @@ def fit_combined(
     # sorting and interpolation release the GIL.
     def before_side() -> tuple[_ArrayPair, _ArrayPair, tuple[dict[str, float], dict[str, float]]]:
         stats = index_stats(before, after, valid, band_names=band_names)
-        return _moments(b), _rank_side(b[:, ::step]), stats
+        return band_moments(b), _rank_side(b[:, ::step]), stats
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="borderwatch-fit") as pool:
         pending = pool.submit(before_side)
-        am, as_ = _moments(a)
+        am, as_ = band_moments(a)
         aq, a_scores = _rank_side(a[:, ::step])
         (bm, bs), (bq, b_scores), (centre, scale) = pending.result()
     d = (a - am[:, None]) / as_[:, None] - (b - bm[:, None]) / bs[:, None]
-    dm, ds = _moments(d)
-    rank_diff = np.stack(_moments(a_scores - b_scores))
+    dm, ds = band_moments(d)
+    rank_diff = np.stack(band_moments(a_scores - b_scores))
     return CombinedModel(
         bm, bs, am, as_, dm, ds, bq, aq, rank_diff, centre, scale, tuple(band_names)
     )
@@ -910,106 +871,3 @@ def combined(
     """
     model = fit_combined(before, after, valid, band_names=band_names)
     return apply_combined(model, before, after, valid, pixel_m=pixel_m)
-
-
-#: Method name -> ``fn(before, after, valid, **context) -> score``. Functions that
-#: accept the keyword ``band_names`` and/or ``pixel_m`` receive them.
-METHODS: dict[str, Callable[..., np.ndarray]] = {
-    "cva": cva,
-    "irmad": irmad,
-    "index": index_change,
-    "combined": combined,
-}
-
-
-def score_change(
-    before: np.ndarray,
-    after: np.ndarray,
-    valid: np.ndarray,
-    *,
-    method: str = "combined",
-    band_names: Sequence[str] = (),
-    pixel_m: float | None = None,
-) -> np.ndarray:
-    """Run the :data:`METHODS` function ``method``, passing the context it accepts."""
-    try:
-        fn = METHODS[method]
-    except KeyError:
-        raise InputError(f"unknown method {method!r}; choose one of {sorted(METHODS)}") from None
-    accepted = inspect.signature(fn).parameters
-    ctx = {"band_names": tuple(band_names), "pixel_m": pixel_m}
-    return fn(before, after, valid, **{k: v for k, v in ctx.items() if k in accepted})
-
-
-def detect_change(
-    before: np.ndarray,
-    after: np.ndarray,
-    valid: np.ndarray,
-    *,
-    pixel_area_m2: float,
-    method: str = "combined",
-    threshold: str | float = "otsu",
-    min_area_m2: float = 20.0,
-    opening_px: int = 1,
-    closing_px: int = 1,
-    band_names: Sequence[str] = (),
-    p_value: float = 0.01,
-) -> ChangeResult:
-    """Score, threshold and clean change between two co-registered images.
-
-    Parameters
-    ----------
-    before, after : numpy.ndarray
-        ``(bands, rows, cols)`` on the same grid.
-    valid : numpy.ndarray
-        ``bool (rows, cols)``: pixels valid in both dates.
-    pixel_area_m2 : float
-        Area of one pixel in square metres.
-    method : str
-        Score method, a key of :data:`METHODS`.
-    threshold : str or float
-        A :data:`THRESHOLDS` name or a fixed score value.
-    min_area_m2 : float
-        Minimum object size in square metres.
-    opening_px, closing_px : int
-        Morphological clean-up radii in pixels, see :func:`clean_mask`.
-    band_names : sequence of str
-        Band names, for the index-based methods (default: RGB fallback for 3 bands).
-    p_value : float
-        False-alarm rate of the ``chi2`` threshold.
-
-    Returns
-    -------
-    ChangeResult
-    """
-    pixel_m = math.sqrt(pixel_area_m2)
-    model = None
-    if method == "combined":  # keep the fitted statistics for later scores
-        model = fit_combined(before, after, valid, band_names=band_names)
-        score = apply_combined(model, before, after, valid, pixel_m=pixel_m)
-    else:
-        score = score_change(
-            before, after, valid, method=method, band_names=band_names, pixel_m=pixel_m
-        )
-    value = threshold_score(score, valid, threshold, dof=before.shape[0], p_value=p_value)
-    raw = valid & (np.nan_to_num(score, nan=-np.inf) > value)
-    mask = (
-        clean_mask(
-            raw,
-            pixel_area_m2=pixel_area_m2,
-            min_area_m2=min_area_m2,
-            opening_px=opening_px,
-            closing_px=closing_px,
-        )
-        & valid
-    )
-    params: dict[str, object] = {
-        "method": method,
-        "threshold": threshold,
-        "threshold_value": value,
-        "min_area_m2": min_area_m2,
-        "opening_px": opening_px,
-        "closing_px": closing_px,
-        "p_value": p_value,
-    }
-    return ChangeResult(score, mask, value, method, params, model)

@@ -28,7 +28,6 @@ import numpy as np
 from scipy import ndimage
 
 from borderwatch.errors import InputError
-from borderwatch.indices import compute_indices, visible_brightness
 
 __all__ = [
     "CLASSES",
@@ -36,8 +35,6 @@ __all__ = [
     "classify_arrays",
     "classify_objects",
     "classify_shape",
-    "construction_direction",
-    "find_structures",
     "min_peak_score",
     "object_confidence",
     "shape_measures",
@@ -88,44 +85,6 @@ class ShapeMeasures:
     rect_long_m: float
     rect_short_m: float
     rectangularity: float
-
-
-def construction_direction(
-    before: np.ndarray,
-    after: np.ndarray,
-    valid: np.ndarray,
-    *,
-    band_names: Sequence[str] = (),
-) -> np.ndarray:
-    """Signed per-pixel evidence that a change is construction.
-
-    Maximum of the standardised index differences, each signed so that construction
-    is positive: brightness gain, vegetation loss, NDBI gain.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32 (rows, cols)``; positive = construction-like; 0 at invalid pixels.
-    """
-    ib = compute_indices(before, band_names)
-    ia = compute_indices(after, band_names)
-    # Visible brightness only: growing vegetation raises NIR and must not look built.
-    ib["brightness"] = visible_brightness(before, band_names)
-    ia["brightness"] = visible_brightness(after, band_names)
-    sign = {"brightness": 1.0, "ndvi": -1.0, "greenness": -1.0, "ndbi": 1.0}
-    terms = []
-    for key in ib:
-        d = ia[key] - ib[key]
-        ok = valid & np.isfinite(d)
-        if not ok.any():
-            continue
-        sd = float(d[ok].std()) or 1.0
-        terms.append(sign[key] * np.nan_to_num((d - np.median(d[ok])) / sd))
-    # The strongest construction-direction term decides: a dark roof on grass darkens
-    # (brightness loss) but loses vegetation; re-greening or a shadow is negative in all.
-    out = np.max(terms, axis=0).astype(np.float32)
-    out[~valid] = 0.0
-    return out
 
 
 def shape_measures(region: np.ndarray, geometry: object, *, pixel_m: float) -> ShapeMeasures:
@@ -360,42 +319,3 @@ def classify_arrays(
         "residual_shift_px": np.full(rows.size, float(residual_shift_px)),
     }
     return rows, columns
-
-
-def find_structures(
-    objects: gpd.GeoDataFrame,
-    mask: np.ndarray,
-    before: np.ndarray,
-    after: np.ndarray,
-    valid: np.ndarray,
-    *,
-    band_names: Sequence[str],
-    pixel_m: float,
-    threshold: float,
-    residual_shift_px: float | None,
-    method: str = "combined",
-    verify: np.ndarray | None = None,
-) -> gpd.GeoDataFrame:
-    """Direction filter + shape classes + confidence in one call (used by the pipeline).
-
-    The :data:`MIN_PEAK_SCORE` hysteresis applies to the standardised scores
-    (``combined``, ``cva``, ``index``) only. ``verify`` is an optional second score
-    raster (``float (rows, cols)``, e.g. :func:`borderwatch.change.rank_verification`):
-    its per-object maximum is stored as ``verify_peak`` and must reach the same peak.
-    """
-    from borderwatch.objects import label_objects
-
-    direction = construction_direction(before, after, valid, band_names=band_names)
-    if verify is not None and len(objects):
-        labels, n = label_objects(mask)
-        peaks = ndimage.maximum(np.nan_to_num(verify, nan=-np.inf), labels, np.arange(1, n + 1))
-        objects = objects.assign(verify_peak=np.asarray(peaks, dtype=np.float64))
-    return classify_objects(
-        objects,
-        mask,
-        direction,
-        pixel_m=pixel_m,
-        threshold=threshold,
-        residual_shift_px=residual_shift_px or 0.0,
-        min_peak=min_peak_score(method),
-    )

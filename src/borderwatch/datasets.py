@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,16 @@ class LabelledPair:
     band_names: tuple[str, ...]
     pixel_area_m2: float
     grid: Grid | None = field(default=None, repr=False)
+
+    def select_bands(self, keep: Sequence[int]) -> LabelledPair:
+        """Return the same pair with only the bands at indexes ``keep``, in that order."""
+        idx = list(keep)
+        return replace(
+            self,
+            before=self.before[idx],
+            after=self.after[idx],
+            band_names=tuple(self.band_names[i] for i in idx),
+        )
 
     def __post_init__(self) -> None:
         shp = self.before.shape

@@ -267,27 +267,6 @@ def synthetic_grid(shape: tuple[int, int], pixel_m: float) -> Grid:
     return Grid(CRS.from_epsg(32652), Affine(pixel_m, 0, 500_000, 0, -pixel_m, 4_700_000), shape)
 
 
-def _write_date(path: Path, data: np.ndarray, grid: Grid, names: tuple[str, ...]) -> None:
-    import rasterio
-
-    profile = {
-        "driver": "GTiff",
-        "width": grid.shape[1],
-        "height": grid.shape[0],
-        "count": data.shape[0],
-        "dtype": "float32",
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": float("nan"),
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype(np.float32))
-        dst.descriptions = names
-
-
 def evaluate_pair(
     pair: LabelledPair, *, params: DetectParams | None = None, workdir: str | None = None
 ) -> tuple[ProductScores, DetectionRun]:
@@ -303,6 +282,7 @@ def evaluate_pair(
     run : DetectionRun
     """
     from borderwatch.engine import detect
+    from borderwatch.export import write_float_raster
 
     shape = (int(pair.truth.shape[0]), int(pair.truth.shape[1]))
     grid = pair.grid
@@ -313,9 +293,11 @@ def evaluate_pair(
         for role in ("before", "after"):
             data = getattr(pair, role).copy()
             data[:, ~pair.valid] = np.nan
-            path = Path(tmp) / f"{role}.tif"
-            _write_date(path, data, grid, tuple(pair.band_names))
-            paths.append(path)
+            paths.append(
+                write_float_raster(
+                    Path(tmp) / f"{role}.tif", data, grid, band_names=pair.band_names
+                )
+            )
         run = detect(paths[0], paths[1], params=params, grid=grid, raw_mask=True)
     return score_run(run, pair.truth, valid=pair.valid, labelled=pair.labelled), run
 

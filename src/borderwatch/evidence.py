@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 from borderwatch.aoi import aoi_polygon_lonlat
 from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError, OutputExistsError
-from borderwatch.export import atomic_write
+from borderwatch.export import atomic_write, write_float_raster
 from borderwatch.io import Grid
 from borderwatch.manifest import write_manifest
 from borderwatch.report import write_report
@@ -262,34 +262,6 @@ def _write_png(img: Image.Image, path: Path, *, overwrite: bool) -> None:
         img.save(tmp, format="PNG")
 
 
-def _write_chip_tif(
-    data: np.ndarray,
-    grid: Grid,
-    path: Path,
-    *,
-    names: Sequence[str],
-    date: str | None,
-    overwrite: bool,
-) -> None:
-    profile = {
-        "driver": "GTiff",
-        "width": grid.shape[1],
-        "height": grid.shape[0],
-        "count": data.shape[0],
-        "dtype": "float32",
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": float("nan"),
-        "compress": "deflate",
-    }
-    with atomic_write(path, overwrite=overwrite) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data.astype(np.float32))
-            dst.descriptions = tuple(names)
-            if date:
-                dst.update_tags(ACQUISITION_DATE=date)
-
-
 def _write_chips(
     run: DetectionRun,
     detections: gpd.GeoDataFrame,
@@ -321,12 +293,12 @@ def _write_chips(
             png = chips_dir / f"{det_id}_{role}.png"
             tif = chips_dir / f"{det_id}_{role}.tif"
             _write_png(img, png, overwrite=overwrite)
-            _write_chip_tif(
+            write_float_raster(
+                tif,
                 cut[role],
                 sub,
-                tif,
-                names=getattr(run, role).source.band_names,
-                date=meta["date"],
+                band_names=getattr(run, role).source.band_names,
+                tags={"ACQUISITION_DATE": meta["date"]} if meta["date"] else None,
                 overwrite=overwrite,
             )
             names[role] = (f"chips/{png.name}", f"chips/{tif.name}")

@@ -14,9 +14,9 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -24,7 +24,17 @@ import pyogrio
 
 from borderwatch.errors import BorderwatchError, InputError, OutputExistsError
 
-__all__ = ["atomic_write", "check_writable", "sha256_file", "to_rfc7946", "write_geojson"]
+if TYPE_CHECKING:
+    from borderwatch.io import Grid
+
+__all__ = [
+    "atomic_write",
+    "check_writable",
+    "sha256_file",
+    "to_rfc7946",
+    "write_float_raster",
+    "write_geojson",
+]
 
 #: Decimals of GeoJSON coordinates in degrees (1e-7 degree is about 1 cm): what GDAL
 #: writes with ``RFC7946=YES``.
@@ -235,4 +245,41 @@ def write_geojson(
     """
     with atomic_write(path, overwrite=overwrite) as tmp:
         _write_gdal(gdf, str(tmp), metadata)
+    return Path(path)
+
+
+def write_float_raster(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    grid: Grid,
+    *,
+    band_names: Sequence[str] = (),
+    tags: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``float32 (bands, rows, cols)`` values on ``grid`` as a DEFLATE GeoTIFF, atomically.
+
+    NaN is the nodata value; ``band_names`` become the band descriptions and ``tags``
+    dataset tags (e.g. ``ACQUISITION_DATE``).
+    """
+    import rasterio
+
+    profile = {
+        "driver": "GTiff",
+        "width": grid.shape[1],
+        "height": grid.shape[0],
+        "count": data.shape[0],
+        "dtype": "float32",
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": float("nan"),
+        "compress": "deflate",
+    }
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data.astype(np.float32, copy=False))
+            if band_names:
+                dst.descriptions = tuple(band_names)
+            if tags:
+                dst.update_tags(**tags)
     return Path(path)

@@ -264,7 +264,8 @@ def irmad(
 ) -> np.ndarray:
     """IR-MAD chi-square score of a whole pair: :func:`fit_irmad` then :func:`apply_irmad`.
 
-    The signature matches :data:`borderwatch.change.METHODS`; invalid pixels are NaN.
+    Whole arrays (the engine fits on a sample: :mod:`borderwatch.methods`); invalid
+    pixels are NaN.
 
     Examples
     --------

@@ -19,18 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
-from borderwatch.change import ChangeResult, combined, cva, standardise_bands
-from borderwatch.classify import construction_direction
 from borderwatch.datasets import LabelledPair
 from borderwatch.errors import InputError
 from borderwatch.evaluate import Scores, cleanup_radius_px, evaluate_mask
-from borderwatch.indices import index_change
 
 __all__ = [
     "TrainedModel",
-    "detect_with_model",
     "leave_one_out",
     "load_model",
     "pixel_features",
@@ -71,17 +66,15 @@ def pixel_features(
     band_names: Sequence[str],
     pixel_m: float,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Per-pixel feature stack ``float32 (n_features, rows, cols)`` and feature names."""
-    zb, za = standardise_bands(before, valid), standardise_bands(after, valid)
-    diff = np.nan_to_num(za - zb)
-    names = [f"dz_{n}" for n in band_names]
-    c = np.nan_to_num(cva(zb, za, valid))
-    i = np.nan_to_num(index_change(before, after, valid, band_names=band_names))
-    d = construction_direction(before, after, valid, band_names=band_names)
-    comb = np.nan_to_num(combined(before, after, valid, band_names=band_names, pixel_m=pixel_m))
-    wide = ndimage.gaussian_filter(comb, max(5.0 / pixel_m, 1.0))
-    stack = np.concatenate([diff, np.stack([c, i, d, comb, wide])]).astype(np.float32)
-    return stack, (*names, "cva", "index", "direction", "combined", "combined_5m")
+    """Per-pixel feature stack ``float32 (n_features, rows, cols)`` and feature names.
+
+    The statistics are the whole pair's (:func:`borderwatch.methods.learned.fit_features`),
+    the same code ``detect --model`` fits on its sample and applies per block.
+    """
+    from borderwatch.methods.learned import fit_features
+
+    model = fit_features(before, after, valid, band_names=band_names, pixel_m=pixel_m)
+    return model.features(before, after, valid), model.names
 
 
 def _sample(pair: LabelledPair, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -236,51 +229,3 @@ def load_model(path: str | Path) -> TrainedModel:
     if not isinstance(model, TrainedModel):
         raise InputError(f"{path}: not a borderwatch model file")
     return model
-
-
-def detect_with_model(
-    model_path: str | Path,
-    before: np.ndarray,
-    after: np.ndarray,
-    valid: np.ndarray,
-    *,
-    band_names: Sequence[str],
-    pixel_area_m2: float,
-    min_area_m2: float = 0.0,
-    opening_px: int = 1,
-    closing_px: int = 1,
-    probability: float = 0.5,
-) -> ChangeResult:
-    """Change detection with a trained model instead of a :data:`METHODS` score.
-
-    Returns a :class:`~borderwatch.change.ChangeResult` whose score is the change
-    probability and whose threshold is ``probability``.
-    """
-    from borderwatch.change import clean_mask
-
-    model = load_model(model_path)
-    prob = predict_change(
-        model, before, after, valid, band_names=band_names, pixel_m=float(np.sqrt(pixel_area_m2))
-    )
-    raw = valid & (np.nan_to_num(prob) > probability)
-    mask = (
-        clean_mask(
-            raw,
-            pixel_area_m2=pixel_area_m2,
-            min_area_m2=min_area_m2,
-            opening_px=opening_px,
-            closing_px=closing_px,
-        )
-        & valid
-    )
-    params: dict[str, object] = {
-        "method": "model",
-        "model": str(model_path),
-        "trained_on": list(model.trained_on),
-        "threshold": probability,
-        "threshold_value": probability,
-        "min_area_m2": min_area_m2,
-        "opening_px": opening_px,
-        "closing_px": closing_px,
-    }
-    return ChangeResult(prob, mask, probability, "model", params)

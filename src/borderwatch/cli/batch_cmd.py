@@ -42,7 +42,7 @@ from typing import Any
 import click
 
 from borderwatch.cli.logs import quiet_scheduler
-from borderwatch.cli.options import detect_options, parse_threshold, scale_options
+from borderwatch.cli.options import detect_options, detect_params, scale_options
 from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.export import atomic_write
 from borderwatch.jobs import (
@@ -155,7 +155,6 @@ def batch(
     from borderwatch.engine import (
         DEFAULT_BLOCK_SIZE,
         DetectionRun,
-        DetectParams,
         Plan,
         make_plan,
         run_plan,
@@ -184,9 +183,9 @@ def batch(
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more reports)" if len(existing) > 1 else ""
         raise OutputExistsError(f"{existing[0]}: output exists{more}; pass --overwrite")
-    params = DetectParams(
+    params = detect_params(
         method=method,
-        threshold=parse_threshold(threshold),  # type: ignore[arg-type]
+        threshold=threshold,
         min_area_m2=min_area_m2,
         **quality,
     )

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from borderwatch.cli.detect_cmd import print_summary
-from borderwatch.cli.options import detect_options, parse_threshold
-from borderwatch.engine import DetectParams, detect
+from borderwatch.cli.options import detect_options, detect_params
+from borderwatch.engine import detect
 from borderwatch.errors import OutputExistsError
 from borderwatch.products import write_products
 from borderwatch.progress import activity, progress_reporter
@@ -44,9 +44,9 @@ def demo(
         out_dir = Path.cwd() / f"borderwatch-demo-{stamp}"
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out_dir}: folder exists and is not empty; pass --overwrite")
-    params = DetectParams(
+    params = detect_params(
         method=method,
-        threshold=parse_threshold(threshold),  # type: ignore[arg-type]
+        threshold=threshold,
         min_area_m2=min_area_m2,
         **quality,
     )

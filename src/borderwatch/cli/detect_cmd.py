@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from borderwatch.cli.options import detect_options, parse_threshold, scale_options
+from borderwatch.cli.options import detect_options, detect_params, scale_options
 from borderwatch.cli.review_cmd import store_option
 from borderwatch.cli.scale import raster_out_options
 from borderwatch.engine import DetectionRun, DetectParams, detect
@@ -148,9 +148,9 @@ def detect_command(
     **quality: Any,
 ) -> None:
     """Detect change between BEFORE and AFTER imagery and write detections."""
-    params = DetectParams(
+    params = detect_params(
         method=method,
-        threshold=parse_threshold(threshold),  # type: ignore[arg-type]
+        threshold=threshold,
         min_area_m2=min_area_m2,
         resolution=resolution,
         crs=crs,

@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from borderwatch.cli.options import detect_options, parse_threshold
+from borderwatch.cli.options import detect_options, detect_params
 from borderwatch.datasets import is_georeferenced, load_labelled
-from borderwatch.engine import DetectParams
 from borderwatch.errors import InputError
 from borderwatch.evaluate import Scores, evaluate_files, evaluate_pair
 
@@ -93,9 +92,9 @@ def evaluate(
             f"{before[0]}: no georeferencing; give --pixel-size (metres), since the "
             "model's scale and every area depend on it"
         )
-    params = DetectParams(
+    params = detect_params(
         method=method,
-        threshold=parse_threshold(threshold),  # type: ignore[arg-type]
+        threshold=threshold,
         min_area_m2=min_area_m2,
         **quality,
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import click
 
-__all__ = ["detect_options", "parse_threshold", "scale_options"]
+from borderwatch.engine.params import DetectParams, MethodName
+
+__all__ = ["detect_options", "detect_params", "parse_threshold", "scale_options"]
 
 
 def parse_threshold(value: str) -> str | float:
@@ -20,12 +22,17 @@ def parse_threshold(value: str) -> str | float:
         raise click.BadParameter(f"{value!r} is neither a number nor a method name") from None
 
 
+def detect_params(*, threshold: str, **options: Any) -> DetectParams:
+    """Return the validated :class:`~borderwatch.engine.DetectParams` of the options."""
+    return DetectParams(threshold=parse_threshold(threshold), **options)  # type: ignore[arg-type]
+
+
 def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add the detection parameters shared by ``detect``, ``demo`` and ``batch``."""
     opts = [
         click.option(
             "--method",
-            type=click.Choice(["combined", "cva", "irmad", "index"]),
+            type=click.Choice(get_args(MethodName)),
             default="combined",
             show_default=True,
             help="Change score method: combined, cva, irmad or index.",

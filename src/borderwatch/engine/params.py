@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from borderwatch.errors import InputError
 
@@ -14,9 +14,9 @@ MethodName = Literal["combined", "cva", "irmad", "index"]
 ThresholdName = Literal["ki", "otsu", "chi2"]
 NormaliseName = Literal["none", "irmad", "histogram"]
 
-_METHODS = ("combined", "cva", "irmad", "index")
-_THRESHOLDS = ("ki", "otsu", "chi2")
-_NORMALISE = ("none", "irmad", "histogram")
+_METHODS: tuple[str, ...] = get_args(MethodName)
+_THRESHOLDS: tuple[str, ...] = get_args(ThresholdName)
+_NORMALISE: tuple[str, ...] = get_args(NormaliseName)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from borderwatch.methods.normalise import NORMALISERS
 from borderwatch.methods.scores import CombinedMethod, CvaMethod, IndexMethod, IrmadMethod
 
 __all__ = [
-    "METHOD_NAMES",
     "Fitted",
     "FittedNormaliser",
     "Method",
@@ -29,8 +28,6 @@ _UNSUPERVISED: dict[str, type[CombinedMethod | CvaMethod | IrmadMethod | IndexMe
     "irmad": IrmadMethod,
     "index": IndexMethod,
 }
-#: ``--method`` names of the unsupervised scores.
-METHOD_NAMES = tuple(_UNSUPERVISED)
 
 
 def get_method(name: str, *, model: str | None = None) -> Method:

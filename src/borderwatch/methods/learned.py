@@ -19,11 +19,28 @@ import numpy as np
 from scipy import ndimage
 
 from borderwatch.blockclassify import DirectionModel, apply_direction, fit_direction
-from borderwatch.change import CombinedModel, apply_combined, combined_halo_px, fit_combined
+from borderwatch.change import (
+    CombinedModel,
+    apply_combined,
+    band_moments,
+    combined_halo_px,
+    fit_combined,
+)
 from borderwatch.errors import InputError
 from borderwatch.indices import index_score, index_stats
 
-__all__ = ["FittedLearned", "LearnedMethod", "wide_sigma_px"]
+__all__ = [
+    "FEATURE_NAMES",
+    "FeatureModel",
+    "FittedLearned",
+    "LearnedMethod",
+    "features_halo_px",
+    "fit_features",
+    "wide_sigma_px",
+]
+
+#: Names of the features after the per-band differences.
+FEATURE_NAMES = ("cva", "index", "direction", "combined", "combined_5m")
 
 
 def wide_sigma_px(pixel_m: float) -> float:
@@ -32,10 +49,7 @@ def wide_sigma_px(pixel_m: float) -> float:
 
 
 def _moments(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    vals = (x.reshape(x.shape[0], -1) if valid.all() else x[:, valid]).astype(np.float64)
-    mean, std = vals.mean(axis=1), vals.std(axis=1)
-    std[std == 0] = 1.0
-    return mean, std
+    return band_moments(x.reshape(x.shape[0], -1) if valid.all() else x[:, valid])
 
 
 def _z(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -44,10 +58,15 @@ def _z(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class FittedLearned:
-    """A trained classifier with the scene statistics of its features."""
+class FeatureModel:
+    """Scene statistics of the classifier's per-pixel features (fitted once, applied per block).
 
-    estimator: Any = field(repr=False)
+    The features (:data:`FEATURE_NAMES` after one ``dz_<band>`` per band): each band's
+    difference of the per-date standardised values, the CVA of that difference, the
+    one-sided index score, the construction direction, the ``combined`` score and its
+    5 m Gaussian context.
+    """
+
     band_names: tuple[str, ...]
     pixel_m: float
     before_moments: tuple[np.ndarray, np.ndarray]
@@ -56,17 +75,19 @@ class FittedLearned:
     index: tuple[dict[str, float], dict[str, float]]
     direction: DirectionModel
     combined: CombinedModel
-    model_sha256: str
-    name: str = "model"
-    dof: int | None = None
 
     @property
     def halo_px(self) -> int:
         """The combined score's smoothing plus the 5 m context filter, pixels."""
-        return combined_halo_px(self.pixel_m) + int(4.0 * wide_sigma_px(self.pixel_m) + 0.5)
+        return features_halo_px(self.pixel_m)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Feature names, in stack order."""
+        return (*(f"dz_{n}" for n in self.band_names), *FEATURE_NAMES)
 
     def features(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Feature stack ``float32 (n_features, rows, cols)`` in the model's order."""
+        """Feature stack ``float32 (n_features, rows, cols)``; 0 at invalid pixels."""
         zb = _z(before, *self.before_moments)
         za = _z(after, *self.after_moments)
         zb[:, ~valid] = np.nan
@@ -87,9 +108,53 @@ class FittedLearned:
             np.float32
         )
 
+
+def features_halo_px(pixel_m: float) -> int:
+    """Context (pixels) of the features: the combined smoothing plus the 5 m filter."""
+    return combined_halo_px(pixel_m) + int(4.0 * wide_sigma_px(pixel_m) + 0.5)
+
+
+def fit_features(
+    before: np.ndarray,
+    after: np.ndarray,
+    valid: np.ndarray,
+    *,
+    band_names: Sequence[str],
+    pixel_m: float,
+) -> FeatureModel:
+    """Fit the feature statistics on a scene or its sample (``(bands, n, 1)`` pixels)."""
+    bm, am = _moments(before, valid), _moments(after, valid)
+    zb, za = _z(before, *bm), _z(after, *am)
+    return FeatureModel(
+        tuple(band_names),
+        pixel_m,
+        bm,
+        am,
+        _moments(za - zb, valid),
+        index_stats(before, after, valid, band_names=band_names),
+        fit_direction(before, after, valid, band_names=band_names),
+        fit_combined(before, after, valid, band_names=band_names),
+    )
+
+
+@dataclass(frozen=True)
+class FittedLearned:
+    """A trained classifier with the scene statistics of its features."""
+
+    estimator: Any = field(repr=False)
+    feature_model: FeatureModel
+    model_sha256: str
+    name: str = "model"
+    dof: int | None = None
+
+    @property
+    def halo_px(self) -> int:
+        """Context of the features, pixels."""
+        return self.feature_model.halo_px
+
     def score(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Change probability per pixel, ``float32``, NaN where invalid."""
-        feats = self.features(before, after, valid)
+        feats = self.feature_model.features(before, after, valid)
         flat = feats.reshape(feats.shape[0], -1).T
         prob = self.estimator.predict_proba(flat)[:, 1]
         out = prob.reshape(valid.shape).astype(np.float32)
@@ -112,7 +177,7 @@ class LearnedMethod:
 
     def halo_px(self, pixel_m: float) -> int:
         """Return the context in pixels: the smoothing plus the 5 m context filter."""
-        return combined_halo_px(pixel_m) + int(4.0 * wide_sigma_px(pixel_m) + 0.5)
+        return features_halo_px(pixel_m)
 
     def fit(
         self,
@@ -138,18 +203,8 @@ class LearnedMethod:
                 f"{self.path}: model was trained on bands {list(model.band_names)}, the inputs "
                 f"have {list(band_names)}; give imagery with the model's bands"
             )
-        bm, am = _moments(before, valid), _moments(after, valid)
-        zb, za = _z(before, *bm), _z(after, *am)
-        zd = _moments(za - zb, valid)
         return FittedLearned(
             model.estimator,
-            tuple(band_names),
-            pixel_m,
-            bm,
-            am,
-            zd,
-            index_stats(before, after, valid, band_names=band_names),
-            fit_direction(before, after, valid, band_names=band_names),
-            fit_combined(before, after, valid, band_names=band_names),
+            fit_features(before, after, valid, band_names=band_names, pixel_m=pixel_m),
             hashlib.sha256(Path(self.path).read_bytes()).hexdigest(),
         )

@@ -16,8 +16,10 @@ import numpy as np
 from borderwatch.change import (
     CombinedModel,
     apply_combined,
+    band_moments,
     by_row_strips,
     combined_halo_px,
+    cva_score,
     fit_combined,
     rank_verification,
 )
@@ -33,7 +35,6 @@ __all__ = [
     "FittedIrmad",
     "IndexMethod",
     "IrmadMethod",
-    "cva_score",
 ]
 
 
@@ -94,23 +95,6 @@ class CombinedMethod:
 
 
 # --------------------------------------------------------------------------- cva
-def cva_score(mean: np.ndarray, std: np.ndarray, diff: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """CVA of a block's difference ``after - before`` (overwritten) with fitted moments.
-
-    Same arithmetic and precision as :func:`borderwatch.change.cva` with the scene's
-    mean and standard deviation of the difference, so scores are bit-identical.
-    """
-    z = diff
-    z -= mean[:, None, None].astype(np.float32)
-    z /= std[:, None, None].astype(np.float32)
-    if valid.all():
-        return np.sqrt(np.einsum("brc,brc->rc", z, z) / z.shape[0]).astype(np.float32)
-    np.copyto(z, 0.0, where=np.isnan(z))
-    score = np.sqrt(np.einsum("brc,brc->rc", z, z) / z.shape[0]).astype(np.float32)
-    score[~valid] = np.nan
-    return score
-
-
 @dataclass(frozen=True)
 class FittedCva:
     """Per-band mean and standard deviation of the difference ``after - before``."""
@@ -152,10 +136,7 @@ class CvaMethod:
     ) -> FittedCva:
         """Moments of the per-band difference over the valid sample pixels."""
         diff = after.astype(np.float32, copy=False) - before.astype(np.float32, copy=False)
-        vals = _valid_pixels(diff, valid)
-        std = vals.std(axis=1, dtype=np.float64)
-        std[std == 0] = 1.0
-        return FittedCva(vals.mean(axis=1, dtype=np.float64), std)
+        return FittedCva(*band_moments(_valid_pixels(diff, valid)))
 
 
 # --------------------------------------------------------------------------- irmad
