@@ -305,7 +305,8 @@ def test_batch_writes_per_job_what_detect_writes(pair, tmp_path: Path) -> None:
     ]
     for x, y in ((got, tmp_path / "d.gpkg"), (tmp_path / "batch" / f"{stem}.geojson",
                                                tmp_path / "d.geojson")):
-        dx, dy = gpd.read_file(x), gpd.read_file(y)
+        layer = {"layer": "detections"} if x.suffix == ".gpkg" else {}
+        dx, dy = gpd.read_file(x, **layer), gpd.read_file(y, **layer)
         assert list(dx.columns) == list(dy.columns)
         assert list(dx["id"]) == list(dy["id"]) and len(dx) >= 4
     assert (tmp_path / "batch" / f"{stem}.qml").read_text() == (tmp_path / "d.qml").read_text()
