@@ -13,8 +13,8 @@ import pytest
 
 #: Module -> (package its examples import, the borderwatch extra that installs it).
 NEEDS_EXTRA = {
-    "borderwatch.learn": ("sklearn", "learn"),
-    "borderwatch.webmap": ("folium", "notebook"),
+    "borderwatch.methods.training": ("sklearn", "learn"),
+    "borderwatch.products.webmap": ("folium", "notebook"),
 }
 
 

@@ -4,10 +4,10 @@ Usage::
 
     python benchmarks/accuracy.py [--data ../shared/data] [--out benchmarks/results/accuracy.md]
 
-Datasets (see borderwatch.datasets): OSCD 5 cities (B02, B03, B04, B08 for the scores
+Datasets (see borderwatch.evaluation.datasets): OSCD 5 cities (B02, B03, B04, B08 for the scores
 that use all bands; B11 adds NDBI to the index terms), LEVIR-CD and DSIFN-CD samples
 (RGB PNG, 0.5 m), Landsat Taizhou (6 bands, partial labels). Each pair runs through
-``borderwatch.engine.detect`` (``borderwatch.evaluate.evaluate_pair``): the row
+``borderwatch.engine.detect`` (``borderwatch.evaluation.metrics.evaluate_pair``): the row
 ``detections`` scores the final detections ``detect`` writes (rasterised on the truth
 grid), the row ``pixel mask`` the cleaned mask before the object filters (minimum area,
 classification). The baseline is plain CVA + Otsu without alignment, clean-up, minimum
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from borderwatch.datasets import LabelledPair, iter_oscd, iter_png_pairs, read_taizhou
 from borderwatch.engine import DetectParams
-from borderwatch.evaluate import Scores, evaluate_pair, pool
+from borderwatch.evaluation.datasets import LabelledPair, iter_oscd, iter_png_pairs, read_taizhou
+from borderwatch.evaluation.metrics import Scores, evaluate_pair, pool
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"

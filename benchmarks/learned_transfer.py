@@ -1,8 +1,8 @@
 """Learned mode on imagery it never saw: leave one dataset out.
 
-Trains the shipped learned mode (:func:`borderwatch.learn.train_model` defaults:
+Trains the shipped learned mode (:func:`borderwatch.methods.training.train_model` defaults:
 class-balanced samples per pair, histogram gradient boosting on
-:func:`borderwatch.learn.pixel_features`) on three of the four datasets in
+:func:`borderwatch.methods.training.pixel_features`) on three of the four datasets in
 ../shared/data and scores the fourth, for each dataset in turn. Every dataset is reduced
 to its red, green and blue bands (OSCD B04/B03/B02, Taizhou red/green/blue, the PNG
 samples as they are) so that one model can be trained on all of them. The plain CVA +
@@ -28,9 +28,9 @@ sys.path.insert(0, str(HERE))
 
 from accuracy import BASELINE_RUN, DEFAULT_DATA, FLOORS, datasets, score_pair  # noqa: E402
 
-from borderwatch.datasets import LabelledPair  # noqa: E402
-from borderwatch.evaluate import evaluate_mask, pool  # noqa: E402
-from borderwatch.learn import predict_mask, train_model  # noqa: E402
+from borderwatch.evaluation.datasets import LabelledPair  # noqa: E402
+from borderwatch.evaluation.metrics import evaluate_mask, pool  # noqa: E402
+from borderwatch.methods.training import predict_mask, train_model  # noqa: E402
 
 RGB = ("red", "green", "blue")
 #: Band names of red, green, blue in each dataset.

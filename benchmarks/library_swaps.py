@@ -6,15 +6,15 @@ function in one process, alternating rounds, and prints a table:
 ``sha256``
     A file of ``--mb`` random bytes (default 500) written to ``--tmp`` (deleted
     after): the former ``readinto`` loop over one 1 MiB buffer against
-    :func:`borderwatch.export.sha256_file` (``hashlib.file_digest``). The file is
+    :func:`borderwatch.products.export.sha256_file` (``hashlib.file_digest``). The file is
     read once first, so both run from the page cache.
 ``geojson``
     ``--n`` traced detections (default 20,000) in the analyst schema: the former
     encoder (``to_rfc7946`` dicts and ``json.dumps``) against
-    :func:`borderwatch.export.write_geojson` (GDAL's GeoJSON driver). Also checks that
+    :func:`borderwatch.products.export.write_geojson` (GDAL's GeoJSON driver). Also checks that
     both files parse to the same features.
 ``otsu``
-    :func:`borderwatch.change.otsu_from_histogram` against
+    :func:`borderwatch.methods.thresholds.otsu_from_histogram` against
     ``skimage.filters.threshold_otsu(hist=...)`` on synthetic histograms and on the
     change scores of the LEVIR-CD and DSIFN-CD samples under ``--data`` (if there):
     how often they differ, and which one is the exact maximum (rational arithmetic).
@@ -49,7 +49,7 @@ from scipy import ndimage
 from shapely.geometry import mapping
 from shapely.geometry.polygon import orient
 
-from borderwatch.export import sha256_file, write_geojson
+from borderwatch.products.export import sha256_file, write_geojson
 
 
 def _rounds(
@@ -174,8 +174,8 @@ def old_write_geojson(gdf: gpd.GeoDataFrame, path: Path, metadata: dict[str, Any
 def detections(n: int) -> gpd.GeoDataFrame:
     """About ``n`` traced blobs in UTM 52N, in the analyst schema (first ``n`` kept)."""
     from borderwatch.io import Grid
-    from borderwatch.objects import mask_to_objects
-    from borderwatch.schema import analyst_table
+    from borderwatch.objects.polygons import mask_to_objects
+    from borderwatch.products.schema import analyst_table
 
     side = int(np.ceil(np.sqrt(n * 1.25))) * 24
     rng = np.random.default_rng(0)
@@ -249,7 +249,7 @@ def _exact_bin(hist: np.ndarray) -> int:
 
 
 def _compare(hist: np.ndarray, lo: float, hi: float, tally: dict[str, int]) -> None:
-    from borderwatch.change import otsu_from_histogram
+    from borderwatch.methods.thresholds import otsu_from_histogram
 
     ours, sk = otsu_from_histogram(hist, lo, hi), _sk_edge(hist, lo, hi)
     tally["n"] += 1
@@ -269,7 +269,7 @@ def _score_hist(v: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def bench_otsu(args: argparse.Namespace) -> None:
-    from borderwatch import datasets
+    from borderwatch.evaluation import datasets
     from borderwatch.methods import get_method
 
     rng = np.random.default_rng(0)

@@ -25,16 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import DEFAULT_DATA, ROOT, datasets  # noqa: E402
 
-from borderwatch.align import coregister  # noqa: E402
-from borderwatch.change import (  # noqa: E402
-    apply_combined,
-    cva,
-    fit_combined,
-    rank_verification,
-    smooth_score,
-    standardise_bands,
-)
-from borderwatch.indices import index_change  # noqa: E402
+from borderwatch.engine.align import coregister  # noqa: E402
+from borderwatch.methods.combined import apply_combined, fit_combined, rank_verification  # noqa: E402
+from borderwatch.methods.cva import cva, standardise_bands  # noqa: E402
+from borderwatch.methods.indices import index_change  # noqa: E402
+from borderwatch.methods.smoothing import smooth_score  # noqa: E402
 
 
 def oracle_f1(scores: list[np.ndarray], truths: list[np.ndarray]) -> float:

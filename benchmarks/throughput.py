@@ -13,7 +13,7 @@ the median ratio to the I/O floor of the same round, and the largest RSS:
 3. ``detect <default>``: ``detect --block-size 1024`` with every default (method,
    KI threshold, co-registration, classification), block by block; at 2048 px also
    the in-memory path.
-4. ``numpy cva+otsu``: whole arrays read into memory, ``borderwatch.change.cva`` and
+4. ``numpy cva+otsu``: whole arrays read into memory, ``borderwatch.methods.cva.cva`` and
    ``otsu_threshold`` (the in-memory reference; skipped when it cannot fit in RAM).
 5. ``otb mad``: ``otbcli_MultivariateAlterationDetector`` on the same files, if
    installed.
@@ -43,7 +43,8 @@ BW = str(Path(PY).with_name("borderwatch"))
 READ = "import rasterio,sys\nfor p in sys.argv[1:]:\n    rasterio.open(p).read()\n"
 NUMPY = (
     "import rasterio,sys\n"
-    "from borderwatch.change import cva, otsu_threshold\n"
+    "from borderwatch.methods.cva import cva\n"
+    "from borderwatch.methods.thresholds import otsu_threshold\n"
     "b=rasterio.open(sys.argv[1]).read().astype('float32')\n"
     "a=rasterio.open(sys.argv[2]).read().astype('float32')\n"
     "import numpy as np\n"

@@ -30,7 +30,7 @@ def isolated_home(
 ) -> Path:
     """Point ``HOME`` and ``XDG_DATA_HOME`` at a new temporary folder for every test.
 
-    The default review store (:func:`borderwatch.review.default_store_dir`) is then
+    The default review store (:func:`borderwatch.products.review.default_store_dir`) is then
     ``<that folder>/xdg-data/borderwatch/reviews``; ``BORDERWATCH_REVIEWS`` (the
     CLI's ``--reviews`` default) is unset. A folder of its own rather than a part of
     ``tmp_path``, so tests that list ``tmp_path`` see only their own files.
@@ -121,7 +121,7 @@ def analyst_outputs(tmp_path_factory: pytest.TempPathFactory):
     from types import SimpleNamespace
 
     from borderwatch.engine import detect
-    from borderwatch.products import write_products
+    from borderwatch.products.write import write_products
     from borderwatch.sample_data import sample_tiles_dir
 
     tiles = sample_tiles_dir()

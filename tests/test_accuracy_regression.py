@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from borderwatch.cli import main
-from borderwatch.datasets import iter_oscd, iter_png_pairs
 from borderwatch.engine import DetectParams
-from borderwatch.evaluate import evaluate_pair, pool
+from borderwatch.evaluation.datasets import iter_oscd, iter_png_pairs
+from borderwatch.evaluation.metrics import evaluate_pair, pool
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OSCD = DATA / "oscd"

@@ -3,7 +3,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import ndimage
 
-from borderwatch.align import (
+from borderwatch.engine.align import (
     apply_shift,
     coregister,
     estimate_shift,
@@ -89,7 +89,7 @@ def test_apply_shift_is_nan_aware_and_invalidates_uncovered_border():
 @pytest.mark.parametrize("shift", [(0.37, -0.81), (-2.6, 1.2), (0.0, 3.5), (-0.001, 0.0004)])
 @pytest.mark.parametrize("strip_px", [1 << 18, 2 * 37 * 3, 1])  # one strip; 3 rows; 1 row
 def test_bilinear_shift_equals_scipy_order_1(shift, strip_px, monkeypatch):
-    monkeypatch.setattr("borderwatch.align.SHIFT_STRIP_PX", strip_px)
+    monkeypatch.setattr("borderwatch.engine.align.SHIFT_STRIP_PX", strip_px)
     # The separable fast path must equal ndimage.shift(order=1) with the edge modes the
     # docstring names: nearest for values, constant 0 for the validity weight.
     img = textured(4, (2, 40, 37))
@@ -106,7 +106,7 @@ def test_bilinear_shift_equals_scipy_order_1(shift, strip_px, monkeypatch):
 @pytest.mark.parametrize("shift", [(0.37, -0.81), (-2.6, 1.2), (0.0, 3.5), (-0.001, 0.0004)])
 @pytest.mark.parametrize("strip_px", [1 << 18, 2 * 37 * 3, 1])  # one strip; 3 rows; 1 row
 def test_bilinear_shift_of_all_valid_image_equals_scipy(shift, strip_px, monkeypatch):
-    monkeypatch.setattr("borderwatch.align.SHIFT_STRIP_PX", strip_px)
+    monkeypatch.setattr("borderwatch.engine.align.SHIFT_STRIP_PX", strip_px)
     # All valid: the validity comes from two 1-D shifts; it must match the 2-D weight.
     img = textured(5, (2, 40, 37))
     valid = np.ones((40, 37), bool)

@@ -25,9 +25,9 @@ import rasterio
 from click.testing import CliRunner
 from test_engine import write_scene
 
-from borderwatch.blockread import TileReader, read_pair
 from borderwatch.cli import main
 from borderwatch.engine import DetectParams, detect, make_plan
+from borderwatch.engine.read import TileReader, read_pair
 from borderwatch.io import choose_grid, open_date
 
 BLOCK = 128

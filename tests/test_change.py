@@ -5,18 +5,12 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import ndimage
 
-from borderwatch.change import (
-    clean_mask,
-    cva,
-    otsu_from_histogram,
-    otsu_threshold,
-    square_dilation,
-    square_erosion,
-    threshold_score,
-)
 from borderwatch.errors import InputError
 from borderwatch.methods import get_method
+from borderwatch.methods.cva import cva
 from borderwatch.methods.scores import CombinedMethod, CvaMethod
+from borderwatch.methods.thresholds import otsu_from_histogram, otsu_threshold, threshold_score
+from borderwatch.objects.morphology import clean_mask, square_dilation, square_erosion
 
 
 def pair(seed: int = 0, shape=(3, 64, 64)):
@@ -153,7 +147,12 @@ def test_shape_errors():
 
 def test_combined_applies_fitted_statistics_block_by_block():
     """apply_combined on a block with combined_halo_px of context equals the whole scene."""
-    from borderwatch.change import apply_combined, combined, combined_halo_px, fit_combined
+    from borderwatch.methods.combined import (
+        apply_combined,
+        combined,
+        combined_halo_px,
+        fit_combined,
+    )
 
     rng = np.random.default_rng(7)
     before = rng.normal(1000, 50, (4, 96, 96)).astype(np.float32)
@@ -175,7 +174,7 @@ def test_combined_applies_fitted_statistics_block_by_block():
 def test_combined_scores_by_strips_equal_whole_arrays(monkeypatch):
     # The per-pixel arithmetic runs over strips of rows (cache-sized temporaries); the
     # strip size must not change a single bit of either score, NaN at invalid pixels.
-    from borderwatch.change import apply_combined, fit_combined, rank_verification
+    from borderwatch.methods.combined import apply_combined, fit_combined, rank_verification
 
     rng = np.random.default_rng(11)
     before = rng.gamma(3, 300, (4, 70, 90)).astype(np.float32)
@@ -187,7 +186,7 @@ def test_combined_scores_by_strips_equal_whole_arrays(monkeypatch):
     model = fit_combined(before, after, valid, band_names=("blue", "green", "red", "nir"))
     got = {}
     for strip_px in (1 << 16, 7 * 90, 1):  # one strip; 7 rows; one row
-        monkeypatch.setattr("borderwatch.change.STRIP_PX", strip_px)
+        monkeypatch.setattr("borderwatch.methods.arrays.STRIP_PX", strip_px)
         got[strip_px] = [
             f(model, before, after, valid, pixel_m=0.5) for f in (apply_combined, rank_verification)
         ]
@@ -203,7 +202,7 @@ def test_combined_scores_by_strips_equal_whole_arrays(monkeypatch):
 def test_smooth_score_at_some_pixels_equals_smoothing_everything(shape, sigma_px, holes):
     # The pointwise Gaussian replicates scipy's arithmetic: the same float32 bits at
     # every asked pixel, edges (reflected) and invalid pixels included.
-    from borderwatch.change import smooth_score, smooth_score_at
+    from borderwatch.methods.smoothing import smooth_score, smooth_score_at
 
     rng = np.random.default_rng(int(sigma_px * 10) + shape[0])
     score = rng.normal(0, 1, shape).astype(np.float32) ** 2
@@ -223,7 +222,8 @@ def test_smooth_score_at_some_pixels_equals_smoothing_everything(shape, sigma_px
 
 def test_smooth_score_at_no_pixel_and_rank_verification_of_no_object():
     # A block whose objects can all be dropped asks for no pixel at all.
-    from borderwatch.change import fit_combined, rank_verification, smooth_score_at
+    from borderwatch.methods.combined import fit_combined, rank_verification
+    from borderwatch.methods.smoothing import smooth_score_at
 
     rng = np.random.default_rng(4)
     score = rng.random((40, 50)).astype(np.float32)
@@ -239,7 +239,7 @@ def test_smooth_score_at_no_pixel_and_rank_verification_of_no_object():
 
 
 def test_pixels_at_equals_boolean_indexing_on_a_strided_window():
-    from borderwatch.change import pixels_at
+    from borderwatch.methods.arrays import pixels_at
 
     rng = np.random.default_rng(2)
     image = rng.random((3, 50, 60)).astype(np.float32)[:, 5:45, 7:52]  # a block window
@@ -250,7 +250,7 @@ def test_pixels_at_equals_boolean_indexing_on_a_strided_window():
 def test_normal_scores_of_integer_data_equal_direct_interpolation():
     # Integer-valued bands go through a table of their range; the numbers must be those
     # of interpolating every pixel (NaN, fractions and wide ranges take the direct path).
-    from borderwatch.change import fit_combined, normal_score_table, normal_scores
+    from borderwatch.methods.combined import fit_combined, normal_score_table, normal_scores
 
     rng = np.random.default_rng(5)
     before = rng.integers(80, 800, (3, 60, 70)).astype(np.float32)
@@ -286,7 +286,7 @@ def test_rank_model_cancels_order_preserving_radiometry():
     non-linear stretch (after = before ** 1.3, per band); the normal scores of the two
     dates agree, and a planted change still stands out in :func:`rank_verification`.
     """
-    from borderwatch.change import fit_combined, normal_scores, rank_verification
+    from borderwatch.methods.combined import fit_combined, normal_scores, rank_verification
 
     rng = np.random.default_rng(3)
     before = rng.lognormal(6.5, 0.5, (4, 80, 80)).astype(np.float32)
@@ -312,7 +312,7 @@ def test_rank_model_cancels_order_preserving_radiometry():
 def test_rank_verification_at_some_pixels_equals_the_full_score(pixel_m):
     # ``where=`` computes only near the asked pixels (per-object peaks); the values
     # there must be those of the full computation, NaN elsewhere.
-    from borderwatch.change import fit_combined, rank_verification
+    from borderwatch.methods.combined import fit_combined, rank_verification
 
     rng = np.random.default_rng(3)
     before = rng.gamma(3, 300, (4, 120, 140)).astype(np.float32)

@@ -3,14 +3,14 @@ import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
-from borderwatch.blockclassify import construction_direction
-from borderwatch.classify import (
+from borderwatch.io import Grid
+from borderwatch.methods.indices import band_roles, compute_indices, index_change
+from borderwatch.objects.classify import (
     classify_objects,
     object_confidence,
 )
-from borderwatch.indices import band_roles, compute_indices, index_change
-from borderwatch.io import Grid
-from borderwatch.objects import mask_to_objects
+from borderwatch.objects.construction import construction_direction
+from borderwatch.objects.polygons import mask_to_objects
 
 GRID = Grid(CRS.from_epsg(32652), Affine(1.0, 0, 500000.0, 0, -1.0, 4700000.0), (200, 200))
 

@@ -23,7 +23,7 @@ from borderwatch.engine import DetectParams, detect, make_plan
 from borderwatch.engine.plan import block_layout
 from borderwatch.errors import InputError
 from borderwatch.io import choose_grid, open_date
-from borderwatch.schema import analyst_table
+from borderwatch.products.schema import analyst_table
 
 TILE = 64
 #: Parameters without the whole-scene steps (co-registration, classification).
@@ -119,8 +119,8 @@ def assert_same_product(one, many) -> None:
 
 
 def _train_model(pair, tmp_path: Path) -> Path:
-    from borderwatch.datasets import load_labelled
-    from borderwatch.learn import save_model, train_model
+    from borderwatch.evaluation.datasets import load_labelled
+    from borderwatch.methods.training import save_model, train_model
 
     b, a, planted = pair
     truth = np.zeros((600, 700), np.uint8)

@@ -109,7 +109,7 @@ def test_errors_still_caught_as_builtins(cls, builtin):
 
 
 def test_missing_folium_is_a_borderwatch_error(monkeypatch):
-    from borderwatch.webmap import offline_map
+    from borderwatch.products.webmap import offline_map
 
     monkeypatch.setitem(sys.modules, "folium", None)  # import folium fails
     with pytest.raises(errors.MissingDependencyError, match=r"borderwatch\[notebook\]"):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from borderwatch.datasets import iter_png_pairs, read_mask_array
 from borderwatch.errors import InputError
-from borderwatch.evaluate import (
+from borderwatch.evaluation.datasets import iter_png_pairs, read_mask_array
+from borderwatch.evaluation.metrics import (
     cleanup_radius_px,
     evaluate_mask,
     evaluate_pair,

@@ -16,7 +16,8 @@ from shapely.geometry import box
 
 from borderwatch.cli import main
 from borderwatch.errors import InputError, OutputExistsError
-from borderwatch.evidence import (
+from borderwatch.io import Grid
+from borderwatch.products.evidence import (
     _nice_length,
     chip_window,
     render_chip,
@@ -24,9 +25,8 @@ from borderwatch.evidence import (
     true_colour_bands,
     write_evidence,
 )
-from borderwatch.export import sha256_file
-from borderwatch.io import Grid
-from borderwatch.manifest import verify_packet
+from borderwatch.products.export import sha256_file
+from borderwatch.products.manifest import verify_packet
 
 YELLOW = np.array([255, 255, 0])
 
@@ -117,7 +117,7 @@ def test_true_colour_bands(names, expected):
 def test_long_captions_are_cut_to_the_chip_width():
     from PIL import ImageDraw, ImageFont
 
-    from borderwatch.evidence import _fit
+    from borderwatch.products.evidence import _fit
 
     draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
     font = ImageFont.load_default(size=12)
@@ -259,7 +259,7 @@ def test_inputs_are_hashed_once_per_run(tmp_path, monkeypatch):
     """Object ids, the GeoJSON provenance and the manifest share one hash per input."""
     import borderwatch.engine.run as pipeline
     from borderwatch.engine import detect
-    from borderwatch.products import write_products
+    from borderwatch.products.write import write_products
     from borderwatch.sample_data import sample_tiles_dir
 
     counted: list[str] = []

@@ -17,9 +17,9 @@ from shapely.geometry import box
 from borderwatch.cli import main
 from borderwatch.engine import detect
 from borderwatch.errors import InputError, OutputExistsError
-from borderwatch.gpkg import LAYER_STYLES_DDL, read_layer_styles, write_gpkg
-from borderwatch.schema import ANALYST_COLUMNS, analyst_table, object_length_m, stable_id
-from borderwatch.styles import CLASS_COLOURS, style_for_layer
+from borderwatch.products.gpkg import LAYER_STYLES_DDL, read_layer_styles, write_gpkg
+from borderwatch.products.schema import ANALYST_COLUMNS, analyst_table, object_length_m, stable_id
+from borderwatch.products.styles import CLASS_COLOURS, style_for_layer
 
 # What QGIS 3.22 itself wrote for "Save as Default" into a GeoPackage (sqlite_master).
 QGIS_DDL = (
@@ -107,7 +107,7 @@ def test_geojson_output_has_qml_beside_it(analyst_outputs):
     assert fc["borderwatch"]["place"] == "helong"
     props = fc["features"][0]["properties"]
     assert list(props)[: len(ANALYST_COLUMNS)] == list(ANALYST_COLUMNS)
-    assert 0 <= props["confidence"] <= 1  # from borderwatch.classify (issue 3)
+    assert 0 <= props["confidence"] <= 1  # from borderwatch.objects.classify (issue 3)
 
 
 @pytest.mark.slow
@@ -124,7 +124,7 @@ def test_ids_stable_across_reruns_and_tied_to_inputs(analyst_outputs, tmp_path):
 
 
 def _hashes(outputs) -> list[str]:
-    from borderwatch.gpkg import input_hashes
+    from borderwatch.products.gpkg import input_hashes
 
     return list(input_hashes(outputs.run))
 
@@ -220,7 +220,7 @@ def test_detect_cli_writes_gpkg_by_suffix(analyst_outputs, tmp_path: Path, sampl
 
 
 def test_existing_qml_blocks_geojson_before_any_write(analyst_outputs, tmp_path):
-    from borderwatch.products import write_products
+    from borderwatch.products.write import write_products
 
     (tmp_path / "d.qml").write_text("mine")
     with pytest.raises(OutputExistsError, match="d.qml"):

@@ -4,7 +4,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 from borderwatch.errors import InputError
-from borderwatch.irmad import apply_irmad, change_probability, fit_irmad, irmad
+from borderwatch.methods.irmad import apply_irmad, change_probability, fit_irmad, irmad
 
 
 def correlated_pair(seed=0, shape=(4, 60, 60), noise=0.3):

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
 
-from borderwatch.datasets import LabelledPair
 from borderwatch.errors import InputError
-from borderwatch.evaluate import evaluate_mask
-from borderwatch.learn import leave_one_out, load_model, predict_mask, save_model, train_model
+from borderwatch.evaluation.datasets import LabelledPair
+from borderwatch.evaluation.metrics import evaluate_mask
+from borderwatch.methods.training import (
+    leave_one_out,
+    load_model,
+    predict_mask,
+    save_model,
+    train_model,
+)
 
 pytest.importorskip("sklearn")
 

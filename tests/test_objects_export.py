@@ -16,9 +16,9 @@ from scipy import ndimage
 from shapely.geometry import Polygon, shape
 
 from borderwatch.errors import BorderwatchError, InputError, OutputExistsError
-from borderwatch.export import COORD_DECIMALS, atomic_write, to_rfc7946, write_geojson
 from borderwatch.io import Grid
-from borderwatch.objects import label_objects, mask_to_objects, trace_labels
+from borderwatch.objects.polygons import label_objects, mask_to_objects, trace_labels
+from borderwatch.products.export import COORD_DECIMALS, atomic_write, to_rfc7946, write_geojson
 
 GRID = Grid(
     rasterio.crs.CRS.from_epsg(32652), Affine(2.0, 0, 500000.0, 0, -2.0, 4710000.0), (40, 40)
@@ -52,7 +52,7 @@ def test_trace_labels_equals_tracing_in_place(monkeypatch, canvas_px: int) -> No
     # Objects with holes, diagonal joints and many sizes, on a fractional transform:
     # packed onto canvases (one, or many small ones), every polygon comes back with
     # the same vertices, bit for bit, as tracing the whole label image in place.
-    monkeypatch.setattr("borderwatch.objects.TRACE_CANVAS_PX", canvas_px)
+    monkeypatch.setattr("borderwatch.objects.polygons.TRACE_CANVAS_PX", canvas_px)
     rng = np.random.default_rng(7)
     mask = ndimage.binary_opening(rng.random((120, 160)) > 0.45)
     mask[60:80, 50:80] = True

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from borderwatch.cli import main
-from borderwatch.review import load_reviews
+from borderwatch.products.review import load_reviews
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 

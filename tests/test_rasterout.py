@@ -12,7 +12,7 @@ from rasterio.crs import CRS
 
 from borderwatch.errors import OutputExistsError
 from borderwatch.io import Grid
-from borderwatch.rasterout import cog_writer
+from borderwatch.products.rasterout import cog_writer
 
 GRID = Grid(CRS.from_epsg(32652), Affine(2.0, 0, 500000.0, 0, -2.0, 4720000.0), (1300, 1100))
 

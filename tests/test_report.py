@@ -11,8 +11,8 @@ import pytest
 from rasterio.crs import CRS
 from shapely.geometry import Point
 
-from borderwatch.evidence import Chip
-from borderwatch.report import TEMPLATE, render_report, write_report
+from borderwatch.products.evidence import Chip
+from borderwatch.products.report import TEMPLATE, render_report, write_report
 
 EVIL = "<script>alert('x')</script> & \"q\""
 EVIL_HTML = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &#34;q&#34;"

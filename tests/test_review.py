@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from conftest import REAL_HOME, REAL_XDG_DATA_HOME
 from shapely.geometry import box
 
-import borderwatch.products
+import borderwatch.products.write
 from borderwatch.cli import main
 from borderwatch.errors import InputError
-from borderwatch.review import (
+from borderwatch.products.review import (
     apply_reviews,
     default_store_dir,
     export_labels,
@@ -120,13 +120,13 @@ def test_cli_default_store_is_the_tests_home_not_the_users(
     assert len(load_reviews(store, "helong")) == 2
 
     read_from: list[Path] = []
-    load = borderwatch.products.load_reviews
+    load = borderwatch.products.write.load_reviews
 
     def spy(store_dir, place):
         read_from.append(Path(store_dir))
         return load(store_dir, place)
 
-    monkeypatch.setattr(borderwatch.products, "load_reviews", spy)
+    monkeypatch.setattr(borderwatch.products.write, "load_reviews", spy)
     out = tmp_path / "rerun.gpkg"
     r = CliRunner().invoke(main, sample_detect_args(out))
     assert r.exit_code == 0, r.output

@@ -12,7 +12,7 @@ import pytest
 
 folium = pytest.importorskip("folium", reason="folium not installed (pip install .[notebook])")
 
-from borderwatch.webmap import LEAFLET_VERSION, external_urls, offline_map  # noqa: E402
+from borderwatch.products.webmap import LEAFLET_VERSION, external_urls, offline_map  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 # A square detection inside the overlay, about 80 m across, at the sample site.

@@ -4,7 +4,7 @@ The public API: :func:`detect` (the one engine, :mod:`borderwatch.engine`) with 
 :class:`DetectParams` and result :class:`DetectionRun`, :func:`get_aoi` (the AOI
 catalogue, :mod:`borderwatch.aoi`) and :func:`open_date` (the tile loader,
 :mod:`borderwatch.io`). Methods are in :mod:`borderwatch.methods`, products in
-:mod:`borderwatch.products`, evaluation in :mod:`borderwatch.evaluate`.
+:mod:`borderwatch.products.write`, evaluation in :mod:`borderwatch.evaluation.metrics`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ twice is refused; distinct jobs whose names still agree get ``-2``, ``-3``, ...
 Before any long work every job's inputs are opened and existing outputs are refused
 without ``--overwrite``. Then every job runs through the same engine and product
 writer as ``detect`` (:func:`borderwatch.engine.detect`,
-:func:`borderwatch.products.write_products`): ``<name>.geojson`` with ``<name>.qml``,
+:func:`borderwatch.products.write.write_products`): ``<name>.geojson`` with ``<name>.qml``,
 with ``--gpkg`` also the styled ``<name>.gpkg``, with ``--evidence`` the packet
 ``<name>.evidence/``, the same attribute schema and stable ids, stored reviews
 re-applied. Jobs run on ``--scheduler`` (default dask's local ``threads``; with
@@ -44,7 +44,6 @@ import click
 from borderwatch.cli.logs import quiet_scheduler
 from borderwatch.cli.options import detect_options, detect_params, scale_options
 from borderwatch.errors import InputError, OutputExistsError
-from borderwatch.export import atomic_write
 from borderwatch.jobs import (
     BatchJob,
     JobRef,
@@ -55,6 +54,7 @@ from borderwatch.jobs import (
     refuse_duplicates,
     run_batch,
 )
+from borderwatch.products.export import atomic_write
 from borderwatch.progress import progress_reporter
 
 __all__ = ["batch", "read_jobs"]
@@ -159,8 +159,8 @@ def batch(
         make_plan,
         run_plan,
     )
-    from borderwatch.products import write_products
-    from borderwatch.review import default_store_dir
+    from borderwatch.products.review import default_store_dir
+    from borderwatch.products.write import write_products
 
     quiet = bool(ctx.obj.get("quiet"))
     jobs: list[BatchJob] = pair_jobs(pairs, aois)

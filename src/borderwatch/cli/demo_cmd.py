@@ -12,7 +12,7 @@ from borderwatch.cli.detect_cmd import print_summary
 from borderwatch.cli.options import detect_options, detect_params
 from borderwatch.engine import detect
 from borderwatch.errors import OutputExistsError
-from borderwatch.products import write_products
+from borderwatch.products.write import write_products
 from borderwatch.progress import activity, progress_reporter
 from borderwatch.sample_data import sample_tiles_dir
 

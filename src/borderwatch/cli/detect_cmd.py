@@ -11,9 +11,9 @@ from borderwatch.cli.options import detect_options, detect_params, scale_options
 from borderwatch.cli.review_cmd import store_option
 from borderwatch.cli.scale import raster_out_options
 from borderwatch.engine import DetectionRun, DetectParams, detect
-from borderwatch.products import check_outputs, write_products
+from borderwatch.products.review import default_store_dir
+from borderwatch.products.write import check_outputs, write_products
 from borderwatch.progress import progress_reporter
-from borderwatch.review import default_store_dir
 
 __all__ = ["detect_command", "print_summary", "run_and_write"]
 
@@ -54,7 +54,7 @@ def run_and_write(
     run : DetectionRun
     outputs : list of Path
         Every file written, rasters included.
-    products : borderwatch.products.Products
+    products : borderwatch.products.write.Products
     """
     layer_outs = (out,) if out is not None else ()
     check_outputs(layer_outs, evidence=evidence, overwrite=overwrite)  # before the long work

@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from borderwatch.cli.options import detect_options, detect_params
-from borderwatch.datasets import is_georeferenced, load_labelled
 from borderwatch.errors import InputError
-from borderwatch.evaluate import Scores, evaluate_files, evaluate_pair
+from borderwatch.evaluation.datasets import is_georeferenced, load_labelled
+from borderwatch.evaluation.metrics import Scores, evaluate_files, evaluate_pair
 
 __all__ = ["evaluate"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from borderwatch.errors import InputError
-from borderwatch.review import default_store_dir, export_labels, import_reviews
+from borderwatch.products.review import default_store_dir, export_labels, import_reviews
 
 __all__ = ["review", "store_option"]
 

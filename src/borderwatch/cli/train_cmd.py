@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from borderwatch.datasets import OSCD_BANDS, iter_oscd, iter_png_pairs, read_taizhou
 from borderwatch.errors import InputError
-from borderwatch.evaluate import pool
+from borderwatch.evaluation.datasets import OSCD_BANDS, iter_oscd, iter_png_pairs, read_taizhou
+from borderwatch.evaluation.metrics import pool
 
 __all__ = ["train"]
 
@@ -46,8 +46,8 @@ def train(
     dataset: str, data: Path, bands: str, out: Path | None, loo: bool, overwrite: bool
 ) -> None:
     """Train a small scikit-learn pixel classifier on a labelled dataset."""
-    from borderwatch.export import check_writable
-    from borderwatch.learn import leave_one_out, save_model, train_model
+    from borderwatch.methods.training import leave_one_out, save_model, train_model
+    from borderwatch.products.export import check_writable
 
     if out is None and not loo:
         raise click.UsageError("give --out FILE and/or --loo")

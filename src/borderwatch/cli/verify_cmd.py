@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from borderwatch.manifest import verify_packet
+from borderwatch.products.manifest import verify_packet
 
 __all__ = ["verify"]
 

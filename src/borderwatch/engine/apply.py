@@ -2,7 +2,7 @@
 
 Each block is read once with a halo of :attr:`~borderwatch.engine.fit.SceneModel.halo`
 pixels (shift + score context + morphological clean-up), shifted, normalised, scored,
-thresholded, cleaned and summarised (:mod:`borderwatch.blockmerge`): objects inside
+thresholded, cleaned and summarised (:mod:`borderwatch.objects.merge`): objects inside
 the block are classified there, the others keep pixel crops for the merge.
 :func:`task_block` is a pure top-level function of picklable arguments, so every
 executor (local threads, Dask, dask.distributed) runs the same code.
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from borderwatch.blockclassify import apply_direction
-from borderwatch.blockmerge import BlockObjects, BlockSummary, block_objects, summarise_block
-from borderwatch.blockread import Pair, read_pair
-from borderwatch.change import pixels_at
 from borderwatch.engine.fit import SceneModel
 from borderwatch.engine.plan import PairSource, Win, clean_groups, clip_window, shift_halo_px
+from borderwatch.engine.read import Pair, read_pair
+from borderwatch.methods.arrays import pixels_at
 from borderwatch.methods.scores import FittedCombined
+from borderwatch.objects.construction import apply_direction
+from borderwatch.objects.merge import BlockObjects, BlockSummary, block_objects, summarise_block
 
 __all__ = ["PREVIEW_PX", "BlockPreview", "BlockResult", "preview_step", "task_block"]
 

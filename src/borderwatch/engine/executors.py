@@ -5,7 +5,7 @@ results *in order*, with a bounded number of tasks in flight, so memory stays bo
 by the blocks in flight whatever the scene size. :func:`executor_for` returns
 
 - ``None`` / ``"local"``: this process, a thread pool with a bounded queue
-  (:func:`borderwatch.blockexec.local_mapper`; reads and numpy release the GIL);
+  (:func:`borderwatch.engine.pool.local_mapper`; reads and numpy release the GIL);
 - ``"threads"``, ``"processes"``, ``"synchronous"``: Dask's local schedulers;
 - an address (``tcp://host:8786``): a dask.distributed cluster.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from borderwatch.blockexec import Mapper, local_mapper
+from borderwatch.engine.pool import Mapper, local_mapper
 from borderwatch.errors import InputError
 
 __all__ = ["DASK_LOCAL", "Executor", "executor_for"]

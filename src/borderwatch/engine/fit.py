@@ -1,8 +1,8 @@
 """Fit: co-registration, the scene sample, and every method's global statistics.
 
 1. *Co-registration* (:func:`task_align`): one global shift, estimated with
-   :func:`borderwatch.align.coregister` on the plan's alignment window
-   (:func:`borderwatch.align.centre_window`: the 1024 px square at the centre of the
+   :func:`borderwatch.engine.align.coregister` on the plan's alignment window
+   (:func:`borderwatch.engine.align.centre_window`: the 1024 px square at the centre of the
    grid, the whole grid when it is smaller). With fewer than ``MIN_ALIGN_PIXELS``
    pixels valid in both dates there, the run is not co-registered and says so
    (``align_skipped``).
@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from borderwatch.align import MIN_ALIGN_PIXELS, apply_shift, coregister
-from borderwatch.blockclassify import ClassifyContext, DirectionModel, fit_direction
-from borderwatch.blockread import Pair, read_pair
-from borderwatch.change import pixels_at, threshold_score
+from borderwatch.engine.align import MIN_ALIGN_PIXELS, apply_shift, coregister
 from borderwatch.engine.plan import CleanParams, PairSource, Plan, Win, block_halo, shift_halo_px
+from borderwatch.engine.read import Pair, read_pair
 from borderwatch.errors import InputError
 from borderwatch.methods import Fitted, FittedNormaliser, Method, get_method, get_normaliser
+from borderwatch.methods.arrays import pixels_at
+from borderwatch.methods.thresholds import threshold_score
+from borderwatch.objects.construction import ClassifyContext, DirectionModel, fit_direction
 
 __all__ = [
     "AlignResult",

@@ -42,13 +42,13 @@ class DetectParams:
         Margin read around the AOI, metres.
     align : bool
         Co-register the after date onto the before date (phase correlation,
-        :mod:`borderwatch.align`); the residual shift is recorded.
+        :mod:`borderwatch.engine.align`); the residual shift is recorded.
     normalise : {"none", "irmad", "histogram"}
         Relative radiometric normalisation of the after date, fitted on the sample
         (:mod:`borderwatch.methods.normalise`).
     classify : bool
         Keep construction-direction objects only and add ``class``, ``length_m``,
-        ``confidence`` (:mod:`borderwatch.classify`).
+        ``confidence`` (:mod:`borderwatch.objects.classify`).
     p_value : float
         False-alarm rate of the ``chi2`` threshold.
     model : str or None

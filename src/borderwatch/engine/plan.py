@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from borderwatch.align import centre_window
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
-from borderwatch.change import clean_mask
+from borderwatch.engine.align import centre_window
 from borderwatch.engine.params import DetectParams
 from borderwatch.errors import InputError
 from borderwatch.io import DateSource, Grid, choose_grid, open_date
+from borderwatch.objects.morphology import clean_mask
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -275,7 +275,7 @@ class CleanParams:
 
 
 def clean_groups(raw: np.ndarray, p: CleanParams) -> np.ndarray:
-    """:func:`borderwatch.change.clean_mask` of a block's raw mask, without the minimum area.
+    """Clean a block's raw mask as :func:`~borderwatch.objects.morphology.clean_mask`, no min area.
 
     The minimum area applies to whole objects, after the merge across block edges.
     """

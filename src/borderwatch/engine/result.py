@@ -14,13 +14,13 @@ from affine import Affine
 
 from borderwatch import __version__
 from borderwatch.aoi import AOI
-from borderwatch.blockread import read_pair
 from borderwatch.engine.fit import SceneModel
 from borderwatch.engine.params import DetectParams
 from borderwatch.engine.plan import Plan
+from borderwatch.engine.read import read_pair
 from borderwatch.errors import InternalError
-from borderwatch.export import sha256_file
 from borderwatch.io import DateSource, Grid
+from borderwatch.products.export import sha256_file
 
 __all__ = ["ChangeInfo", "DateRef", "DetectionRun", "Preview", "run_metadata"]
 

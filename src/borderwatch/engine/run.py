@@ -31,25 +31,25 @@ from affine import Affine
 from threadpoolctl import threadpool_limits
 
 from borderwatch.aoi import AOI
-from borderwatch.blockclassify import classify_merged
-from borderwatch.blockexec import Progress, each
-from borderwatch.blockmerge import merge_blocks
-from borderwatch.blockread import TileReader, stripe_order
 from borderwatch.engine.apply import BlockResult, preview_step, task_block
 from borderwatch.engine.executors import Executor, executor_for
 from borderwatch.engine.fit import SceneModel, fit_plan, fit_scene, task_align, task_sample
 from borderwatch.engine.params import DetectParams
 from borderwatch.engine.plan import SAMPLE_PX, Plan, Win, clip_window, make_plan
+from borderwatch.engine.pool import Progress, each
+from borderwatch.engine.read import TileReader, stripe_order
 from borderwatch.engine.result import ChangeInfo, DateRef, DetectionRun, Preview
-from borderwatch.export import check_writable, sha256_file
 from borderwatch.io import DateSource, Grid
+from borderwatch.objects.construction import classify_merged
+from borderwatch.objects.merge import merge_blocks
+from borderwatch.products.export import check_writable, sha256_file
 
 __all__ = ["TILE_CACHE_MB", "detect", "run_plan"]
 
 log = logging.getLogger(__name__)
 
 #: Default memory for decoded tiles awaiting reuse by later halos, MB (see
-#: :func:`borderwatch.blockread.stripe_order`).
+#: :func:`borderwatch.engine.read.stripe_order`).
 TILE_CACHE_MB = 192
 
 PathLike = str | os.PathLike[str]
@@ -121,7 +121,7 @@ def _blocks(
 
 
 def _cog(stack: ExitStack, path: PathLike, grid: Grid, kind: str, overwrite: bool) -> Any:
-    from borderwatch.rasterout import cog_writer
+    from borderwatch.products.rasterout import cog_writer
 
     if kind == "score":
         return stack.enter_context(

@@ -1,6 +1,6 @@
 """``--model``: a trained per-pixel change classifier as a fit/apply method.
 
-:func:`borderwatch.learn.pixel_features` computes the classifier's features from
+:func:`borderwatch.methods.training.pixel_features` computes the classifier's features from
 per-scene statistics (band moments, the standardised difference, index and direction
 statistics, the ``combined`` model). Here those statistics are fitted on the scene
 sample and the features computed per block, so a model runs at any scene size; the
@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from borderwatch.blockclassify import DirectionModel, apply_direction, fit_direction
-from borderwatch.change import (
+from borderwatch.errors import InputError
+from borderwatch.methods.arrays import band_moments
+from borderwatch.methods.combined import (
     CombinedModel,
     apply_combined,
-    band_moments,
     combined_halo_px,
     fit_combined,
 )
-from borderwatch.errors import InputError
-from borderwatch.indices import index_score, index_stats
+from borderwatch.methods.indices import index_score, index_stats
+from borderwatch.objects.construction import DirectionModel, apply_direction, fit_direction
 
 __all__ = [
     "FEATURE_NAMES",
@@ -164,7 +164,7 @@ class FittedLearned:
 
 @dataclass(frozen=True)
 class LearnedMethod:
-    """A model file written by ``borderwatch train`` (:func:`borderwatch.learn.save_model`).
+    """A model file written by ``borderwatch train`` (:func:`~.training.save_model`).
 
     Attributes
     ----------
@@ -195,7 +195,7 @@ class LearnedMethod:
         InputError
             The file is not a model, or the inputs' bands differ from the model's.
         """
-        from borderwatch.learn import load_model
+        from borderwatch.methods.training import load_model
 
         model = load_model(self.path)
         if tuple(band_names) != model.band_names:

@@ -1,7 +1,7 @@
 """Relative radiometric normalisation of the after date, fitted on the scene sample.
 
 ``--normalise histogram`` maps each band of the after date onto the before date's
-value distribution (quantile mapping, :func:`borderwatch.align.histogram_match`);
+value distribution (quantile mapping, :func:`borderwatch.engine.align.histogram_match`);
 ``--normalise irmad`` maps it linearly by orthogonal regression on the IR-MAD
 invariant (no-change) pixels (Canty & Nielsen 2008,
 doi:10.1016/j.rse.2007.07.013). Both are fitted on the sample's valid pixels and
@@ -98,7 +98,7 @@ class IrmadNormaliser:
         InputError
             Fewer than 100 invariant pixels in the sample.
         """
-        from borderwatch.irmad import apply_irmad, change_probability, fit_irmad
+        from borderwatch.methods.irmad import apply_irmad, change_probability, fit_irmad
 
         model = fit_irmad(before, after, valid, sample=200_000)
         p_change = change_probability(apply_irmad(model, before, after), model.dof)

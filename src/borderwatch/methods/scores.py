@@ -13,18 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from borderwatch.change import (
+from borderwatch.methods.arrays import band_moments, by_row_strips
+from borderwatch.methods.combined import (
     CombinedModel,
     apply_combined,
-    band_moments,
-    by_row_strips,
     combined_halo_px,
-    cva_score,
     fit_combined,
     rank_verification,
 )
-from borderwatch.indices import index_score, index_stats
-from borderwatch.irmad import IRMADModel, apply_irmad, fit_irmad
+from borderwatch.methods.cva import cva_score
+from borderwatch.methods.indices import index_score, index_stats
+from borderwatch.methods.irmad import IRMADModel, apply_irmad, fit_irmad
 
 __all__ = [
     "CombinedMethod",
@@ -46,7 +45,7 @@ def _valid_pixels(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- combined
 @dataclass(frozen=True)
 class FittedCombined:
-    """Fitted default score (:func:`borderwatch.change.apply_combined`) and its rank twin."""
+    """Fitted default score (:func:`~.combined.apply_combined`) and its rank twin."""
 
     model: CombinedModel
     pixel_m: float
@@ -65,7 +64,7 @@ class FittedCombined:
     def verify(
         self, before: np.ndarray, after: np.ndarray, valid: np.ndarray, where: np.ndarray
     ) -> np.ndarray:
-        """Rank-model score at ``where`` (:func:`borderwatch.change.rank_verification`)."""
+        """Rank-model score at ``where`` (:func:`~.combined.rank_verification`)."""
         return rank_verification(
             self.model, before, after, valid, pixel_m=self.pixel_m, where=where
         )
@@ -78,7 +77,7 @@ class CombinedMethod:
     name: str = "combined"
 
     def halo_px(self, pixel_m: float) -> int:
-        """Context of the smoothing (:func:`borderwatch.change.combined_halo_px`)."""
+        """Context of the smoothing (:func:`borderwatch.methods.combined.combined_halo_px`)."""
         return combined_halo_px(pixel_m)
 
     def fit(
@@ -142,7 +141,7 @@ class CvaMethod:
 # --------------------------------------------------------------------------- irmad
 @dataclass(frozen=True)
 class FittedIrmad:
-    """Fitted IR-MAD statistics (:class:`borderwatch.irmad.IRMADModel`)."""
+    """Fitted IR-MAD statistics (:class:`borderwatch.methods.irmad.IRMADModel`)."""
 
     model: IRMADModel
     dof: int | None
@@ -215,7 +214,7 @@ class FittedIndex:
 
 @dataclass(frozen=True)
 class IndexMethod:
-    """Construction-direction index differences (:func:`borderwatch.indices.index_change`)."""
+    """Construction-direction index differences (:func:`~.indices.index_change`)."""
 
     name: str = "index"
 

@@ -1,6 +1,6 @@
 """Object classification for blockwise runs: direction from global statistics, then per object.
 
-:func:`borderwatch.classify.find_structures` needs two whole-scene things: the
+:func:`borderwatch.objects.classify.find_structures` needs two whole-scene things: the
 per-pixel construction direction, which standardises each index difference by its
 scene median and standard deviation, and the labelled mask. Blockwise runs
 (:mod:`borderwatch.blockpass`) therefore
@@ -8,19 +8,19 @@ scene median and standard deviation, and the labelled mask. Blockwise runs
 1. fit the direction statistics once on the scene sample (:func:`fit_direction`),
 2. evaluate the direction per block at the object pixels (:func:`apply_direction`) and
    cut, per object, its pixel mask and direction values (a small crop), and
-3. classify objects with :func:`borderwatch.classify.classify_arrays`, the core of
-   :func:`borderwatch.classify.classify_objects` (:func:`classify_crops`): the crops
+3. classify objects with :func:`borderwatch.objects.classify.classify_arrays`, the core of
+   :func:`borderwatch.objects.classify.classify_objects` (:func:`classify_crops`): the crops
    are laid side by side on small canvases, top-aligned and one empty column apart,
    so that labelling a canvas gives the objects in the order they were placed.
    Objects that do not touch their block's edge are complete, so the block
    classifies them and keeps only the result; crops of the others are merged across
-   block edges by :mod:`borderwatch.blockmerge` and classified after the merge
+   block edges by :mod:`borderwatch.objects.merge` and classified after the merge
    (:func:`classify_merged`). Memory therefore grows with the number of objects, not
    with their pixels. Shape, direction fraction, peak-score hysteresis and
    confidence are computed by the same code on the same pixels as in memory.
 
 :func:`fit_direction` + :func:`apply_direction` equal
-:func:`borderwatch.classify.construction_direction` on the same pixels (tested); they
+:func:`borderwatch.objects.classify.construction_direction` on the same pixels (tested); they
 exist because that function fits and applies in one call.
 """
 
@@ -33,9 +33,9 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
-from borderwatch.classify import MIN_DIRECTION, classify_arrays, min_peak_score
 from borderwatch.errors import InputError
-from borderwatch.indices import CONSTRUCTION_SIGN, compute_indices, visible_brightness
+from borderwatch.methods.indices import CONSTRUCTION_SIGN, compute_indices, visible_brightness
+from borderwatch.objects.classify import MIN_DIRECTION, classify_arrays, min_peak_score
 
 __all__ = [
     "CANVAS_MAX_PX",
@@ -51,7 +51,7 @@ __all__ = [
     "may_be_construction",
 ]
 
-#: Largest canvas (pixels) one :func:`~borderwatch.classify.classify_arrays` call gets.
+#: Largest canvas (pixels) one :func:`~borderwatch.objects.classify.classify_arrays` call gets.
 CANVAS_MAX_PX = 4_000_000
 
 
@@ -115,7 +115,7 @@ def construction_direction(
     """Signed per-pixel evidence that a change is construction, with the scene's statistics.
 
     The maximum of the standardised index differences, each signed so that construction
-    is positive (:data:`borderwatch.indices.CONSTRUCTION_SIGN`: visible brightness gain,
+    is positive (:data:`borderwatch.methods.indices.CONSTRUCTION_SIGN`: visible brightness gain,
     vegetation loss, NDBI gain): :func:`apply_direction` of :func:`fit_direction`.
 
     Returns
@@ -203,11 +203,11 @@ class ClassifyContext:
     method: str
 
 
-#: Columns :func:`borderwatch.classify.classify_objects` adds, in its order.
+#: Columns :func:`borderwatch.objects.classify.classify_objects` adds, in its order.
 CLASS_COLUMNS = ("class", "length_m", "width_m", "construction", "confidence", "residual_shift_px")
 
 
-#: Margin below :data:`~borderwatch.classify.MIN_DIRECTION` within which
+#: Margin below :data:`~borderwatch.objects.classify.MIN_DIRECTION` within which
 #: :func:`may_be_construction` still says yes (summation order may differ slightly).
 _DIRECTION_MARGIN = 1e-6
 
@@ -215,11 +215,11 @@ _DIRECTION_MARGIN = 1e-6
 def may_be_construction(
     peak: np.ndarray, verify_peak: np.ndarray | None, mean_direction: np.ndarray, method: str
 ) -> np.ndarray:
-    """Say per object whether :func:`~borderwatch.classify.classify_objects` may keep it.
+    """Say per object whether :func:`~borderwatch.objects.classify.classify_objects` may keep it.
 
     False only where the object is surely dropped (peak below
-    :func:`~borderwatch.classify.min_peak_score`, or mean direction not above
-    :data:`~borderwatch.classify.MIN_DIRECTION`), so blocks skip tracing and measuring
+    :func:`~borderwatch.objects.classify.min_peak_score`, or mean direction not above
+    :data:`~borderwatch.objects.classify.MIN_DIRECTION`), so blocks skip tracing and measuring
     such objects. Arrays are per object, all the same length.
     """
     low = min_peak_score(method)
@@ -273,7 +273,7 @@ def classify_merged(
     *,
     known: Sequence[dict[str, object] | None] = (),
 ) -> gpd.GeoDataFrame:
-    """:func:`~borderwatch.classify.find_structures` for merged blockwise objects.
+    """:func:`~borderwatch.objects.classify.find_structures` for merged blockwise objects.
 
     Parameters
     ----------

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from borderwatch.errors import InputError
-from borderwatch.export import atomic_write, sha256_file
+from borderwatch.products.export import atomic_write, sha256_file
 
 __all__ = [
     "MANIFEST_NAME",

@@ -1,10 +1,10 @@
 """The analyst products of one run, written together: layers, styles, evidence.
 
 :func:`write_products` is what ``borderwatch detect`` and ``borderwatch demo`` call:
-it puts the detections in the analyst schema (:mod:`borderwatch.schema`), re-applies
-stored reviews for the place (:mod:`borderwatch.review`), then writes any of a
-GeoPackage (:mod:`borderwatch.gpkg`), a GeoJSON with a ``.qml`` style beside it,
-and an evidence packet (:mod:`borderwatch.evidence`) whose manifest also hashes the
+it puts the detections in the analyst schema (:mod:`borderwatch.products.schema`), re-applies
+stored reviews for the place (:mod:`borderwatch.products.review`), then writes any of a
+GeoPackage (:mod:`borderwatch.products.gpkg`), a GeoJSON with a ``.qml`` style beside it,
+and an evidence packet (:mod:`borderwatch.products.evidence`) whose manifest also hashes the
 GeoPackage and GeoJSON.
 """
 
@@ -18,11 +18,11 @@ import geopandas as gpd
 
 from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError, OutputExistsError
-from borderwatch.evidence import EvidencePacket, write_evidence
-from borderwatch.export import atomic_write, check_writable, write_geojson
-from borderwatch.gpkg import input_hashes, run_layers, write_gpkg
-from borderwatch.review import apply_reviews, load_reviews, place_key
-from borderwatch.styles import detections_qml
+from borderwatch.products.evidence import EvidencePacket, write_evidence
+from borderwatch.products.export import atomic_write, check_writable, write_geojson
+from borderwatch.products.gpkg import input_hashes, run_layers, write_gpkg
+from borderwatch.products.review import apply_reviews, load_reviews, place_key
+from borderwatch.products.styles import detections_qml
 
 __all__ = ["Products", "analyst_layers", "check_outputs", "write_products", "write_qml"]
 
@@ -38,7 +38,7 @@ class Products:
     detections : geopandas.GeoDataFrame
         Detections in the analyst schema, reviews applied (grid CRS).
     place : str
-        Place key of the run (see :func:`borderwatch.review.place_key`).
+        Place key of the run (see :func:`borderwatch.products.review.place_key`).
     reviews_applied : int
         Stored reviews put back on this run's detections.
     files : tuple of pathlib.Path
@@ -69,7 +69,7 @@ def analyst_layers(
     Returns
     -------
     layers : dict of str to GeoDataFrame
-        See :func:`borderwatch.gpkg.run_layers`.
+        See :func:`borderwatch.products.gpkg.run_layers`.
     place : str
         Place key.
     applied : int

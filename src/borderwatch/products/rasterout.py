@@ -4,7 +4,7 @@
 uncompressed, tiled scratch GeoTIFF next to the destination; on success GDAL's COG
 driver copies it into a tiled (512 px), DEFLATE-compressed COG with internal
 overviews, under a temporary name that is then renamed into place
-(:func:`borderwatch.export.atomic_write`). Nothing but one block and GDAL's
+(:func:`borderwatch.products.export.atomic_write`). Nothing but one block and GDAL's
 bounded cache is held in memory; a failure leaves no partial output.
 
 References
@@ -28,8 +28,8 @@ import rasterio.shutil
 import rasterio.windows
 
 from borderwatch.errors import InputError
-from borderwatch.export import atomic_write
 from borderwatch.io import Grid
+from borderwatch.products.export import atomic_write
 
 __all__ = ["COG_OPTIONS", "CogWriter", "cog_writer"]
 

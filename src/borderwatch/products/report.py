@@ -24,12 +24,12 @@ import geopandas as gpd
 import jinja2
 import numpy as np
 
-from borderwatch.export import atomic_write
-from borderwatch.manifest import host_info, tool_versions
+from borderwatch.products.export import atomic_write
+from borderwatch.products.manifest import host_info, tool_versions
 
 if TYPE_CHECKING:  # evidence imports this module; avoid the cycle at run time
     from borderwatch.engine import DetectionRun
-    from borderwatch.evidence import Chip
+    from borderwatch.products.evidence import Chip
 
 __all__ = ["render_report", "write_report"]
 

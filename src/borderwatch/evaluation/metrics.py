@@ -31,8 +31,8 @@ from scipy import ndimage
 from borderwatch.errors import InputError
 
 if TYPE_CHECKING:
-    from borderwatch.datasets import LabelledPair
     from borderwatch.engine import DetectionRun, DetectParams
+    from borderwatch.evaluation.datasets import LabelledPair
     from borderwatch.io import Grid
 
 __all__ = [
@@ -282,7 +282,7 @@ def evaluate_pair(
     run : DetectionRun
     """
     from borderwatch.engine import detect
-    from borderwatch.export import write_float_raster
+    from borderwatch.products.export import write_float_raster
 
     shape = (int(pair.truth.shape[0]), int(pair.truth.shape[1]))
     grid = pair.grid

@@ -185,7 +185,7 @@ def classify_objects(
     Parameters
     ----------
     objects : geopandas.GeoDataFrame
-        From :func:`borderwatch.objects.mask_to_objects` on ``mask`` (``object_id`` =
+        From :func:`borderwatch.objects.polygons.mask_to_objects` on ``mask`` (``object_id`` =
         8-connected label, ``mean_score`` column), metric CRS.
     mask : numpy.ndarray
         ``bool (rows, cols)`` change mask the objects came from.
@@ -271,7 +271,7 @@ def classify_arrays(
         ``class``, ``length_m``, ``width_m``, ``construction``, ``confidence`` and
         ``residual_shift_px`` for those rows.
     """
-    from borderwatch.objects import label_objects
+    from borderwatch.objects.polygons import label_objects
 
     labels, n = label_objects(mask)
     if n != len(geometries):

@@ -8,7 +8,7 @@ score sums and maxima, first pixel in raster order, polygons), and
 block corners included) with a graph connected-components pass, applies the
 minimum-area rule to the merged objects, and unions their polygons into one.
 
-Two labelings are kept because :func:`borderwatch.change.clean_mask` applies the
+Two labelings are kept because :func:`borderwatch.objects.morphology.clean_mask` applies the
 minimum area to the cleaned mask *before* removing invalid pixels: ``M`` (the cleaned
 mask) decides which objects are big enough, ``F = M & valid`` gives the objects
 reported. Every ``F`` object lies inside one ``M`` object.
@@ -28,15 +28,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from shapely.ops import unary_union
 
-from borderwatch.blockclassify import (
+from borderwatch.errors import InputError
+from borderwatch.io import Grid
+from borderwatch.objects.construction import (
     ClassifyContext,
     ObjectCrop,
     classify_crops,
     may_be_construction,
 )
-from borderwatch.errors import InputError
-from borderwatch.io import Grid
-from borderwatch.objects import OBJECT_COLUMNS, label_objects, trace_labels
+from borderwatch.objects.polygons import OBJECT_COLUMNS, label_objects, trace_labels
 
 __all__ = [
     "BlockSummary",
@@ -256,7 +256,7 @@ class BlockObjects:
 
         Those reaching the block edge (the merge decides), and those inside that are
         big enough and may pass the peak and direction rules
-        (:func:`~borderwatch.blockclassify.may_be_construction`).
+        (:func:`~borderwatch.objects.construction.may_be_construction`).
         """
         out = self.edge | (
             ~self.small & may_be_construction(peak, verify_peak, mean_direction, method)
@@ -314,7 +314,7 @@ def summarise_block(
 
     Polygons are traced only for objects the merge can keep: those reaching the block
     edge, and inside ones at least the minimum area (and, when classifying, that can
-    still be construction: :func:`~borderwatch.blockclassify.may_be_construction`;
+    still be construction: :func:`~borderwatch.objects.construction.may_be_construction`;
     the others are recorded as not construction).
 
     Parameters
@@ -334,7 +334,7 @@ def summarise_block(
         Construction-direction evidence of the block core (at the object pixels), for
         ``classify``.
     verify : numpy.ndarray, optional
-        Verification score of the block core (:func:`borderwatch.change.rank_verification`)
+        Verification score of the block core (:func:`~.combined.rank_verification`)
         at least where objects may pass the peak rule; its per-object maximum becomes
         the ``verify_peak`` column after the merge.
     classify : ClassifyContext, optional
@@ -452,7 +452,7 @@ class MergeResult:
     Attributes
     ----------
     objects : geopandas.GeoDataFrame
-        As :func:`borderwatch.objects.mask_to_objects` would give on the whole mask,
+        As :func:`borderwatch.objects.polygons.mask_to_objects` would give on the whole mask,
         less the objects their block classified as not construction (``known`` None).
     keep : dict
         ``(block_row, block_col) -> bool array`` indexed by local ``F`` label.
@@ -487,7 +487,7 @@ def merge_blocks(
         The analysis grid (metric CRS, so areas are m2).
     min_area_m2 : float
         Minimum area (m2) of a cleaned-mask object, as in
-        :func:`borderwatch.change.clean_mask`.
+        :func:`borderwatch.objects.morphology.clean_mask`.
     attrs : mapping, optional
         Constant attributes for every row.
 

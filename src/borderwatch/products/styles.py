@@ -1,7 +1,7 @@
 """QGIS layer styles (QML) for the exported layers, as text.
 
 QGIS reads these from a ``.qml`` file next to a GeoJSON, or from the
-``layer_styles`` table of a GeoPackage (see :mod:`borderwatch.gpkg`). They use only
+``layer_styles`` table of a GeoPackage (see :mod:`borderwatch.products.gpkg`). They use only
 what QGIS 3.16 and later understand: a categorized renderer on ``class`` with one
 simple fill symbol per class, and simple labels drawn from an expression.
 

@@ -26,9 +26,9 @@ from shapely.ops import unary_union
 from borderwatch.aoi import aoi_polygon_lonlat
 from borderwatch.engine import DetectionRun
 from borderwatch.errors import InputError
-from borderwatch.export import atomic_write
-from borderwatch.schema import analyst_table
-from borderwatch.styles import style_for_layer
+from borderwatch.products.export import atomic_write
+from borderwatch.products.schema import analyst_table
+from borderwatch.products.styles import style_for_layer
 
 __all__ = [
     "LAYER_STYLES_DDL",
@@ -124,7 +124,7 @@ def run_layers(
         A finished run.
     detections : geopandas.GeoDataFrame, optional
         Detections already in the analyst schema (e.g. with reviews applied);
-        default :func:`borderwatch.schema.analyst_table` of ``run.objects``.
+        default :func:`borderwatch.products.schema.analyst_table` of ``run.objects``.
     hashes : sequence of str, optional
         Input file digests (default :func:`input_hashes`), used for stable ids.
 
@@ -202,7 +202,7 @@ def write_gpkg(
     path : path
         Output ``.gpkg`` file.
     styles : mapping of str to str, optional
-        Layer name to QML; default :func:`borderwatch.styles.style_for_layer` for
+        Layer name to QML; default :func:`borderwatch.products.styles.style_for_layer` for
         ``detections``, ``aoi`` and ``footprints``. Layers without a style get none.
     overwrite : bool
         Replace an existing file.

@@ -129,7 +129,7 @@ def analyst_table(
     ----------
     objects : geopandas.GeoDataFrame
         Detector output in a metric CRS (e.g. from
-        :func:`borderwatch.objects.mask_to_objects`), with at least ``area_m2``.
+        :func:`borderwatch.objects.polygons.mask_to_objects`), with at least ``area_m2``.
     input_hashes : sequence of str
         Digests of the input files (see :func:`stable_id`).
     before_date, after_date : str, optional

@@ -11,8 +11,8 @@ dates and writes
 * ``chips/<id>_before.tif`` and ``chips/<id>_after.tif``: the chip's analysis-grid
   values (all bands, float32, NaN = no data) as small GeoTIFFs in the grid CRS;
 
-then an ``overview.png`` of the AOI, ``report.html`` (:mod:`borderwatch.report`) and
-``manifest.json`` (:mod:`borderwatch.manifest`) hashing everything.
+then an ``overview.png`` of the AOI, ``report.html`` (:mod:`borderwatch.products.report`) and
+``manifest.json`` (:mod:`borderwatch.products.manifest`) hashing everything.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from PIL import Image, ImageDraw, ImageFont
 from borderwatch.aoi import aoi_polygon_lonlat
 from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError, OutputExistsError
-from borderwatch.export import atomic_write, write_float_raster
 from borderwatch.io import Grid
-from borderwatch.manifest import write_manifest
-from borderwatch.report import write_report
+from borderwatch.products.export import atomic_write, write_float_raster
+from borderwatch.products.manifest import write_manifest
+from borderwatch.products.report import write_report
 
 __all__ = [
     "Chip",
@@ -366,7 +366,7 @@ def write_evidence(
         Packet folder; created if missing. Must be empty unless ``overwrite``.
     detections : geopandas.GeoDataFrame
         The run's detections in the analyst schema (grid CRS), e.g. from
-        :func:`borderwatch.schema.analyst_table`.
+        :func:`borderwatch.products.schema.analyst_table`.
     other_outputs : iterable of paths
         Further files of the run (GeoPackage, GeoJSON) to hash into the manifest;
         they may already lie in ``folder``.

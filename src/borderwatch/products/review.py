@@ -1,6 +1,6 @@
 """Analyst reviews: read them back from QGIS, keep them per place, re-apply them on reruns.
 
-An analyst sets ``review`` (see :data:`borderwatch.schema.REVIEW_VALUES`) and
+An analyst sets ``review`` (see :data:`borderwatch.products.schema.REVIEW_VALUES`) and
 ``note`` on the ``detections`` layer of an exported GeoPackage and saves it.
 :func:`import_reviews` copies every reviewed object into a *review store*: one
 GeoJSON file per place (the AOI id, or the rounded footprint of the inputs when
@@ -28,8 +28,8 @@ import pyogrio
 import shapely
 
 from borderwatch.errors import InputError
-from borderwatch.export import write_geojson
-from borderwatch.schema import REVIEW_VALUES, check_reviews
+from borderwatch.products.export import write_geojson
+from borderwatch.products.schema import REVIEW_VALUES, check_reviews
 
 __all__ = [
     "MIN_IOU",
@@ -245,7 +245,7 @@ def import_reviews(
     Parameters
     ----------
     path : path
-        GeoPackage written by :func:`borderwatch.gpkg.write_gpkg` and edited in QGIS.
+        GeoPackage written by :func:`borderwatch.products.gpkg.write_gpkg` and edited in QGIS.
     store_dir : path
         Review store folder (created if missing).
     place : str, optional

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from borderwatch.datasets import LabelledPair
 from borderwatch.errors import InputError
-from borderwatch.evaluate import Scores, cleanup_radius_px, evaluate_mask
+from borderwatch.evaluation.datasets import LabelledPair
+from borderwatch.evaluation.metrics import Scores, cleanup_radius_px, evaluate_mask
 
 __all__ = [
     "TrainedModel",
@@ -180,7 +180,7 @@ def predict_change(
 
 def predict_mask(model: TrainedModel, pair: LabelledPair, *, threshold: float = 0.5) -> np.ndarray:
     """Return the cleaned change mask of a pair (model probability > ``threshold``)."""
-    from borderwatch.change import clean_mask
+    from borderwatch.objects.morphology import clean_mask
 
     pixel_m = float(np.sqrt(pair.pixel_area_m2))
     prob = predict_change(
@@ -206,7 +206,7 @@ def leave_one_out(
 
 def save_model(model: TrainedModel, path: str | Path) -> Path:
     """Write a model as a pickle file."""
-    from borderwatch.export import atomic_write
+    from borderwatch.products.export import atomic_write
 
     path = Path(path)
     with atomic_write(path, overwrite=True) as tmp:

@@ -1,0 +1,1 @@
+"""Evaluation: readers of the labelled datasets and metrics of what ``detect`` writes."""

@@ -1,0 +1,1 @@
+"""Objects: masks to polygons, clean-up, merge across block edges, construction classes."""

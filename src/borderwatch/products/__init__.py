@@ -1,0 +1,1 @@
+"""Products: GeoJSON, styled GeoPackage, QGIS styles, evidence packets, reports, reviews."""
