@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from borderwatch import aoi as aoi_lib
-from borderwatch.products import export
+from borderwatch.products.write import export
 from borderwatch.errors import AOIError, BorderwatchError
 
 __all__ = ["aoi"]
