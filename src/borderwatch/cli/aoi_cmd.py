@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from borderwatch import aoi as aoi_lib
-from borderwatch.products.write import export
 from borderwatch.errors import AOIError, BorderwatchError
+from borderwatch.products import export
 
 __all__ = ["aoi"]
 
