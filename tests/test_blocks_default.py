@@ -21,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from click.testing import CliRunner
-from test_engine import write_scene
+from test_engine import _grid, _read, write_scene
 
 from borderwatch.cli import main
 from borderwatch.engine import DetectParams, detect, make_plan
 from borderwatch.engine.read import TileReader, read_pair
-from borderwatch.io import choose_grid, open_date
 
 BLOCK = 128
 SHIFT = (0.6, -0.4)  # (row, col) pixels the after date is displaced by
@@ -68,16 +66,6 @@ def make_shifted_pair(tmp_path: Path, rows: int = 600, cols: int = 700, seed: in
 @pytest.fixture
 def shifted(tmp_path: Path):
     return make_shifted_pair(tmp_path)
-
-
-def _grid(b: Path, a: Path):
-    bs, as_ = open_date(b), open_date(a)
-    return choose_grid([bs, as_], match=bs)
-
-
-def _read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as ds:
-        return ds.read(1)
 
 
 PARAMS = DetectParams(min_area_m2=100.0)  # the defaults: combined, ki, align, classify
