@@ -11,8 +11,8 @@ the median ratio to the I/O floor of the same round, and the largest RSS:
    --no-classify --block-size 1024 --out ...`` end to end (single pass, statistics
    from the default 1 Mpx sample, GeoJSON with input hashes).
 3. ``detect <default>``: ``detect --block-size 1024`` with every default (method,
-   KI threshold, co-registration, classification), block by block; at 2048 px also
-   the in-memory path.
+   KI threshold, co-registration, classification): the one engine, block by block,
+   writing what ``detect`` writes (GeoJSON, ``.qml``, reviews re-applied).
 4. ``numpy cva+otsu``: whole arrays read into memory, ``borderwatch.methods.cva.cva`` and
    ``otsu_threshold`` (the in-memory reference; skipped when it cannot fit in RAM).
 5. ``otb mad``: ``otbcli_MultivariateAlterationDetector`` on the same files, if
@@ -116,24 +116,6 @@ def run_size(
         f"detect {dm} (default), blocks",
         [*detect, "--out", str(out / f"default_{size}.geojson")],
     )
-    if size <= 2048:  # the in-memory path (with co-registration and classification)
-        add(
-            f"detect {dm} (default), in memory",
-            [
-                BW,
-                "-q",
-                "detect",
-                "--before",
-                str(b),
-                "--after",
-                str(a),
-                "--overwrite",
-                "--method",
-                dm,
-                "--out",
-                str(out / f"default_mem_{size}.geojson"),
-            ],
-        )
     if size <= numpy_max:
         add("numpy cva+otsu", [PY, "-c", NUMPY, str(b), str(a)])
     else:

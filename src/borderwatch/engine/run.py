@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,11 @@ from borderwatch.engine.apply import BlockResult, preview_step, task_block
 from borderwatch.engine.executors import Executor, executor_for
 from borderwatch.engine.fit import SceneModel, fit_plan, fit_scene, task_align, task_sample
 from borderwatch.engine.params import DetectParams
-from borderwatch.engine.plan import SAMPLE_PX, Plan, Win, clip_window, make_plan
+from borderwatch.engine.plan import SAMPLE_PX, Plan, Win, block_halo, clip_window, make_plan
 from borderwatch.engine.pool import Progress, each
 from borderwatch.engine.read import TileReader, stripe_order
 from borderwatch.engine.result import ChangeInfo, DateRef, DetectionRun, Preview
+from borderwatch.errors import InternalError
 from borderwatch.io import DateSource, Grid
 from borderwatch.objects.construction import classify_merged
 from borderwatch.objects.merge import merge_blocks
@@ -69,16 +71,35 @@ def _stripe_px(plan: Plan, tile_cache_mb: float) -> int:
     return max(block_w, cols // block_w * block_w)
 
 
-def _fit(plan: Plan, ex: Executor, progress: Progress | None) -> SceneModel:
-    align_win, wins, score_halo = fit_plan(plan)
-    align = next(iter(ex.map(task_align, [(plan.source, align_win)])))
-    log.info("co-registration: %s", {k: align.info[k] for k in ("align", "shift_px")})
-    args = [(plan.source, w, align, score_halo) for w in wins]
-    samples = list(each(ex.map, task_sample, args, progress, "sample"))
-    log.info("sample: %d windows", len(samples))
-    scene = fit_scene(plan, align, samples)
-    log.info("fit: %s threshold %.4g", scene.name, scene.threshold)
-    return scene
+@dataclass
+class _LocalReads:
+    """Blocks in visiting order and their halo windows, decoded once by a tile reader."""
+
+    order: list[tuple[tuple[int, int], Win]]
+    bigs: list[Win]
+    reader: TileReader
+
+
+def _local_reads(
+    plan: Plan, ex: Executor, halo: int, stack: ExitStack, tile_cache_mb: float
+) -> _LocalReads | None:
+    """Open the tile reader of a local run with native reads (else None).
+
+    Its first blocks' tiles start decoding at once, so they are read while the sample
+    is fitted.
+    """
+    src = plan.source
+    if not (ex.local and src.native is not None and len(plan.blocks) > 1):
+        return None
+    # Column stripes that fit the tile cache; each input tile decoded once per stripe.
+    stripe = _stripe_px(plan, tile_cache_mb)
+    order = [plan.blocks[k] for k in stripe_order(plan.blocks, stripe_px=stripe)]
+    bigs = [clip_window(w, halo, src.grid.shape)[0] for _, w in order]
+    groups = [w[1] // stripe for _, w in order]
+    reader = stack.enter_context(TileReader(src, bigs, threads=ex.workers, groups=groups))
+    for big in bigs[: ex.workers + 1]:
+        reader.prefetch(big)
+    return _LocalReads(order, bigs, reader)
 
 
 def _blocks(
@@ -86,38 +107,23 @@ def _blocks(
     scene: SceneModel,
     ex: Executor,
     progress: Progress | None,
-    *,
-    tile_cache_mb: float,
-    want_score: bool,
-    want_raw: bool,
+    reads: _LocalReads | None,
+    opts: dict[str, Any],
 ) -> tuple[list[tuple[tuple[int, int], Win]], Any]:
     """Blocks in visiting order and the iterator of their results."""
     src = plan.source
-    opts: dict[str, Any] = {"want_score": want_score, "want_raw": want_raw}
-    if not (ex.local and src.native is not None and len(plan.blocks) > 1):
+    if reads is None:
         fn = functools.partial(task_block, src, scene, **opts)  # picklable for Dask
         args = [(ij, w) for ij, w in plan.blocks]
         return plan.blocks, each(ex.map, fn, args, progress, "blocks")
-    # Local, native reads: decode each input tile once, in column stripes that fit
-    # the tile cache, and decode the next block's tiles while one is computed.
-    stripe = _stripe_px(plan, tile_cache_mb)
-    order = [plan.blocks[k] for k in stripe_order(plan.blocks, stripe_px=stripe)]
-    bigs = [clip_window(w, scene.halo, src.grid.shape)[0] for _, w in order]
+    order, bigs, reader = reads.order, reads.bigs, reads.reader
 
-    def run() -> Any:
-        groups = [w[1] // stripe for _, w in order]
-        with TileReader(src, bigs, threads=ex.workers, groups=groups) as reader:
-            for big in bigs[: ex.workers + 1]:
-                reader.prefetch(big)
+    def one(k: int) -> BlockResult:
+        if k + 1 < len(bigs):  # decode the next block's tiles meanwhile
+            reader.prefetch(bigs[k + 1])
+        return task_block(src, scene, *order[k], reader.read(bigs[k]), **opts)
 
-            def one(k: int) -> BlockResult:
-                if k + 1 < len(bigs):
-                    reader.prefetch(bigs[k + 1])
-                return task_block(src, scene, *order[k], reader.read(bigs[k]), **opts)
-
-            yield from each(ex.map, one, [(k,) for k in range(len(order))], progress, "blocks")
-
-    return order, run()
+    return order, each(ex.map, one, [(k,) for k in range(len(order))], progress, "blocks")
 
 
 def _cog(stack: ExitStack, path: PathLike, grid: Grid, kind: str, overwrite: bool) -> Any:
@@ -147,8 +153,9 @@ def rasterise_objects(objects: Any, grid: Grid, win: Win) -> np.ndarray:
     left, top = transform * (0, 0)
     right, bottom = transform * (w, h)
     box = shapely.box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))
-    geoms = [g for g in objects.geometry.values if g is not None and g.intersects(box)]
-    if not geoms:
+    # The frame's spatial index (built once, kept by geopandas) picks the block's objects.
+    geoms = objects.geometry.values[objects.sindex.query(box, predicate="intersects")]
+    if not len(geoms):
         return np.zeros((h, w), np.uint8)
     return rasterio.features.rasterize(
         [(g, 1) for g in geoms], out_shape=(h, w), transform=transform, fill=0, dtype="uint8"
@@ -177,15 +184,27 @@ def run_plan(
         # Blocks are the parallelism: BLAS threads inside them only oversubscribe.
         stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
         hashes = {q: hasher.submit(sha256_file, q) for q in (*src.before.paths, *src.after.paths)}
-        scene = _fit(plan, ex, progress)
+        align_win, wins, score_halo = fit_plan(plan)
+        align = next(iter(ex.map(task_align, [(src, align_win)])))
+        log.info("co-registration: %s", {k: align.info[k] for k in ("align", "shift_px")})
+        # The blocks' halo is known once the shift is: their first tiles decode meanwhile.
+        halo = block_halo(
+            align.shift, score_halo=score_halo, opening_px=p.opening_px, closing_px=p.closing_px
+        )
+        reads = _local_reads(plan, ex, halo, stack, tile_cache_mb)
+        args = [(src, w, align, score_halo) for w in wins]
+        samples = list(each(ex.map, task_sample, args, progress, "sample"))
+        scene = fit_scene(plan, align, samples)
+        del samples
+        if scene.halo != halo:  # the reads above assumed this halo
+            raise InternalError(f"block halo {scene.halo} px differs from the {halo} px read")
+        log.info("fit: %s threshold %.4g (%d windows)", scene.name, scene.threshold, len(wins))
         score_w = _cog(stack, score_out, src.grid, "score", overwrite) if score_out else None
         raw = np.zeros(src.grid.shape, bool) if raw_mask else None
         valid = np.zeros(src.grid.shape, bool) if raw_mask else None
         preview = Preview.empty(src.grid.shape, src.bands, preview_step(src.grid.shape))
-        order, results = _blocks(
-            plan, scene, ex, progress, tile_cache_mb=tile_cache_mb,
-            want_score=score_w is not None, want_raw=raw is not None,
-        )
+        opts = {"want_score": score_w is not None, "want_raw": raw is not None}
+        order, results = _blocks(plan, scene, ex, progress, reads, opts)
         summaries = []
         for (_, w), res in zip(order, results, strict=True):
             summaries.append(res.summary)
