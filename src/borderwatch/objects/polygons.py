@@ -14,7 +14,6 @@ import shapely
 from affine import Affine
 from scipy import ndimage
 from shapely.geometry import shape
-from shapely.ops import unary_union
 
 from borderwatch.errors import InputError
 from borderwatch.io import Grid
@@ -88,12 +87,10 @@ def mask_to_objects(
     counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     sums = np.bincount(labels.ravel(), weights=safe.ravel(), minlength=n + 1)[1:]
     maxes = ndimage.maximum(safe, labels, idx)
-    parts: dict[int, list[Any]] = {}
-    for geom, value in rasterio.features.shapes(
-        labels, mask=labels > 0, transform=grid.transform, connectivity=8
-    ):
-        parts.setdefault(int(value), []).append(shape(geom))
-    geoms = [unary_union(parts[i]) if len(parts[i]) > 1 else parts[i][0] for i in range(1, n + 1)]
+    # The one polygoniser, as the engine's blocks trace their objects.
+    boxes = [(i, sl) for i, sl in enumerate(ndimage.find_objects(labels), start=1) if sl]
+    traced = dict(trace_labels(labels, boxes, grid.transform))
+    geoms = [traced[i] for i in range(1, n + 1)]
     data: dict[str, Any] = {
         "object_id": idx,
         "area_m2": counts * grid.pixel_area,
