@@ -29,10 +29,20 @@ def builtin_raises(source: str) -> list[tuple[int, str]]:
 
     ``raise``, ``raise exc`` (a caught exception) and ``raise SomeError(...) from exc``
     of non-builtin classes pass; ``raise ValueError(...)``, ``raise OSError`` and
-    ``raise builtins.RuntimeError(...)`` (with or without ``from``) do not.
+    ``raise builtins.RuntimeError(...)`` (with or without ``from``) do not. The one
+    exception is ``AttributeError`` in a ``__getattr__``, which Python's attribute
+    protocol requires (a lazy module attribute).
     """
+    tree = ast.parse(source)
+    protocol = {
+        id(r)
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef) and f.name == "__getattr__"
+        for r in ast.walk(f)
+        if isinstance(r, ast.Raise)
+    }
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if not isinstance(node, ast.Raise) or node.exc is None:
             continue
         cls = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
@@ -45,6 +55,8 @@ def builtin_raises(source: str) -> list[tuple[int, str]]:
         ):
             name = cls.attr
         else:
+            continue
+        if name == "AttributeError" and id(node) in protocol:
             continue
         if name in BUILTIN_EXCEPTIONS:
             found.append((node.lineno, ast.unparse(node)))
@@ -69,8 +81,12 @@ if x:
     raise builtins.RuntimeError("bad") from None
 if x:
     raise click.UsageError("bad")
+def __getattr__(name):
+    raise AttributeError(name)
+def other(name):
+    raise AttributeError(name)
 """
-    assert [line for line, _ in builtin_raises(src)] == [11, 13, 15]
+    assert [line for line, _ in builtin_raises(src)] == [11, 13, 15, 21]
 
 
 def test_package_raises_no_builtin_exception():
