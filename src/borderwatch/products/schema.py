@@ -31,16 +31,21 @@ __all__ = [
     "check_reviews",
     "object_length_m",
     "stable_id",
+    "where",
 ]
 
 #: Columns of an exported detections layer, in order (geometry last).
 ANALYST_COLUMNS = (
     "id",
+    "ref",
     "class",
     "area_m2",
     "length_m",
     "confidence",
     "score",
+    "lat",
+    "lon",
+    "mgrs",
     "before_date",
     "after_date",
     "residual_shift_px",
@@ -55,6 +60,8 @@ CLASSES = ("building", "fence_or_wall", "other")
 REVIEW_VALUES = ("unreviewed", "confirmed", "rejected", "needs_higher_resolution")
 
 _FLOAT_COLUMNS = ("area_m2", "length_m", "confidence", "score", "residual_shift_px")
+_LONLAT_DECIMALS = 6  # about 0.1 m
+_MGRS_DIGITS = 5  # 1 m grid reference
 _ROUND_M = 2  # decimals of metres kept when hashing geometry (1 cm)
 
 
@@ -106,6 +113,49 @@ def object_length_m(geoms: gpd.GeoSeries) -> np.ndarray:
     return out
 
 
+def where(geoms: gpd.GeoSeries) -> pd.DataFrame:
+    """Latitude, longitude and MGRS grid reference of each object's centroid.
+
+    Parameters
+    ----------
+    geoms : geopandas.GeoSeries
+        Objects in any CRS with a defined CRS (the centroid is taken in that CRS,
+        so give the metric analysis CRS for a true centroid).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``lat`` and ``lon`` (degrees, EPSG:4326, rounded to 6 decimals, about
+        0.1 m) and ``mgrs`` (Military Grid Reference System to 1 m, e.g.
+        ``"52TEN0000008624"``), same index as ``geoms``; NaN and ``""`` for empty
+        geometries.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> pts = gpd.GeoSeries([shapely.Point(500000.0, 4708624.0)], crs="EPSG:32652")
+    >>> row = where(pts).iloc[0]
+    >>> float(row["lat"]), float(row["lon"]), row["mgrs"]
+    (42.529998, 129.0, '52TEN0000008624')
+    """
+    import mgrs
+
+    if geoms.crs is None:
+        raise InputError("detections have no CRS; cannot give coordinates")
+    centres = gpd.GeoSeries(shapely.centroid(geoms.values), crs=geoms.crs).to_crs("EPSG:4326")
+    lat = np.round(centres.y.to_numpy(dtype=float), _LONLAT_DECIMALS)
+    lon = np.round(centres.x.to_numpy(dtype=float), _LONLAT_DECIMALS)
+    grid = mgrs.MGRS()
+    refs = [
+        grid.toMGRS(float(y), float(x), MGRSPrecision=_MGRS_DIGITS)
+        if np.isfinite(y) and np.isfinite(x)
+        else ""
+        for y, x in zip(lat, lon, strict=True)
+    ]
+    refs = [r.decode() if isinstance(r, bytes) else str(r) for r in refs]
+    return pd.DataFrame({"lat": lat, "lon": lon, "mgrs": refs}, index=geoms.index)
+
+
 def check_reviews(values: Sequence[object], *, where: str) -> None:
     """Raise :class:`InputError` if any ``review`` value is not in :data:`REVIEW_VALUES`."""
     bad = sorted({str(v) for v in values if v not in REVIEW_VALUES})
@@ -142,7 +192,9 @@ def analyst_table(
         detector columns, then the geometry. Defaults: ``class`` ``"other"``,
         ``length_m`` from :func:`object_length_m`, ``confidence`` and
         ``residual_shift_px`` NaN, ``score`` the detector's ``mean_score``,
-        ``review`` ``"unreviewed"``, ``note`` ``""``.
+        ``review`` ``"unreviewed"``, ``note`` ``""``. Always recomputed: ``ref``
+        (1-based row number, the detection's number in the report and on the maps)
+        and ``lat``/``lon``/``mgrs`` of the centroid (:func:`where`).
 
     Raises
     ------
@@ -164,6 +216,7 @@ def analyst_table(
         return pd.Series([default] * n, index=objects.index, dtype=object)
 
     out["id"] = [stable_id(g, input_hashes=input_hashes, crs=crs) for g in geoms.values]
+    out["ref"] = np.arange(1, n + 1, dtype=np.int64)
     out["class"] = column("class", "other").astype(str)
     out["area_m2"] = objects["area_m2"]
     out["length_m"] = (
@@ -172,6 +225,7 @@ def analyst_table(
     out["confidence"] = column("confidence", np.nan)
     score_src = "score" if "score" in objects.columns else "mean_score"
     out["score"] = column(score_src, np.nan)
+    out[["lat", "lon", "mgrs"]] = where(geoms)
     out["before_date"] = column("before_date", before_date or "")
     out["after_date"] = column("after_date", after_date or "")
     out["residual_shift_px"] = column("residual_shift_px", np.nan)
@@ -182,6 +236,9 @@ def analyst_table(
         out[name] = pd.to_numeric(out[name], errors="coerce").astype(np.float64)
     for name in ("before_date", "after_date"):
         out[name] = out[name].astype(str)
+    out["lat"] = out["lat"].astype(np.float64)
+    out["lon"] = out["lon"].astype(np.float64)
+    out["mgrs"] = out["mgrs"].astype(str)
     skip = {*ANALYST_COLUMNS, objects.geometry.name}
     for name in objects.columns:
         if name not in skip:
