@@ -17,7 +17,9 @@ __all__ = [
     "MissingDependencyError",
     "NoOverlapError",
     "OutputExistsError",
+    "OutputWriteError",
     "RasterReadError",
+    "SigningKeyError",
 ]
 
 
@@ -43,6 +45,14 @@ class AOIError(InputError):
 
 class OutputExistsError(BorderwatchError, FileExistsError):
     """An output file exists and ``overwrite`` was not requested."""
+
+
+class OutputWriteError(BorderwatchError, OSError):
+    """An output could not be written: read-only folder, full disk, GDAL write error."""
+
+
+class SigningKeyError(InputError):
+    """A signing or verification key file is missing, unreadable or not an Ed25519 key."""
 
 
 class CacheIOError(BorderwatchError, OSError):

@@ -36,6 +36,7 @@ _COMMANDS = {
     "batch": ("borderwatch.cli.batch_cmd", "batch"),  # many AOIs x pairs (issue 4)
     "review": ("borderwatch.cli.review_cmd", "review"),  # analyst outputs (issue 5)
     "verify": ("borderwatch.cli.verify_cmd", "verify"),
+    "keygen": ("borderwatch.cli.keygen_cmd", "keygen"),  # packet signing keys (issue 14)
     "evaluate": ("borderwatch.cli.evaluate_cmd", "evaluate"),  # accuracy (issue 3)
     "train": ("borderwatch.cli.train_cmd", "train"),  # optional learned mode (issue 3)
 }

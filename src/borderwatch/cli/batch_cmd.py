@@ -42,7 +42,7 @@ from typing import Any
 import click
 
 from borderwatch.cli.logs import quiet_scheduler
-from borderwatch.cli.options import detect_options, detect_params, scale_options
+from borderwatch.cli.options import detect_options, detect_params, packet_options, scale_options
 from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.jobs import (
     BatchJob,
@@ -54,7 +54,7 @@ from borderwatch.jobs import (
     refuse_duplicates,
     run_batch,
 )
-from borderwatch.products.export import atomic_write
+from borderwatch.products.export import atomic_write, check_folder_writable
 from borderwatch.progress import progress_reporter
 
 __all__ = ["batch", "read_jobs"]
@@ -129,6 +129,7 @@ def _outcome(result: JobResult) -> str:
     "--evidence", "evidence", is_flag=True, help="Also write the packet <name>.evidence/ per job."
 )
 @detect_options
+@packet_options(redact=False)
 @scale_options
 @click.pass_context
 def batch(
@@ -145,6 +146,8 @@ def batch(
     overwrite: bool,
     block_size: int | None,
     scheduler: str | None,
+    sign_key: Any = None,
+    redact: bool = False,
     **quality: Any,
 ) -> None:
     """Run detection for many AOIs x image pairs; one report per job.
@@ -179,6 +182,7 @@ def batch(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from exc
+    check_folder_writable(out_dir, output=out_dir)
     existing = [p for p in reports if p.exists()]
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more reports)" if len(existing) > 1 else ""
@@ -220,19 +224,24 @@ def batch(
     def write(run: DetectionRun, ref: JobRef) -> dict[str, object]:
         path = out_dir / f"{ref.name}.geojson"
         layers = (path, out_dir / f"{ref.name}.gpkg") if gpkg else (path,)
-        write_products(
+        products = write_products(
             run,
             outputs=layers,
             evidence=out_dir / f"{ref.name}.evidence" if evidence else None,
             reviews_dir=reviews_dir,
             overwrite=overwrite,
+            sign_key=sign_key,
+            redact=redact,
+            command=f"borderwatch {ctx.info_name}",
         )
         log.info("%s: wrote %s", ref.label, path)
+        packet = products.evidence
         return {
             "report": path.name,
             "detections": len(run.objects),
             "total_area_m2": run.total_area_m2,
             "threshold": run.change.threshold,
+            **({"manifest_sha256": packet.manifest_sha256} if packet is not None else {}),
         }
 
     with progress_reporter(quiet=quiet) as progress, job_slots(sched, len(jobs)) as slots:
@@ -275,5 +284,8 @@ def batch(
         click.echo(f"{counts['ok']} of {len(results)} jobs run{failed}; reports in {out_dir}")
         for r in results:
             click.echo(f"  {r.label}: {_outcome(r)}")
+            if "manifest_sha256" in r.summary:
+                digest = r.summary["manifest_sha256"]
+                click.echo(f"    manifest sha256 {digest} (record it elsewhere)")
     if counts["error"]:
         ctx.exit(1)

@@ -9,10 +9,9 @@ from typing import Any
 import click
 
 from borderwatch.cli.detect_cmd import print_summary
-from borderwatch.cli.options import detect_options, detect_params
+from borderwatch.cli.options import detect_options, detect_params, packet_options, print_packet
 from borderwatch.engine import detect
-from borderwatch.errors import OutputExistsError
-from borderwatch.products.write import write_products
+from borderwatch.products.write import check_outputs, write_products
 from borderwatch.progress import activity, progress_reporter
 from borderwatch.sample_data import sample_tiles_dir
 
@@ -27,6 +26,7 @@ __all__ = ["demo"]
     help="New folder for the outputs (default: ./borderwatch-demo-<UTC time>).",
 )
 @detect_options
+@packet_options(redact=True)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -35,15 +35,21 @@ def demo(
     threshold: str,
     min_area_m2: float,
     overwrite: bool,
+    sign_key: Any = None,
+    redact: bool = True,
     **quality: Any,
 ) -> None:
-    """Run detection on the embedded synthetic Helong tiles and write all outputs."""
+    """Run detection on the embedded synthetic Helong tiles and write all outputs.
+
+    OUT_DIR is the evidence packet, with the layers inside it; it appears complete
+    or not at all. Redacted by default (--no-redact keeps host, user and paths).
+    """
     tiles = sample_tiles_dir()
     if out_dir is None:
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path.cwd() / f"borderwatch-demo-{stamp}"
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out_dir}: folder exists and is not empty; pass --overwrite")
+    layers = (out_dir / "new_structures.gpkg", out_dir / "new_structures.geojson")
+    check_outputs(layers, evidence=out_dir, overwrite=overwrite)  # before the long work
     params = detect_params(
         method=method,
         threshold=threshold,
@@ -54,18 +60,21 @@ def demo(
     with progress_reporter(quiet=quiet) as progress:
         tiles_ab = (tiles / "before.tif", tiles / "after.tif")
         run = detect(*tiles_ab, aoi="helong", params=params, progress=progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
     # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
     # no stored reviews are applied: the demo imagery is synthetic.
     with activity("writing", quiet=quiet):
         products = write_products(
             run,
-            outputs=(out_dir / "new_structures.gpkg", out_dir / "new_structures.geojson"),
+            outputs=layers,
             evidence=out_dir,
             overwrite=overwrite,
+            sign_key=sign_key,
+            redact=redact,
+            command=f"borderwatch {ctx.info_name}",
         )
     assert products.evidence is not None
     outputs = [*products.files, products.evidence.report, products.evidence.manifest]
     if not ctx.obj.get("quiet"):
         click.echo("borderwatch demo: synthetic sample tiles over the Helong AOI")
         print_summary(run, outputs)
+        print_packet(products.evidence)

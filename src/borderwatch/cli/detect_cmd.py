@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from borderwatch.cli.options import detect_options, detect_params, scale_options
+from borderwatch.cli.options import (
+    detect_options,
+    detect_params,
+    packet_options,
+    print_packet,
+    scale_options,
+)
 from borderwatch.cli.review_cmd import store_option
 from borderwatch.cli.scale import raster_out_options
 from borderwatch.engine import DetectionRun, DetectParams, detect
@@ -46,8 +52,14 @@ def run_and_write(
     scheduler: str | None = None,
     score_out: Path | None = None,
     mask_out: Path | None = None,
+    sign_key: Any = None,
+    redact: bool = False,
+    command: str = "borderwatch detect",
 ) -> tuple[DetectionRun, list[Path], Any]:
     """Run the engine on one pair and write every product (shared by detect and batch).
+
+    ``sign_key``, ``redact`` and ``command`` go to the evidence packet
+    (:func:`borderwatch.products.write.write_products`).
 
     Returns
     -------
@@ -77,6 +89,9 @@ def run_and_write(
         evidence=evidence,
         reviews_dir=reviews_dir,
         overwrite=overwrite,
+        sign_key=sign_key,
+        redact=redact,
+        command=command,
     )
     outputs = [*products.files, *run.outputs.values()]
     if products.evidence is not None:
@@ -124,6 +139,7 @@ def run_and_write(
 )
 @click.option("--crs", default=None, help="Analysis CRS (default: local UTM zone).")
 @detect_options
+@packet_options(redact=False)
 @scale_options
 @raster_out_options
 @click.pass_context
@@ -145,6 +161,8 @@ def detect_command(
     scheduler: str | None = None,
     score_out: Path | None = None,
     mask_out: Path | None = None,
+    sign_key: Any = None,
+    redact: bool = False,
     **quality: Any,
 ) -> None:
     """Detect change between BEFORE and AFTER imagery and write detections."""
@@ -171,6 +189,9 @@ def detect_command(
         scheduler=scheduler,
         score_out=score_out,
         mask_out=mask_out,
+        sign_key=sign_key,
+        redact=redact,
+        command=f"borderwatch {ctx.info_name}",
     )
     if not quiet:
         print_summary(run, outputs)
@@ -178,4 +199,4 @@ def detect_command(
             click.echo(
                 f"  re-applied {products.reviews_applied} stored reviews for {products.place}"
             )
-
+        print_packet(products.evidence)

@@ -9,7 +9,18 @@ import click
 
 from borderwatch.engine.params import DetectParams, MethodName
 
-__all__ = ["detect_options", "detect_params", "parse_threshold", "scale_options"]
+__all__ = [
+    "SIGN_KEY_ENV",
+    "detect_options",
+    "detect_params",
+    "packet_options",
+    "parse_threshold",
+    "print_packet",
+    "scale_options",
+]
+
+#: Environment variable naming the private key that signs evidence packets.
+SIGN_KEY_ENV = "BORDERWATCH_SIGN_KEY"
 
 
 def parse_threshold(value: str) -> str | float:
@@ -110,3 +121,50 @@ def scale_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
+
+
+def _load_sign_key(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """Load the signing key while the options are parsed: a bad key stops before any work."""
+    if not value:
+        return None
+    from borderwatch.products.signing import load_private_key
+
+    return load_private_key(value)
+
+
+def packet_options(*, redact: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add ``--sign-key`` and ``--redact/--no-redact`` (default ``redact``) to a command.
+
+    The command receives ``sign_key`` (an Ed25519 private key or None) and ``redact``.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--redact/--no-redact",
+            default=redact,
+            show_default=True,
+            help="Leave host name, user name and absolute paths out of the evidence packet.",
+        )(fn)
+        return click.option(
+            "--sign-key",
+            "sign_key",
+            envvar=SIGN_KEY_ENV,
+            type=click.Path(dir_okay=False),
+            default=None,
+            callback=_load_sign_key,
+            help=f"Ed25519 private key (from 'borderwatch keygen') to sign the evidence "
+            f"packet [env {SIGN_KEY_ENV}].",
+        )(fn)
+
+    return decorate
+
+
+def print_packet(packet: Any, *, label: str = "") -> None:
+    """Print the packet's manifest SHA-256 (to record elsewhere) and its signer."""
+    if packet is None:
+        return
+    click.echo(f"  {label}manifest sha256 {packet.manifest_sha256} (record it elsewhere)")
+    if packet.signed_by is not None:
+        click.echo(f"  {label}signed by key {packet.signed_by}")
+    else:
+        click.echo(f"  {label}not signed (give --sign-key to sign the packet)")

@@ -1,4 +1,4 @@
-"""``borderwatch verify``: check an evidence packet against its manifest."""
+"""``borderwatch verify``: check an evidence packet against its manifest and signature."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from borderwatch.products.manifest import verify_packet
+from borderwatch.products.signing import load_public_key
 
 __all__ = ["verify"]
 
@@ -15,18 +16,28 @@ __all__ = ["verify"]
 @click.command()
 @click.argument("packet", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Trusted public key (from 'borderwatch keygen'): the packet must be signed by it.",
+)
+@click.option(
     "--outputs-only",
     is_flag=True,
-    help="Skip the input images (e.g. on a machine that only has the packet).",
+    help="Check the packet's own files only, not the inputs or layers outside it "
+    "(e.g. on a machine that only has the packet).",
 )
-def verify(packet: Path, outputs_only: bool) -> None:
-    """Recompute the SHA-256 of every file in PACKET's manifest.json.
+def verify(packet: Path, key_file: Path | None, outputs_only: bool) -> None:
+    """Check PACKET: every file's SHA-256, no symbolic links, the custody log, the signature.
 
-    Exit code 0 when every listed file is present and unchanged and the folder
-    holds no unlisted file; 1 otherwise, with each changed, missing or extra file
-    named.
+    Exit code 0 when every listed file is present and unchanged, the folder holds no
+    unlisted file or link, the custody chain is intact and the signature (if any, and
+    by --key if given) is good; 1 otherwise, one line per problem; 2 when the
+    manifest or a key cannot be read.
     """
-    result = verify_packet(packet, inputs=not outputs_only)
+    key = load_public_key(key_file) if key_file is not None else None
+    result = verify_packet(packet, inputs=not outputs_only, key=key)
     for label, names in (
         ("changed", result.changed),
         ("missing", result.missing),
@@ -34,12 +45,20 @@ def verify(packet: Path, outputs_only: bool) -> None:
     ):
         for name in names:
             click.echo(f"{label}: {name}")
+    for line in result.problems:
+        click.echo(line)
+    for line in result.notes:
+        click.echo(line)
     if result.ok:
+        if result.signed_by is not None:
+            trust = "the given key" if key is not None else "give --key to check it is trusted"
+            click.echo(f"signed by key {result.signed_by} ({trust})")
         click.echo(f"ok: {result.checked} files match {packet / 'manifest.json'}")
         return
     click.echo(
         f"FAILED: {len(result.changed)} changed, {len(result.missing)} missing, "
-        f"{len(result.extra)} extra of {result.checked} listed files",
+        f"{len(result.extra)} extra of {result.checked} listed files, "
+        f"{len(result.problems)} other problems",
         err=True,
     )
     sys.exit(1)

@@ -11,12 +11,16 @@ dates and writes
 * ``chips/<id>_before.tif`` and ``chips/<id>_after.tif``: the chip's analysis-grid
   values (all bands, float32, NaN = no data) as small GeoTIFFs in the grid CRS;
 
-then an ``overview.png`` of the AOI, ``report.html`` (:mod:`borderwatch.products.report`) and
-``manifest.json`` (:mod:`borderwatch.products.manifest`) hashing everything.
+then an ``overview.png`` of the AOI, ``report.html`` (:mod:`borderwatch.products.report`),
+``manifest.json`` (:mod:`borderwatch.products.manifest`) hashing everything, with a key
+its signature ``manifest.json.sig`` (:mod:`borderwatch.products.signing`), and the
+custody log ``custody.jsonl`` (:mod:`borderwatch.products.custody`). The packet is built
+in a temporary folder beside its destination and renamed into place when complete.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -29,15 +33,19 @@ import numpy as np
 import rasterio
 import rasterio.windows
 import shapely
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image, ImageDraw, ImageFont
 
 from borderwatch.aoi import aoi_polygon_lonlat
 from borderwatch.engine import DetectionRun, run_metadata
-from borderwatch.errors import InputError, OutputExistsError
+from borderwatch.errors import InputError
 from borderwatch.io import Grid
-from borderwatch.products.export import atomic_write, write_float_raster
+from borderwatch.products.custody import append_entry, custody_declaration
+from borderwatch.products.export import atomic_folder, atomic_write, sha256_file, write_float_raster
 from borderwatch.products.manifest import write_manifest
+from borderwatch.products.redact import redact_record
 from borderwatch.products.report import write_report
+from borderwatch.products.signing import fingerprint, sign_file
 
 __all__ = [
     "Chip",
@@ -47,7 +55,9 @@ __all__ = [
     "scene_info",
     "stretch_limits",
     "true_colour_bands",
+    "moved_packet",
     "write_evidence",
+    "write_packet",
 ]
 
 _RGB_NAMES = (("red", "b04", "b4"), ("green", "b03", "b3"), ("blue", "b02", "b2"))
@@ -69,13 +79,22 @@ class Chip:
 
 @dataclass(frozen=True)
 class EvidencePacket:
-    """A written evidence packet."""
+    """A written evidence packet.
+
+    ``manifest_sha256`` is the hex SHA-256 of ``manifest.json`` (to record elsewhere);
+    ``signature`` is ``manifest.json.sig`` and ``signed_by`` the key's fingerprint when
+    the packet was signed.
+    """
 
     folder: Path
     chips: tuple[Chip, ...]
     overview: Path
     report: Path
     manifest: Path
+    manifest_sha256: str = ""
+    custody: Path | None = None
+    signature: Path | None = None
+    signed_by: str | None = None
 
 
 def true_colour_bands(band_names: Sequence[str]) -> tuple[int, int, int]:
@@ -355,8 +374,15 @@ def write_evidence(
     detections: gpd.GeoDataFrame,
     other_outputs: Iterable[str | os.PathLike[str]] = (),
     overwrite: bool = False,
+    sign_key: Ed25519PrivateKey | None = None,
+    redact: bool = False,
+    command: str = "borderwatch",
 ) -> EvidencePacket:
-    """Write the evidence packet of a run into ``folder``.
+    """Write the evidence packet of a run into ``folder``, all or nothing.
+
+    The packet is built in a temporary folder beside ``folder``
+    (:func:`borderwatch.products.export.atomic_folder`) and renamed to ``folder``
+    once complete; an existing ``folder`` is replaced only then.
 
     Parameters
     ----------
@@ -368,41 +394,95 @@ def write_evidence(
         The run's detections in the analyst schema (grid CRS), e.g. from
         :func:`borderwatch.products.schema.analyst_table`.
     other_outputs : iterable of paths
-        Further files of the run (GeoPackage, GeoJSON) to hash into the manifest;
-        they may already lie in ``folder``.
+        Further files of the run (GeoPackage, GeoJSON) outside ``folder`` to hash into
+        the manifest (:func:`borderwatch.products.write.write_products` puts layers
+        inside the packet).
     overwrite : bool
-        Replace existing files.
+        Replace an existing packet.
+    sign_key : Ed25519PrivateKey, optional
+        Sign the manifest (``manifest.json.sig``, :mod:`borderwatch.products.signing`).
+    redact : bool
+        No host name, user name or absolute path in the manifest, custody log and report.
+    command : str
+        What ran, for the custody log (e.g. ``"borderwatch detect"``).
 
     Returns
     -------
     EvidencePacket
+        Paths in ``folder``.
 
     Raises
     ------
     OutputExistsError
         ``folder`` holds files and ``overwrite`` is False.
+    OutputWriteError
+        The packet could not be written (nothing is left behind).
     """
     root = Path(folder)
+    with atomic_folder(root, overwrite=overwrite) as stage:
+        packet = write_packet(
+            run,
+            stage,
+            detections=detections,
+            other_outputs=other_outputs,
+            sign_key=sign_key,
+            redact=redact,
+            command=command,
+        )
+    return moved_packet(packet, root)
+
+
+def moved_packet(packet: EvidencePacket, folder: Path) -> EvidencePacket:
+    """``packet`` with its paths in ``folder`` (where its temporary folder was renamed)."""
+
+    def move(p: Path) -> Path:
+        return folder / p.relative_to(packet.folder)
+
+    return dataclasses.replace(
+        packet,
+        folder=folder,
+        overview=move(packet.overview),
+        report=move(packet.report),
+        manifest=move(packet.manifest),
+        custody=move(packet.custody) if packet.custody is not None else None,
+        signature=move(packet.signature) if packet.signature is not None else None,
+    )
+
+
+def write_packet(
+    run: DetectionRun,
+    root: Path,
+    *,
+    detections: gpd.GeoDataFrame,
+    other_outputs: Iterable[str | os.PathLike[str]] = (),
+    sign_key: Ed25519PrivateKey | None = None,
+    redact: bool = False,
+    command: str = "borderwatch",
+) -> EvidencePacket:
+    """Write the packet's files into the new, empty folder ``root`` (see :func:`write_evidence`).
+
+    Order: chips, overview, report, manifest (declaring the custody entry), signature,
+    custody entry naming the manifest's SHA-256.
+    """
     if detections.crs is None or not detections.crs.equals(run.grid.crs):
         raise InputError("detections must be in the run's grid CRS for chips")
     others = [Path(p) for p in other_outputs]
-    own = {p.resolve() for p in others}
-    if root.exists() and not overwrite and any(p.resolve() not in own for p in root.iterdir()):
-        raise OutputExistsError(f"{root}: folder exists and is not empty; pass --overwrite")
     chips_dir = root / "chips"
     chips_dir.mkdir(parents=True, exist_ok=True)
     info = {"before": scene_info(run.before), "after": scene_info(run.after)}
-    chips = _write_chips(run, detections, chips_dir, info, overwrite=overwrite)
+    chips = _write_chips(run, detections, chips_dir, info, overwrite=False)
     overview = root / "overview.png"
-    _write_png(render_overview(run, detections), overview, overwrite=overwrite)
+    _write_png(render_overview(run, detections), overview, overwrite=False)
     meta = run_metadata(run, hash_inputs=False)
-    record = {
+    record: dict[str, Any] = {
         "aoi": meta["aoi"],
         "parameters": meta["parameters"],
         "scenes": info,
         "grid": meta["grid"],
         "summary": meta["summary"],
     }
+    if redact:
+        record = redact_record(record)
     report = write_report(
         root / "report.html",
         run=run,
@@ -410,18 +490,26 @@ def write_evidence(
         chips=chips,
         overview="overview.png",
         record=record,
-        overwrite=overwrite,
+        redact=redact,
     )
     outputs = [*others, overview, report]
     outputs += [
         root / p for c in chips for p in (c.before_png, c.after_png, c.before_tif, c.after_tif)
     ]
+    declaration = custody_declaration(command=command, redact=redact)
     manifest = write_manifest(
         root,
         inputs=run.input_sha256,
         outputs=outputs,
         record=record,
         started_utc=run.started_utc,
-        overwrite=overwrite,
+        redact=redact,
+        custody=declaration,
     )
-    return EvidencePacket(root, tuple(chips), overview, report, manifest)
+    digest = sha256_file(manifest)
+    signature = sign_file(manifest, sign_key) if sign_key is not None else None
+    custody = append_entry(root, declaration, manifest_sha256=digest)
+    signed_by = fingerprint(sign_key.public_key()) if sign_key is not None else None
+    return EvidencePacket(
+        root, tuple(chips), overview, report, manifest, digest, custody, signature, signed_by
+    )

@@ -3,16 +3,23 @@
 Every writer goes through :func:`atomic_write`: the output is written to a temporary
 name in the destination folder and renamed into place only when complete, so a
 failure never leaves a half-written file, and an existing file is only replaced
-when ``overwrite=True``.
+when ``overwrite=True``. A folder of outputs (an evidence packet) goes through
+:func:`atomic_folder` the same way. Temporary names carry the writer's process id;
+one left by a killed run is removed by the next run writing to that destination.
+Write failures (read-only folder, full disk, GDAL errors) become one
+:class:`~borderwatch.errors.OutputWriteError` naming the output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,14 +29,17 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 
-from borderwatch.errors import BorderwatchError, InputError, OutputExistsError
+from borderwatch.errors import BorderwatchError, InputError, OutputExistsError, OutputWriteError
 
 if TYPE_CHECKING:
     from borderwatch.io import Grid
 
 __all__ = [
+    "atomic_folder",
     "atomic_write",
+    "check_folder_writable",
     "check_writable",
+    "remove_stale",
     "sha256_file",
     "to_rfc7946",
     "write_float_raster",
@@ -41,30 +51,128 @@ __all__ = [
 COORD_DECIMALS = 7
 
 
-def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
-    """Fail early if ``path`` exists and may not be replaced, or its folder is missing.
+def check_folder_writable(folder: str | os.PathLike[str], *, output: Path) -> None:
+    """Fail early if ``folder`` (where ``output`` goes) is missing, read-only or not writable.
 
     Raises
     ------
     OutputExistsError
-        ``path`` exists and ``overwrite`` is False.
+        ``folder`` does not exist.
+    OutputWriteError
+        ``folder`` is not a folder, lies on a read-only file system or may not be written.
+    """
+    d = Path(folder)
+    if not d.exists():
+        raise OutputExistsError(f"{output}: folder {d} does not exist")
+    if not d.is_dir():
+        raise OutputWriteError(f"{output}: {d} is not a folder")
+    if os.statvfs(d).f_flag & os.ST_RDONLY:
+        raise OutputWriteError(f"{output}: folder {d} is on a read-only file system")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise OutputWriteError(f"{output}: folder {d} is not writable")
+
+
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """Fail early if ``path`` exists and may not be replaced, or its folder is unusable.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False, or its folder is missing.
+    OutputWriteError
+        Its folder is read-only or not writable.
     """
     p = Path(path)
     if p.exists() and not overwrite:
         raise OutputExistsError(f"{p}: output exists; pass --overwrite to replace it")
-    if not p.parent.exists():
-        raise OutputExistsError(f"{p}: folder {p.parent} does not exist")
+    check_folder_writable(p.parent, output=p)
     return p
+
+
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean an output could not be written (OS, GDAL via pyogrio/rasterio)."""
+    import rasterio.errors
+
+    return (
+        OSError,
+        pyogrio.errors.DataSourceError,
+        pyogrio.errors.DataLayerError,
+        rasterio.errors.RasterioError,
+    )
+
+
+def _write_error(dest: Path, exc: BaseException) -> OutputWriteError:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        why = "disk full"
+    elif isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        why = "read-only file system"
+    elif isinstance(exc, OSError) and exc.strerror:
+        why = exc.strerror
+    else:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+    return OutputWriteError(f"{dest}: cannot write ({why}); nothing was left behind")
+
+
+def _writer_gone(temp: Path, dest: Path) -> bool:
+    """Tell whether ``temp`` (``.<name>.<kind>-<pid>-...``) was left by a process now gone."""
+    try:
+        pid = int(temp.name[len(dest.name) + 2 :].split("-")[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
+
+
+def remove_stale(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files and folders that killed runs left beside ``path``.
+
+    These are ``.<name>.pid-<pid>-*.part*`` files and ``.<name>.partial-<pid>-*`` and
+    ``.<name>.old-<pid>-*`` folders whose process ``<pid>`` is gone.
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed.
+    """
+    dest = Path(path)
+    if not dest.parent.is_dir():
+        return []
+    gone = []
+    name = glob.escape(dest.name)
+    for pattern in (f".{name}.pid-*.part*", f".{name}.partial-*", f".{name}.old-*"):
+        for p in dest.parent.glob(pattern):
+            if not _writer_gone(p, dest):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
 
-    The temporary file is removed if the block raises, so nothing half-written stays.
+    The temporary file is removed if the block raises, so nothing half-written stays;
+    an OS or GDAL write error in the block becomes an :class:`OutputWriteError`.
     """
     dest = check_writable(path, overwrite=overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    remove_stale(dest)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{dest.name}.pid-{os.getpid()}-", suffix=".part", dir=dest.parent
+        )
+    except OSError as exc:
+        raise _write_error(dest, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600 files; give outputs the usual permissions (umask applied).
@@ -76,9 +184,87 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[P
         if dest.exists() and not overwrite:
             raise OutputExistsError(f"{dest}: output appeared while writing; not replaced")
         os.replace(tmp_path, dest)
+    except BorderwatchError:
+        raise
+    except _write_errors() as exc:
+        raise _write_error(dest, exc) from exc
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        # The temporary file and GDAL's side files (SQLite -journal) beside it.
+        for p in tmp_path.parent.glob(f"{glob.escape(tmp_path.name)}*"):
+            p.unlink(missing_ok=True)
+
+
+def check_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """Fail early if the output folder ``path`` may not be written.
+
+    ``path`` may be missing (its parents are created when it is written) or an empty
+    folder; a non-empty one only with ``overwrite``.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` is a file, or a non-empty folder and ``overwrite`` is False.
+    OutputWriteError
+        The nearest existing folder above it is read-only or not writable.
+    """
+    root = Path(path)
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise OutputExistsError(f"{root}: exists and is not a folder")
+    if root.exists() and not overwrite and any(root.iterdir()):
+        raise OutputExistsError(f"{root}: folder exists and is not empty; pass --overwrite")
+    parent = root.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    check_folder_writable(parent, output=root)
+    return root
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``path``; rename it to ``path`` on success.
+
+    The folder is ``.<name>.partial-<pid>-<random>`` in the same parent (so the rename
+    is atomic); an existing ``path`` is replaced only once the new folder is complete.
+    If the block raises, or the process is killed, ``path`` is untouched (a killed
+    run's folder is removed by the next run at ``path``).
+
+    Raises
+    ------
+    OutputExistsError
+        See :func:`check_folder`.
+    OutputWriteError
+        A file could not be written (the message names ``path``).
+    """
+    dest = check_folder(path, overwrite=overwrite)
+    try:
+        dest.absolute().parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(dest)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
+    except OSError as exc:
+        raise _write_error(dest, exc) from exc
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    try:
+        yield tmp
+        if dest.exists() and not overwrite and any(dest.iterdir()):
+            raise OutputExistsError(f"{dest}: folder appeared while writing; not replaced")
+        old = None
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-{os.getpid()}-", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OutputWriteError as exc:  # name the destination, not the temporary folder
+        raise OutputWriteError(str(exc).replace(str(tmp), str(dest))) from exc
+    except BorderwatchError:
+        raise
+    except _write_errors() as exc:
+        raise _write_error(dest, exc) from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -9,7 +9,10 @@ authenticity and chain-of-custody criteria of the Berkeley Protocol on Digital O
 Source Investigations, OHCHR/HRC Berkeley 2022, ISBN 978-92-1-154249-4).
 
 Output files inside the packet folder are recorded by relative path; inputs and
-outputs elsewhere by absolute path.
+outputs elsewhere by absolute path, or with redaction by file name. The manifest also
+declares the packet's custody log entry (:mod:`borderwatch.products.custody`); an
+Ed25519 signature over its bytes (:mod:`borderwatch.products.signing`) then covers
+every file, field and custody entry of the packet.
 """
 
 from __future__ import annotations
@@ -24,21 +27,29 @@ from importlib import metadata as _md
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from borderwatch.errors import InputError
+from borderwatch.products.custody import CUSTODY_NAME, check_custody
 from borderwatch.products.export import atomic_write, sha256_file
+from borderwatch.products.redact import REDACTED
+from borderwatch.products.signing import SIGNATURE_SUFFIX, check_signature
 
 __all__ = [
     "MANIFEST_NAME",
     "VerifyResult",
     "file_entry",
     "host_info",
+    "read_manifest",
     "tool_versions",
     "verify_packet",
     "write_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
-_FORMAT = "borderwatch-manifest/1"
+_FORMAT = "borderwatch-manifest/2"
+#: Formats :func:`verify_packet` reads: 1 (before signatures and the custody log) and 2.
+_FORMATS = ("borderwatch-manifest/1", _FORMAT)
 
 
 @dataclass(frozen=True)
@@ -48,24 +59,33 @@ class VerifyResult:
     Attributes
     ----------
     checked : int
-        Files listed in the manifest.
+        Files listed in the manifest and checked.
     changed : tuple of str
         Listed files whose SHA-256 differs.
     missing : tuple of str
         Listed files that no longer exist.
     extra : tuple of str
         Files in the packet folder that the manifest does not list.
+    problems : tuple of str
+        Other failures, one line each: symbolic links, custody log, signature.
+    notes : tuple of str
+        What was not checked, and an unsigned packet's warning.
+    signed_by : str or None
+        Fingerprint of the key whose signature was checked; None when unsigned.
     """
 
     checked: int
     changed: tuple[str, ...]
     missing: tuple[str, ...]
     extra: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    signed_by: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when nothing changed, went missing or was added."""
-        return not (self.changed or self.missing or self.extra)
+        """True when nothing changed, went missing, was added or failed another check."""
+        return not (self.changed or self.missing or self.extra or self.problems)
 
 
 def tool_versions() -> dict[str, str]:
@@ -92,26 +112,39 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def host_info() -> dict[str, str]:
-    """Host name, operating system and machine of this process."""
-    return {"name": platform.node(), "platform": platform.platform(), "machine": platform.machine()}
+def host_info(*, redact: bool = False) -> dict[str, str]:
+    """Host name, operating system and machine of this process (name hidden by ``redact``)."""
+    name = REDACTED if redact else platform.node()
+    return {"name": name, "platform": platform.platform(), "machine": platform.machine()}
 
 
 def file_entry(
-    path: str | os.PathLike[str], *, root: Path, role: str, sha256: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    root: Path,
+    role: str,
+    sha256: str | None = None,
+    redact: bool = False,
 ) -> dict[str, Any]:
-    """Manifest entry of one file: path (relative to ``root`` when inside), size, SHA-256.
+    """Manifest entry of one file: path, whether it is in the packet, size, SHA-256.
 
-    ``sha256`` is the file's hash when the caller already has it (inputs hashed once
-    per run); otherwise it is computed here.
+    The path is relative to ``root`` for a file inside it; otherwise absolute, or with
+    ``redact`` the bare file name. ``sha256`` is the file's hash when the caller
+    already has it (inputs hashed once per run); otherwise it is computed here.
     """
     p = Path(path).resolve()
     try:
-        name = p.relative_to(root.resolve()).as_posix()
+        name, inside = p.relative_to(root.resolve()).as_posix(), True
     except ValueError:
-        name = str(p)
+        name, inside = (p.name if redact else str(p)), False
     digest = sha256 or sha256_file(p)
-    return {"path": name, "role": role, "bytes": p.stat().st_size, "sha256": digest}
+    return {
+        "path": name,
+        "in_packet": inside,
+        "role": role,
+        "bytes": p.stat().st_size,
+        "sha256": digest,
+    }
 
 
 def write_manifest(
@@ -122,6 +155,8 @@ def write_manifest(
     record: Mapping[str, Any],
     started_utc: str,
     overwrite: bool = False,
+    redact: bool = False,
+    custody: Mapping[str, Any] | None = None,
 ) -> Path:
     """Hash every input and output file and write ``manifest.json`` into ``packet_dir``.
 
@@ -139,6 +174,11 @@ def write_manifest(
         ISO 8601 UTC start time of the run.
     overwrite : bool
         Replace an existing manifest.
+    redact : bool
+        List files outside the packet by name only and hide the host name (``record``
+        is stored as given: redact it first, see :mod:`borderwatch.products.redact`).
+    custody : mapping, optional
+        The custody declaration (:func:`borderwatch.products.custody.custody_declaration`).
 
     Returns
     -------
@@ -147,32 +187,140 @@ def write_manifest(
     """
     root = Path(packet_dir)
     known = dict(inputs) if isinstance(inputs, Mapping) else dict.fromkeys(inputs)
-    files = [file_entry(p, root=root, role="input", sha256=h) for p, h in known.items()]
-    files += [file_entry(p, root=root, role="output") for p in outputs]
+    files = [
+        file_entry(p, root=root, role="input", sha256=h, redact=redact) for p, h in known.items()
+    ]
+    files += [file_entry(p, root=root, role="output", redact=redact) for p in outputs]
     doc = {
         "format": _FORMAT,
         **dict(record),
         "files": files,
         "versions": tool_versions(),
-        "host": host_info(),
+        "host": host_info(redact=redact),
+        "redacted": redact,
         "started_utc": started_utc,
         "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
+    if custody is not None:
+        doc["custody"] = dict(custody)
     path = root / MANIFEST_NAME
     with atomic_write(path, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str), "utf-8")
     return path
 
 
-def verify_packet(packet_dir: str | os.PathLike[str], *, inputs: bool = True) -> VerifyResult:
-    """Recompute the SHA-256 of every file a packet's manifest lists.
+def _malformed(path: Path, what: str) -> InputError:
+    return InputError(f"{path}: malformed manifest: {what}")
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check the structure of a ``manifest.json``.
+
+    Raises
+    ------
+    InputError
+        Unreadable, not JSON, not a borderwatch manifest, or a key missing or of the
+        wrong type (the message names the first one).
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: cannot read the manifest ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") not in _FORMATS:
+        raise InputError(f"{p}: not a borderwatch manifest (format {_FORMAT} expected)")
+    files = doc.get("files")
+    if not isinstance(files, list):
+        raise _malformed(p, "'files' must be a list")
+    for i, entry in enumerate(files):
+        if not isinstance(entry, dict):
+            raise _malformed(p, f"files[{i}] must be an object")
+        for key, kind in (("path", str), ("role", str), ("sha256", str), ("in_packet", bool)):
+            if key == "in_packet" and doc["format"] == _FORMATS[0] and key not in entry:
+                continue  # format 1 had no in_packet: relative paths were in the packet
+            if not isinstance(entry.get(key), kind):
+                raise _malformed(p, f"files[{i}].{key} missing or not a {kind.__name__}")
+    if doc["format"] == _FORMAT:
+        custody = doc.get("custody")
+        if not (
+            isinstance(custody, dict)
+            and isinstance(custody.get("prev_sha256"), str)
+            and isinstance(custody.get("entry"), dict)
+        ):
+            raise _malformed(p, "'custody' missing or without prev_sha256 and entry")
+    return doc
+
+
+def _in_packet(entry: Mapping[str, Any]) -> bool:
+    return bool(entry.get("in_packet", not Path(entry["path"]).is_absolute()))
+
+
+def _links_and_files(root: Path) -> tuple[list[str], set[str]]:
+    """Symbolic links (as ``name -> target``) and plain files under ``root``, relative."""
+    links, files = [], set()
+    for top, dirs, names in os.walk(root, followlinks=False):
+        here = Path(top)
+        for name in (*dirs, *names):
+            q = here / name
+            rel = q.relative_to(root).as_posix()
+            if q.is_symlink():
+                links.append(f"symlink: {rel} -> {os.readlink(q)}")
+            elif name in names:
+                files.add(rel)
+    return sorted(links), files
+
+
+def _check_listed(
+    root: Path, entries: list[dict[str, Any]], *, inputs: bool, links: list[str]
+) -> tuple[list[str], list[str], list[str], int, list[str]]:
+    """Hash the listed files: changed, missing, problems, how many checked, unchecked."""
+    changed, missing, problems, unchecked = [], [], [], []
+    checked = 0
+    linked = {line.split(": ", 1)[1].split(" -> ")[0] for line in links}
+    for entry in entries:
+        name = entry["path"]
+        inside = _in_packet(entry)
+        if inside:
+            parts = Path(name).parts
+            if Path(name).is_absolute() or ".." in parts or not parts:
+                problems.append(f"unsafe path in the manifest: {name}")
+                continue
+            if any("/".join(parts[: i + 1]) in linked for i in range(len(parts))):
+                continue  # reported as a symlink, never followed
+            p = root / name
+        elif not inputs:
+            continue
+        elif not Path(name).is_absolute():
+            unchecked.append(name)
+            continue
+        else:
+            p = Path(name)
+        checked += 1
+        if not p.is_file():
+            missing.append(name)
+        elif sha256_file(p) != entry["sha256"]:
+            changed.append(name)
+    return changed, missing, problems, checked, unchecked
+
+
+def verify_packet(
+    packet_dir: str | os.PathLike[str],
+    *,
+    inputs: bool = True,
+    key: Ed25519PublicKey | None = None,
+) -> VerifyResult:
+    """Check a packet: file hashes, no symbolic links, custody log, signature.
 
     Parameters
     ----------
     packet_dir : path
         Folder holding ``manifest.json``.
     inputs : bool
-        Also check the input files (absolute paths on the machine that ran).
+        Also check the files outside the packet (inputs, and layers written
+        elsewhere) at the absolute paths of the machine that ran. False checks the
+        packet alone, e.g. one copied to another machine.
+    key : Ed25519PublicKey, optional
+        Trusted public key: the packet must carry a signature by it.
 
     Returns
     -------
@@ -181,29 +329,45 @@ def verify_packet(packet_dir: str | os.PathLike[str], *, inputs: bool = True) ->
     Raises
     ------
     InputError
-        No readable borderwatch manifest in ``packet_dir``.
+        No readable, well-formed borderwatch manifest in ``packet_dir``.
     """
     root = Path(packet_dir)
     path = root / MANIFEST_NAME
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the manifest ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-        raise InputError(f"{path}: not a borderwatch manifest (format {_FORMAT} expected)")
-    changed, missing, listed = [], [], set()
-    entries = [e for e in doc.get("files", []) if inputs or e.get("role") != "input"]
-    for entry in entries:
-        name = entry["path"]
-        p = Path(name) if Path(name).is_absolute() else root / name
-        listed.add(p.resolve())
-        if not p.is_file():
-            missing.append(name)
-        elif sha256_file(p) != entry["sha256"]:
-            changed.append(name)
-    extra = sorted(
-        q.relative_to(root).as_posix()
-        for q in root.rglob("*")
-        if q.is_file() and q.name != MANIFEST_NAME and q.resolve() not in listed
+    if path.is_symlink():
+        raise InputError(f"{path}: the manifest is a symbolic link; refusing to follow it")
+    doc = read_manifest(path)
+    links, present = _links_and_files(root)
+    entries = doc["files"]
+    changed, missing, problems, checked, unchecked = _check_listed(
+        root, entries, inputs=inputs, links=links
     )
-    return VerifyResult(len(entries), tuple(changed), tuple(missing), tuple(extra))
+    problems = links + problems
+    notes = []
+    if unchecked:
+        notes.append(f"not checked: {len(unchecked)} files outside the packet (paths redacted)")
+    own = {MANIFEST_NAME}
+    manifest_sha = sha256_file(path)
+    if "custody" in doc:
+        own.add(CUSTODY_NAME)
+        problems += check_custody(root, doc["custody"], manifest_sha256=manifest_sha)
+    sig = path.with_name(MANIFEST_NAME + SIGNATURE_SUFFIX)
+    signed_by = None
+    if sig.is_file() and not sig.is_symlink():
+        own.add(sig.name)
+        signed_by, bad = check_signature(path, key=key)
+        problems += bad
+    elif key is not None:
+        problems.append("not signed: the packet has no signature, and --key was given")
+    else:
+        notes.append("not signed: anyone could have rewritten the manifest")
+    listed = {e["path"] for e in entries if _in_packet(e)}
+    extra = sorted(present - listed - own)
+    return VerifyResult(
+        checked,
+        tuple(changed),
+        tuple(missing),
+        tuple(extra),
+        problems=tuple(problems),
+        notes=tuple(notes),
+        signed_by=signed_by,
+    )

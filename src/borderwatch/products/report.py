@@ -75,6 +75,7 @@ def render_report(
     chips: Sequence[Chip],
     overview: str,
     record: Mapping[str, Any],
+    redact: bool = False,
 ) -> str:
     """Build the report page as one HTML string (see :func:`write_report`)."""
     scenes = record.get("scenes", {})
@@ -102,7 +103,7 @@ def render_report(
         min_area=str(p.get("min_area_m2", "")),
         scenes=scenes,
         params=params,
-        host={**versions, **host_info()},
+        host={**versions, **host_info(redact=redact)},
     )
 
 
@@ -115,6 +116,7 @@ def write_report(
     overview: str,
     record: Mapping[str, Any],
     overwrite: bool = False,
+    redact: bool = False,
 ) -> Path:
     """Write ``report.html`` for a run, atomically.
 
@@ -134,13 +136,15 @@ def write_report(
         Run description as stored in the manifest (``scenes``, ``parameters``).
     overwrite : bool
         Replace an existing file.
+    redact : bool
+        Leave the host name out of the "Software and host" table.
 
     Returns
     -------
     pathlib.Path
     """
     text = render_report(
-        run=run, detections=detections, chips=chips, overview=overview, record=record
+        run=run, detections=detections, chips=chips, overview=overview, record=record, redact=redact
     )
     with atomic_write(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")

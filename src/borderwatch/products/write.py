@@ -5,7 +5,9 @@ it puts the detections in the analyst schema (:mod:`borderwatch.products.schema`
 stored reviews for the place (:mod:`borderwatch.products.review`), then writes any of a
 GeoPackage (:mod:`borderwatch.products.gpkg`), a GeoJSON with a ``.qml`` style beside it,
 and an evidence packet (:mod:`borderwatch.products.evidence`) whose manifest also hashes the
-GeoPackage and GeoJSON.
+GeoPackage and GeoJSON. Nothing is half-written: every path is checked before work
+starts, each file is renamed into place when complete, and the packet (with any
+layers inside its folder) is built in a temporary folder and renamed as a whole.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from borderwatch.engine import DetectionRun, run_metadata
-from borderwatch.errors import InputError, OutputExistsError
-from borderwatch.products.evidence import EvidencePacket, write_evidence
-from borderwatch.products.export import atomic_write, check_writable, write_geojson
+from borderwatch.errors import InputError
+from borderwatch.products.evidence import EvidencePacket, moved_packet, write_packet
+from borderwatch.products.export import (
+    atomic_folder,
+    atomic_write,
+    check_folder,
+    check_writable,
+    write_geojson,
+)
 from borderwatch.products.gpkg import input_hashes, run_layers, write_gpkg
+from borderwatch.products.redact import redact_record
 from borderwatch.products.review import apply_reviews, load_reviews, place_key
 from borderwatch.products.styles import detections_qml
 
@@ -85,6 +95,13 @@ def analyst_layers(
     return layers, place, applied
 
 
+def _inside(path: Path, folder: Path | None) -> bool:
+    """Tell whether ``path`` lies in ``folder`` (as absolute, normalised paths)."""
+    if folder is None:
+        return False
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
 def check_outputs(
     outputs: tuple[Path, ...],
     *,
@@ -93,27 +110,52 @@ def check_outputs(
 ) -> None:
     """Check every layer output (and the evidence folder) before any work starts.
 
+    Layers inside the evidence folder are written into the packet (see
+    :func:`write_products`), so only the evidence folder's own checks apply to them.
+
     Raises
     ------
     InputError
         An output suffix that is neither GeoPackage nor GeoJSON.
     OutputExistsError
         An output exists and ``overwrite`` is False, its folder is missing, or the
-        evidence folder is not empty.
+        evidence folder is a file or not empty.
+    OutputWriteError
+        An output's folder (or the evidence folder's) is read-only or not writable.
     """
+    root = Path(evidence) if evidence is not None else None
     for out in outputs:
         if out.suffix.lower() not in (".gpkg", *_GEOJSON_SUFFIXES):
             raise InputError(f"{out}: unknown output type; use .gpkg, .geojson or .json")
+        if _inside(out, root):
+            continue
         check_writable(out, overwrite=overwrite)
         if out.suffix.lower() in _GEOJSON_SUFFIXES:
             check_writable(out.with_suffix(".qml"), overwrite=overwrite)
-    if evidence is not None:
-        root = Path(evidence)
-        own = {p.resolve() for p in outputs}
-        if root.exists() and not root.is_dir():
-            raise OutputExistsError(f"{root}: evidence path exists and is not a folder")
-        if root.exists() and not overwrite and any(p.resolve() not in own for p in root.iterdir()):
-            raise OutputExistsError(f"{root}: folder exists and is not empty; pass --overwrite")
+    if root is not None:
+        check_folder(root, overwrite=overwrite)
+
+
+def _write_layers(
+    run: DetectionRun,
+    layers: dict[str, gpd.GeoDataFrame],
+    place: str,
+    targets: list[Path],
+    *,
+    overwrite: bool,
+    redact: bool,
+) -> list[Path]:
+    files: list[Path] = []
+    for out in targets:
+        if out.suffix.lower() == ".gpkg":
+            files.append(write_gpkg(layers, out, overwrite=overwrite))
+        else:
+            meta = {**run_metadata(run), "place": place}
+            meta = redact_record(meta) if redact else meta
+            det = layers["detections"]
+            files.append(write_geojson(det, out, metadata=meta, overwrite=overwrite))
+            files.append(write_qml(out.with_suffix(".qml"), detections_qml(), overwrite=overwrite))
+    return files
 
 
 def write_products(
@@ -123,8 +165,14 @@ def write_products(
     evidence: str | os.PathLike[str] | None = None,
     reviews_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    sign_key: Ed25519PrivateKey | None = None,
+    redact: bool = False,
+    command: str = "borderwatch",
 ) -> Products:
     """Write the layers and evidence of a run.
+
+    Layers inside the evidence folder are written into the packet while it is built
+    in its temporary folder, so they appear together with it or not at all.
 
     Parameters
     ----------
@@ -139,10 +187,17 @@ def write_products(
         Review store to re-apply reviews from.
     overwrite : bool
         Replace existing files.
+    sign_key : Ed25519PrivateKey, optional
+        Sign the packet's manifest (see :mod:`borderwatch.products.signing`).
+    redact : bool
+        No host name, user name or absolute path in the packet (and the GeoJSON metadata).
+    command : str
+        What ran, for the packet's custody log.
 
     Returns
     -------
     Products
+        Paths at their final places.
 
     Raises
     ------
@@ -150,21 +205,33 @@ def write_products(
         An output suffix that is neither GeoPackage nor GeoJSON.
     OutputExistsError
         An output exists and ``overwrite`` is False.
+    OutputWriteError
+        An output could not be written (read-only folder, full disk, GDAL error).
     """
     check_outputs(outputs, evidence=evidence, overwrite=overwrite)
     layers, place, applied = analyst_layers(run, reviews_dir=reviews_dir)
-    files: list[Path] = []
-    for out in outputs:
-        if out.suffix.lower() == ".gpkg":
-            files.append(write_gpkg(layers, out, overwrite=overwrite))
-        else:
-            meta = {**run_metadata(run), "place": place}
-            det = layers["detections"]
-            files.append(write_geojson(det, out, metadata=meta, overwrite=overwrite))
-            files.append(write_qml(out.with_suffix(".qml"), detections_qml(), overwrite=overwrite))
-    packet = None
-    if evidence is not None:
-        packet = write_evidence(
-            run, evidence, detections=layers["detections"], other_outputs=files, overwrite=overwrite
+    root = Path(evidence) if evidence is not None else None
+    outside = [out for out in outputs if not _inside(out, root)]
+    files = _write_layers(run, layers, place, outside, overwrite=overwrite, redact=redact)
+    if root is None:
+        return Products(layers["detections"], place, applied, tuple(files), None)
+    with atomic_folder(root, overwrite=overwrite) as stage:
+        staged = [
+            stage / Path(os.path.abspath(out)).relative_to(os.path.abspath(root))
+            for out in outputs
+            if _inside(out, root)
+        ]
+        for p in staged:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        inner = _write_layers(run, layers, place, staged, overwrite=False, redact=redact)
+        packet = write_packet(
+            run,
+            stage,
+            detections=layers["detections"],
+            other_outputs=[*files, *inner],
+            sign_key=sign_key,
+            redact=redact,
+            command=command,
         )
-    return Products(layers["detections"], place, applied, tuple(files), packet)
+    files += [root / p.relative_to(stage) for p in inner]
+    return Products(layers["detections"], place, applied, tuple(files), moved_packet(packet, root))
