@@ -9,7 +9,9 @@ an entry edited or deleted anywhere but at the end breaks the chain.
 The end is tied to the manifest: before the manifest is written its ``custody`` field
 declares the entry that will follow it (every field but ``manifest_sha256``) and the
 hash of the line before it; the entry appended after the manifest must match that
-declaration and name the manifest's actual SHA-256. So the whole log is covered by
+declaration, name the manifest's actual SHA-256, and be the last. A packet written
+with ``--overwrite`` over an earlier one carries the earlier log forward (when it is
+intact), so the log of a destination only grows. So the whole log is covered by
 the manifest, and through it by the packet's signature, without the manifest having
 to hash a file that names the manifest's own hash.
 """
@@ -19,13 +21,14 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from borderwatch import __version__
-from borderwatch.products.export import atomic_write
+from borderwatch.products.export import atomic_write, sha256_file
 from borderwatch.products.redact import REDACTED, user_name
 
 __all__ = [
@@ -34,7 +37,10 @@ __all__ = [
     "append_entry",
     "check_custody",
     "custody_declaration",
+    "prior_entries",
 ]
+
+log = logging.getLogger(__name__)
 
 CUSTODY_NAME = "custody.jsonl"
 GENESIS = "0" * 64
@@ -74,17 +80,21 @@ def custody_declaration(
 
 
 def append_entry(
-    packet_dir: str | os.PathLike[str], declaration: Mapping[str, Any], *, manifest_sha256: str
+    packet_dir: str | os.PathLike[str],
+    declaration: Mapping[str, Any],
+    *,
+    manifest_sha256: str,
+    prior: Sequence[bytes] = (),
 ) -> Path:
-    """Append the entry ``declaration`` announced, naming the manifest's SHA-256."""
+    """Write the log: the ``prior`` lines, then the entry ``declaration`` announced."""
     path = Path(packet_dir) / CUSTODY_NAME
-    old = path.read_bytes() if path.exists() else b""
+    old = b"".join(line + b"\n" for line in prior)
     entry = {
         **declaration["entry"],
         "manifest_sha256": manifest_sha256,
         "prev_sha256": declaration["prev_sha256"],
     }
-    with atomic_write(path, overwrite=True) as tmp:
+    with atomic_write(path, overwrite=False) as tmp:
         tmp.write_bytes(old + _line(entry) + b"\n")
     return path
 
@@ -134,4 +144,30 @@ def check_custody(
         problems.append(f"custody: entry {seq} differs from the manifest's record (edited)")
     if mine.get("manifest_sha256") != manifest_sha256:
         problems.append(f"custody: entry {seq} names another manifest (manifest.json changed)")
+    if len(entries) > seq:
+        problems.append(f"custody: entries after {seq} are not covered by the manifest (added)")
     return problems
+
+
+def prior_entries(packet_dir: str | os.PathLike[str], *, redact: bool) -> list[bytes]:
+    """Lines of an existing packet's custody log, to carry into the packet replacing it.
+
+    Only an intact log is carried (a warning says why another is not), and with
+    ``redact`` only one whose entries are all redacted.
+    """
+    root = Path(packet_dir)
+    manifest = root / "manifest.json"
+    try:
+        declaration = json.loads(manifest.read_text("utf-8"))["custody"]
+        lines = (root / CUSTODY_NAME).read_bytes().splitlines()
+        problems = check_custody(root, declaration, manifest_sha256=sha256_file(manifest))
+        named = any(json.loads(line)["user"] != REDACTED for line in lines)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []  # no earlier packet with a custody log there
+    if problems:
+        log.warning("%s: custody log not carried over: %s", root, problems[0])
+        return []
+    if redact and named:
+        log.warning("%s: custody log not carried over: its entries name users (--redact)", root)
+        return []
+    return lines

@@ -40,7 +40,7 @@ from borderwatch.aoi import aoi_polygon_lonlat
 from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError
 from borderwatch.io import Grid
-from borderwatch.products.custody import append_entry, custody_declaration
+from borderwatch.products.custody import append_entry, custody_declaration, prior_entries
 from borderwatch.products.export import atomic_folder, atomic_write, sha256_file, write_float_raster
 from borderwatch.products.manifest import write_manifest
 from borderwatch.products.redact import redact_record
@@ -419,6 +419,7 @@ def write_evidence(
         The packet could not be written (nothing is left behind).
     """
     root = Path(folder)
+    prior = prior_entries(root, redact=redact) if overwrite else []
     with atomic_folder(root, overwrite=overwrite) as stage:
         packet = write_packet(
             run,
@@ -428,6 +429,7 @@ def write_evidence(
             sign_key=sign_key,
             redact=redact,
             command=command,
+            prior_custody=prior,
         )
     return moved_packet(packet, root)
 
@@ -458,11 +460,13 @@ def write_packet(
     sign_key: Ed25519PrivateKey | None = None,
     redact: bool = False,
     command: str = "borderwatch",
+    prior_custody: Sequence[bytes] = (),
 ) -> EvidencePacket:
     """Write the packet's files into the new, empty folder ``root`` (see :func:`write_evidence`).
 
     Order: chips, overview, report, manifest (declaring the custody entry), signature,
-    custody entry naming the manifest's SHA-256.
+    custody log (``prior_custody`` lines of the packet replaced, then this run's entry
+    naming the manifest's SHA-256).
     """
     if detections.crs is None or not detections.crs.equals(run.grid.crs):
         raise InputError("detections must be in the run's grid CRS for chips")
@@ -496,7 +500,7 @@ def write_packet(
     outputs += [
         root / p for c in chips for p in (c.before_png, c.after_png, c.before_tif, c.after_tif)
     ]
-    declaration = custody_declaration(command=command, redact=redact)
+    declaration = custody_declaration(command=command, redact=redact, prior=prior_custody)
     manifest = write_manifest(
         root,
         inputs=run.input_sha256,
@@ -508,7 +512,7 @@ def write_packet(
     )
     digest = sha256_file(manifest)
     signature = sign_file(manifest, sign_key) if sign_key is not None else None
-    custody = append_entry(root, declaration, manifest_sha256=digest)
+    custody = append_entry(root, declaration, manifest_sha256=digest, prior=prior_custody)
     signed_by = fingerprint(sign_key.public_key()) if sign_key is not None else None
     return EvidencePacket(
         root, tuple(chips), overview, report, manifest, digest, custody, signature, signed_by

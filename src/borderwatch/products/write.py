@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError
+from borderwatch.products.custody import prior_entries
 from borderwatch.products.evidence import EvidencePacket, moved_packet, write_packet
 from borderwatch.products.export import (
     atomic_folder,
@@ -215,6 +216,7 @@ def write_products(
     files = _write_layers(run, layers, place, outside, overwrite=overwrite, redact=redact)
     if root is None:
         return Products(layers["detections"], place, applied, tuple(files), None)
+    prior = prior_entries(root, redact=redact) if overwrite else []
     with atomic_folder(root, overwrite=overwrite) as stage:
         staged = [
             stage / Path(os.path.abspath(out)).relative_to(os.path.abspath(root))
@@ -232,6 +234,7 @@ def write_products(
             sign_key=sign_key,
             redact=redact,
             command=command,
+            prior_custody=prior,
         )
     files += [root / p.relative_to(stage) for p in inner]
     return Products(layers["detections"], place, applied, tuple(files), moved_packet(packet, root))
