@@ -36,7 +36,8 @@ def test_packet_layout(analyst_outputs):
     det = analyst_outputs.products.detections
     assert [c.id for c in packet.chips] == det["id"].tolist()
     names = sorted(p.relative_to(packet.folder).as_posix() for p in packet.folder.rglob("*"))
-    expected = {"chips", "custody.jsonl", "manifest.json", "overview.png", "report.html"}
+    expected = {"chips", "custody.jsonl", "manifest.json", "manifest.json.tsq", "overview.png"}
+    expected.add("report.html")
     for det_id in det["id"]:
         expected |= {f"chips/{det_id}_{r}.{e}" for r in ("before", "after") for e in ("png", "tif")}
     assert names == sorted(expected)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from borderwatch.products.signing import (
     load_private_key,
     load_public_key,
 )
+from borderwatch.products.timestamp import timestamp_request
 from borderwatch.sample_data import sample_tiles_dir
 
 NOT_SIGNED = "not signed: anyone could have rewritten the manifest"
@@ -438,3 +440,31 @@ def test_batch_signs_each_job_and_prints_its_manifest_sha(tmp_path, keys, monkey
     assert verify_packet(packet, key=load_public_key(keys / PUBLIC_NAME)).ok
     batch = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert batch["jobs"][0]["manifest_sha256"] == digest
+
+
+def test_timestamp_request_is_what_openssl_writes(signed, tmp_path):
+    out = signed[0]
+    tsq = (out / "manifest.json.tsq").read_bytes()
+    assert tsq == timestamp_request(sha256_file(out / "manifest.json"))
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed: cannot compare with openssl ts -query")
+    want = tmp_path / "openssl.tsq"
+    r = subprocess.run(
+        ["openssl", "ts", "-query", "-data", str(out / "manifest.json"), "-sha256", "-cert"]
+        + ["-no_nonce", "-out", str(want)],
+        capture_output=True,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"openssl ts unavailable: {r.stderr.decode().strip()}")
+    assert tsq == want.read_bytes()
+
+
+def test_timestamp_request_and_token_in_verify(packet, keys):
+    (packet / "manifest.json.tsr").write_bytes(b"token from a TSA")
+    r = verify(packet, "--outputs-only", "--key", str(keys / PUBLIC_NAME))
+    assert r.exit_code == 0, r.output
+    assert "timestamp token manifest.json.tsr not checked here: openssl ts -verify" in r.output
+    (packet / "manifest.json.tsq").write_bytes(timestamp_request("00" * 32))
+    r = verify(packet, "--outputs-only", "--key", str(keys / PUBLIC_NAME))
+    assert r.exit_code == 1
+    assert "timestamp: manifest.json.tsq is not the request for this manifest" in r.output

@@ -46,6 +46,7 @@ from borderwatch.products.manifest import write_manifest
 from borderwatch.products.redact import redact_record
 from borderwatch.products.report import write_report
 from borderwatch.products.signing import fingerprint, sign_file
+from borderwatch.products.timestamp import write_timestamp_request
 
 __all__ = [
     "Chip",
@@ -413,19 +414,27 @@ def write_evidence(
 
     Raises
     ------
+    InputError
+        One of ``other_outputs`` lies in ``folder``.
     OutputExistsError
         ``folder`` holds files and ``overwrite`` is False.
     OutputWriteError
         The packet could not be written (nothing is left behind).
     """
     root = Path(folder)
+    others = [Path(p) for p in other_outputs]
+    inside = [p for p in others if Path(os.path.abspath(p)).is_relative_to(root.absolute())]
+    if inside:  # the packet replaces the folder: they would be lost
+        raise InputError(
+            f"{inside[0]}: lies in the packet folder {root}; write it with write_products"
+        )
     prior = prior_entries(root, redact=redact) if overwrite else []
     with atomic_folder(root, overwrite=overwrite) as stage:
         packet = write_packet(
             run,
             stage,
             detections=detections,
-            other_outputs=other_outputs,
+            other_outputs=others,
             sign_key=sign_key,
             redact=redact,
             command=command,
@@ -465,8 +474,9 @@ def write_packet(
     """Write the packet's files into the new, empty folder ``root`` (see :func:`write_evidence`).
 
     Order: chips, overview, report, manifest (declaring the custody entry), signature,
-    custody log (``prior_custody`` lines of the packet replaced, then this run's entry
-    naming the manifest's SHA-256).
+    RFC 3161 time-stamp request (:mod:`borderwatch.products.timestamp`), custody log
+    (``prior_custody`` lines of the packet replaced, then this run's entry naming the
+    manifest's SHA-256).
     """
     if detections.crs is None or not detections.crs.equals(run.grid.crs):
         raise InputError("detections must be in the run's grid CRS for chips")
@@ -512,6 +522,7 @@ def write_packet(
     )
     digest = sha256_file(manifest)
     signature = sign_file(manifest, sign_key) if sign_key is not None else None
+    write_timestamp_request(manifest, sha256_hex=digest)
     custody = append_entry(root, declaration, manifest_sha256=digest, prior=prior_custody)
     signed_by = fingerprint(sign_key.public_key()) if sign_key is not None else None
     return EvidencePacket(

@@ -208,7 +208,9 @@ def check_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
         The nearest existing folder above it is read-only or not writable.
     """
     root = Path(path)
-    if root.is_symlink() or (root.exists() and not root.is_dir()):
+    if root.is_symlink():
+        raise OutputExistsError(f"{root}: is a symbolic link; give the folder it points to")
+    if root.exists() and not root.is_dir():
         raise OutputExistsError(f"{root}: exists and is not a folder")
     if root.exists() and not overwrite and any(root.iterdir()):
         raise OutputExistsError(f"{root}: folder exists and is not empty; pass --overwrite")
@@ -245,17 +247,15 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)
+    old: Path | None = None
     try:
         yield tmp
         if dest.exists() and not overwrite and any(dest.iterdir()):
             raise OutputExistsError(f"{dest}: folder appeared while writing; not replaced")
-        old = None
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-{os.getpid()}-", dir=dest.parent))
             os.replace(dest, old / dest.name)
         os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     except OutputWriteError as exc:  # name the destination, not the temporary folder
         raise OutputWriteError(str(exc).replace(str(tmp), str(dest))) from exc
     except BorderwatchError:
@@ -263,6 +263,10 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[
     except _write_errors() as exc:
         raise _write_error(dest, exc) from exc
     finally:
+        if old is not None:
+            if not dest.exists() and (old / dest.name).exists():
+                os.replace(old / dest.name, dest)  # stopped between the renames: put it back
+            shutil.rmtree(old, ignore_errors=True)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 

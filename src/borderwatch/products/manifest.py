@@ -34,6 +34,7 @@ from borderwatch.products.custody import CUSTODY_NAME, check_custody
 from borderwatch.products.export import atomic_write, sha256_file
 from borderwatch.products.redact import REDACTED
 from borderwatch.products.signing import SIGNATURE_SUFFIX, check_signature
+from borderwatch.products.timestamp import TSQ_SUFFIX, TSR_SUFFIX, timestamp_request
 
 __all__ = [
     "MANIFEST_NAME",
@@ -303,6 +304,24 @@ def _check_listed(
     return changed, missing, problems, checked, unchecked
 
 
+def _check_timestamp(manifest: Path, digest: str, own: set[str], notes: list[str]) -> list[str]:
+    """Check the time-stamp request; note a token (its TSA signature needs ``openssl ts``)."""
+    tsq = manifest.with_name(manifest.name + TSQ_SUFFIX)
+    tsr = manifest.with_name(manifest.name + TSR_SUFFIX)
+    problems = []
+    if tsq.is_file() and not tsq.is_symlink():
+        own.add(tsq.name)
+        if tsq.read_bytes() != timestamp_request(digest):
+            problems.append(f"timestamp: {tsq.name} is not the request for this manifest")
+    if tsr.is_file() and not tsr.is_symlink():
+        own.add(tsr.name)
+        notes.append(
+            f"timestamp token {tsr.name} not checked here: openssl ts -verify -in {tsr.name} "
+            f"-queryfile {tsq.name} -CAfile TSA.pem"
+        )
+    return problems
+
+
 def verify_packet(
     packet_dir: str | os.PathLike[str],
     *,
@@ -360,6 +379,7 @@ def verify_packet(
         problems.append("not signed: the packet has no signature, and --key was given")
     else:
         notes.append("not signed: anyone could have rewritten the manifest")
+    problems += _check_timestamp(path, manifest_sha, own, notes)
     listed = {e["path"] for e in entries if _in_packet(e)}
     extra = sorted(present - listed - own)
     return VerifyResult(
