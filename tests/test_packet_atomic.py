@@ -218,3 +218,18 @@ def test_gdal_write_error_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     assert want in line and ".partial-" not in line
     assert not (tmp_path / "demo").exists()
     assert temporaries(tmp_path) == []
+
+
+def test_write_evidence_refuses_layers_inside_the_packet(analyst_outputs, tmp_path):
+    from borderwatch.errors import InputError
+    from borderwatch.products.evidence import write_evidence
+
+    folder = tmp_path / "packet"
+    with pytest.raises(InputError, match="lies in the packet folder"):
+        write_evidence(
+            analyst_outputs.run,
+            folder,
+            detections=analyst_outputs.products.detections,
+            other_outputs=[folder / "d.gpkg"],
+        )
+    assert os.listdir(tmp_path) == []

@@ -41,7 +41,13 @@ from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError
 from borderwatch.io import Grid
 from borderwatch.products.custody import append_entry, custody_declaration, prior_entries
-from borderwatch.products.export import atomic_folder, atomic_write, sha256_file, write_float_raster
+from borderwatch.products.export import (
+    atomic_folder,
+    atomic_write,
+    lies_in,
+    sha256_file,
+    write_float_raster,
+)
 from borderwatch.products.manifest import write_manifest
 from borderwatch.products.redact import redact_record
 from borderwatch.products.report import write_report
@@ -423,7 +429,7 @@ def write_evidence(
     """
     root = Path(folder)
     others = [Path(p) for p in other_outputs]
-    inside = [p for p in others if Path(os.path.abspath(p)).is_relative_to(root.absolute())]
+    inside = [p for p in others if lies_in(p, root)]
     if inside:  # the packet replaces the folder: they would be lost
         raise InputError(
             f"{inside[0]}: lies in the packet folder {root}; write it with write_products"

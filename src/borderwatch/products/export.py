@@ -39,6 +39,7 @@ __all__ = [
     "atomic_write",
     "check_folder_writable",
     "check_writable",
+    "lies_in",
     "remove_stale",
     "sha256_file",
     "to_rfc7946",
@@ -192,6 +193,11 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[P
         # The temporary file and GDAL's side files (SQLite -journal) beside it.
         for p in tmp_path.parent.glob(f"{glob.escape(tmp_path.name)}*"):
             p.unlink(missing_ok=True)
+
+
+def lies_in(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Tell whether ``path`` lies in ``folder`` (absolute, normalised paths; links not followed)."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
 
 
 def check_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Path:

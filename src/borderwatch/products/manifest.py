@@ -256,28 +256,28 @@ def _in_packet(entry: Mapping[str, Any]) -> bool:
     return bool(entry.get("in_packet", not Path(entry["path"]).is_absolute()))
 
 
-def _links_and_files(root: Path) -> tuple[list[str], set[str]]:
-    """Symbolic links (as ``name -> target``) and plain files under ``root``, relative."""
-    links, files = [], set()
+def _links_and_files(root: Path) -> tuple[dict[str, str], set[str]]:
+    """Symbolic links (relative name to target) and other files under ``root``, relative."""
+    links: dict[str, str] = {}
+    files: set[str] = set()
     for top, dirs, names in os.walk(root, followlinks=False):
         here = Path(top)
         for name in (*dirs, *names):
             q = here / name
             rel = q.relative_to(root).as_posix()
             if q.is_symlink():
-                links.append(f"symlink: {rel} -> {os.readlink(q)}")
+                links[rel] = os.readlink(q)
             elif name in names:
                 files.add(rel)
-    return sorted(links), files
+    return links, files
 
 
 def _check_listed(
-    root: Path, entries: list[dict[str, Any]], *, inputs: bool, links: list[str]
+    root: Path, entries: list[dict[str, Any]], *, inputs: bool, links: Mapping[str, str]
 ) -> tuple[list[str], list[str], list[str], int, list[str]]:
     """Hash the listed files: changed, missing, problems, how many checked, unchecked."""
     changed, missing, problems, unchecked = [], [], [], []
     checked = 0
-    linked = {line.split(": ", 1)[1].split(" -> ")[0] for line in links}
     for entry in entries:
         name = entry["path"]
         inside = _in_packet(entry)
@@ -286,7 +286,7 @@ def _check_listed(
             if Path(name).is_absolute() or ".." in parts or not parts:
                 problems.append(f"unsafe path in the manifest: {name}")
                 continue
-            if any("/".join(parts[: i + 1]) in linked for i in range(len(parts))):
+            if any("/".join(parts[: i + 1]) in links for i in range(len(parts))):
                 continue  # reported as a symlink, never followed
             p = root / name
         elif not inputs:
@@ -360,7 +360,7 @@ def verify_packet(
     changed, missing, problems, checked, unchecked = _check_listed(
         root, entries, inputs=inputs, links=links
     )
-    problems = links + problems
+    problems = [f"symlink: {name} -> {links[name]}" for name in sorted(links)] + problems
     notes = []
     if unchecked:
         notes.append(f"not checked: {len(unchecked)} files outside the packet (paths redacted)")

@@ -28,6 +28,7 @@ from borderwatch.products.export import (
     atomic_write,
     check_folder,
     check_writable,
+    lies_in,
     write_geojson,
 )
 from borderwatch.products.gpkg import input_hashes, run_layers, write_gpkg
@@ -97,10 +98,7 @@ def analyst_layers(
 
 
 def _inside(path: Path, folder: Path | None) -> bool:
-    """Tell whether ``path`` lies in ``folder`` (as absolute, normalised paths)."""
-    if folder is None:
-        return False
-    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+    return folder is not None and lies_in(path, folder)
 
 
 def check_outputs(
