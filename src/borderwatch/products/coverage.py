@@ -22,6 +22,7 @@ the CLI.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -192,7 +193,7 @@ def _area(m2: float) -> str:
     return f"{m2 / 1e6:,.2f} km2" if m2 >= 1e4 else f"{m2:,.0f} m2"
 
 
-def coverage_lines(summary: dict[str, Any]) -> list[str]:
+def coverage_lines(summary: Mapping[str, Any]) -> list[str]:
     """Format :func:`coverage_summary`'s numbers as the CLI summary lines.
 
     Examples

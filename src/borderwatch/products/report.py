@@ -101,6 +101,7 @@ def render_report(
         rule=str(p.get("threshold", "")),
         min_area=str(p.get("min_area_m2", "")),
         scenes=scenes,
+        coverage=record.get("coverage"),
         params=params,
         host={**versions, **host_info()},
     )
