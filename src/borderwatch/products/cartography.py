@@ -284,6 +284,7 @@ def add_banner(image: Image.Image, text: str = SYNTHETIC_BANNER) -> tuple[Image.
     """Return ``image`` with a red band across its top holding ``text`` in large white letters.
 
     The text is split at ``" - "`` onto two lines when one line does not fit the width.
+    Returns the new image and ``text``.
     """
     probe = ImageDraw.Draw(image)
     lines, f = _banner_lines(probe, text, image.width - 12)
@@ -295,7 +296,7 @@ def add_banner(image: Image.Image, text: str = SYNTHETIC_BANNER) -> tuple[Image.
     for i, line in enumerate(lines):
         w = draw.textlength(line, font=f)
         draw.text(((image.width - w) / 2, 4 + i * line_h), line, fill=(255, 255, 255), font=f)
-    return out, " ".join(lines)
+    return out, text
 
 
 def shift_to_px(to_px: Affine, dx: float, dy: float) -> Affine:

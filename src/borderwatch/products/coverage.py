@@ -4,8 +4,8 @@ A detection run can only find change where both dates have valid pixels. Where t
 imagery does not reach, or one date is cloud, nodata or outside its scene, the absence
 of detections means nothing; an analyst must be told how large that part is.
 
-:func:`coverage_frame` splits the AOI (without an AOI: the analysis grid's extent,
-i.e. the input overlap) into
+:func:`coverage_frame` splits the AOI (without an AOI: the overlap of the input files,
+:func:`input_overlap`) into
 
 * ``assessed``: both dates have valid pixels;
 * ``one_date_only``: only one of the two dates has valid pixels;
@@ -29,7 +29,8 @@ import geopandas as gpd
 import numpy as np
 import rasterio.features
 import shapely
-from shapely.geometry import box, shape
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping, shape
 
 from borderwatch.aoi import aoi_polygon_lonlat
 
@@ -44,6 +45,7 @@ __all__ = [
     "coverage_frame",
     "coverage_lines",
     "coverage_summary",
+    "input_overlap",
     "mask_polygon",
 ]
 
@@ -99,6 +101,28 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(polys) if polys else shapely.Polygon()
 
 
+def input_overlap(run: DetectionRun) -> shapely.Geometry:
+    """Where the input files of both dates overlap, in the grid CRS, within the grid.
+
+    From the files' extents (headers only, no pixels), each outline densified before
+    it is reprojected, so it is exact for inputs in the grid CRS and close otherwise.
+    The analysis grid itself is a little larger: it is snapped outward to whole pixels
+    around the overlap's EPSG:4326 envelope.
+    """
+    dates = []
+    for ref in (run.before, run.after):
+        parts = []
+        for path in ref.source.paths:
+            with rasterio.open(path) as src:
+                left, bottom, right, top = src.bounds
+                outline = shapely.segmentize(
+                    box(left, bottom, right, top), max(right - left, top - bottom) / 64
+                )
+                parts.append(shape(transform_geom(src.crs, run.grid.crs, mapping(outline))))
+        dates.append(shapely.union_all(parts))
+    return dates[0].intersection(dates[1]).intersection(_grid_extent(run.grid))
+
+
 def coverage_frame(run: DetectionRun) -> gpd.GeoDataFrame:
     """Split the AOI into assessed, one-date-only and not-covered parts.
 
@@ -113,13 +137,13 @@ def coverage_frame(run: DetectionRun) -> gpd.GeoDataFrame:
         One row per non-empty part, in the order of :data:`COVERAGE_STATUSES`: columns
         ``status``, ``area_m2`` (m2, measured in the grid CRS) and ``share`` (of the
         AOI, 0-1); geometry in the grid CRS. The areas add up to the AOI's area (the
-        grid extent's without an AOI).
+        input overlap's without an AOI).
     """
     valid_b, vgrid, _ = run.footprint("before")
     valid_a, _, _ = run.footprint("after")
     extent = _grid_extent(run.grid)
     aoi = aoi_geometry(run)
-    region = extent if aoi is None else shapely.make_valid(aoi)
+    region = input_overlap(run) if aoi is None else shapely.make_valid(aoi)
     # The preview grid may overhang the analysis grid by part of a preview pixel.
     both = region.intersection(mask_polygon(valid_b & valid_a, vgrid).intersection(extent))
     either = region.intersection(mask_polygon(valid_b | valid_a, vgrid).intersection(extent))
