@@ -113,6 +113,7 @@ def test_overview_shows_the_whole_aoi_beyond_the_image(analyst_outputs):
     assert all(a_lat0 - 0.01 < v < a_lat1 + 0.01 for v in lats)
     assert all(a_lon0 - 0.01 < v < a_lon1 + 0.01 for v in lons)
     assert "N" in texts and any(t.endswith(" km") for t in texts) and "8" in texts
+    assert {"AOI", "inside the AOI, no valid imagery", "detail panel"} <= set(texts)
 
 
 def test_graticule_lines_are_drawn_where_the_latitude_is():
@@ -146,7 +147,8 @@ def test_render_overview_without_aoi_has_one_panel(make_raster):
     rendered = render_overview(run, run.objects, info=info)
     assert len(rendered.to_px) == 1
     assert SYNTHETIC_BANNER not in rendered.texts
-    assert "Imaged area" in rendered.texts
+    assert "Imaged area" in rendered.texts and "no valid imagery" in rendered.texts
+    assert "AOI" not in rendered.texts
 
 
 @pytest.mark.parametrize(

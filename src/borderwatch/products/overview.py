@@ -142,11 +142,13 @@ def _panel(
     return canvas, texts, to_px
 
 
-def _legend(canvas: Image.Image, x: float, y: float, *, detail: bool) -> list[str]:
+def _legend(canvas: Image.Image, x: float, y: float, *, aoi: bool, detail: bool) -> list[str]:
     draw = ImageDraw.Draw(canvas)
     small = font(12)
-    items = [("line", _AOI, "AOI"), ("box", _DETECTION, "detection (number as in the report)")]
-    items.append(("hatch", (170, 170, 170), "inside the AOI, no valid imagery"))
+    items = [("line", _AOI, "AOI")] if aoi else []
+    items.append(("box", _DETECTION, "detection (number as in the report)"))
+    no_image = "inside the AOI, no valid imagery" if aoi else "no valid imagery"
+    items.append(("hatch", (170, 170, 170), no_image))
     if detail:
         items.append(("box", _DETAIL, "detail panel"))
     texts = []
@@ -267,7 +269,7 @@ def draw_overview(
         to_px.append(shift_to_px(panel_to_px, x, head))
         x += img.width + _GAP
     y = head + max(p[0].height for p in panels) + 4
-    texts += _legend(canvas, 8, y, detail=with_detail)
+    texts += _legend(canvas, 8, y, aoi=aoi is not None, detail=with_detail)
     for i, line in enumerate(credit_lines):
         draw.text((8, y + 22 + 16 * i), line, fill=(60, 60, 60), font=font(12))
     texts += credit_lines
