@@ -157,3 +157,35 @@ def test_render_overview_without_aoi_has_one_panel(make_raster):
 )
 def test_format_lonlat(lat, lon, text):
     assert format_lonlat(lat, lon) == text
+
+
+def test_chip_prints_the_coordinate_lines_and_marks_the_point():
+    from borderwatch.products.evidence import render_chip
+
+    rgb = np.full((3, 40, 40), 90, np.uint8)
+    notes = ["+ centroid 42.541025°N 129.005629°E", "MGRS 52T EN 00462 09848"]
+    plain = render_chip(rgb, outline_px=[], pixel_m=1.0, title="A", source="s")
+    chip = render_chip(
+        rgb,
+        outline_px=[],
+        pixel_m=1.0,
+        title="A",
+        source="s",
+        notes=notes,
+        marker_px=(20.0, 10.0),
+        banner=SYNTHETIC_BANNER,
+    )
+    assert chip.texts[0] == SYNTHETIC_BANNER and chip.texts[3:5] == tuple(notes)
+    img = np.asarray(chip.image).astype(int)
+    band = chip.image.height - plain.image.height - 32  # banner above, two lines below
+    assert band > 20 and (img[:band] == (200, 0, 0)).all(axis=-1).mean() > 0.6
+    # Each coordinate line is drawn (dark text on the white caption band).
+    (to_px,) = chip.to_px
+    bottom = int((to_px * (0, 40))[1])
+    for i in (1, 2):
+        rows = img[bottom + 4 + 16 * i : bottom + 16 + 16 * i]
+        assert (rows.max(axis=-1) < 128).sum() > 30, i
+    # The cross sits on the marked point: yellow centre, the grey image around it.
+    x, y = (int(round(v)) for v in to_px * (20.0, 10.0))
+    assert tuple(img[y, x]) == (255, 255, 0)
+    assert tuple(img[y + 12, x + 12]) == (90, 90, 90)

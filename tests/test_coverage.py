@@ -130,7 +130,7 @@ def test_coverage_in_manifest_geojson_and_report(analyst_outputs):
     assert fc["borderwatch"]["coverage"] == want
     html = (analyst_outputs.evidence / "report.html").read_text("utf-8")
     coverage = html[html.index("<h2>Coverage</h2>") : html.index("<h2>Detections</h2>")]
-    assert "0.26&nbsp;km²" in coverage and "28.26&nbsp;km²" in coverage
+    assert "<b>0.26 km²</b> of the AOI's 28.26 km²" in coverage
     assert "0.9&nbsp;%" in coverage and "absence of detections elsewhere means nothing" in coverage
     assert html.index("<h2>Overview</h2>") < html.index("<h2>Coverage</h2>")
 
@@ -175,3 +175,15 @@ def test_batch_prints_and_records_coverage(tmp_path: Path):
     fc = json.loads((out / job["report"]).read_text("utf-8"))
     assert fc["borderwatch"]["coverage"]["assessed_area_m2"] == pytest.approx(512.0 * 512.0)
     assert all(np.isfinite(f["properties"]["lat"]) for f in fc["features"])
+
+
+def test_coverage_style_is_categorized_on_status():
+    import xml.etree.ElementTree as ET
+
+    from borderwatch.products.styles import style_for_layer
+
+    root = ET.fromstring(style_for_layer("coverage").split("\n", 1)[1])
+    renderer = root.find("renderer-v2")
+    assert renderer.get("type") == "categorizedSymbol" and renderer.get("attr") == "status"
+    assert [c.get("value") for c in renderer.find("categories")] == list(COVERAGE_STATUSES)
+    assert "share" in root.find("labeling/settings/text-style").get("fieldName")

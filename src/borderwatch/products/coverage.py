@@ -45,6 +45,7 @@ __all__ = [
     "coverage_frame",
     "coverage_lines",
     "coverage_summary",
+    "format_area",
     "input_overlap",
     "mask_polygon",
 ]
@@ -213,8 +214,15 @@ def _percent(share: float) -> str:
     return f"{share * 100:.1f} %"
 
 
-def _area(m2: float) -> str:
-    return f"{m2 / 1e6:,.2f} km2" if m2 >= 1e4 else f"{m2:,.0f} m2"
+def format_area(m2: float, *, unit: str = "2") -> str:
+    """``"0.26 km2"`` from 1 ha up, else ``"4,096 m2"``; ``unit="²"`` for print.
+
+    Examples
+    --------
+    >>> format_area(262144.0), format_area(4096.0, unit="²")
+    ('0.26 km2', '4,096 m²')
+    """
+    return f"{m2 / 1e6:,.2f} km{unit}" if m2 >= 1e4 else f"{m2:,.0f} m{unit}"
 
 
 def coverage_lines(summary: Mapping[str, Any]) -> list[str]:
@@ -229,7 +237,8 @@ def coverage_lines(summary: Mapping[str, Any]) -> list[str]:
     """
     region = "AOI" if summary["region"] == "aoi" else summary["region"]
     lines = [
-        f"assessed {_area(summary['assessed_area_m2'])} of {_area(summary['region_area_m2'])} "
+        f"assessed {format_area(summary['assessed_area_m2'])} of "
+        f"{format_area(summary['region_area_m2'])} "
         f"{region} ({_percent(summary['assessed_share'])})"
     ]
     if summary.get("warning"):

@@ -6,12 +6,14 @@ dates and writes
 * ``chips/<id>_before.png`` and ``chips/<id>_after.png``: true colour, stretched
   with the *same* per-band limits for both dates (2nd--98th percentile of the
   pooled valid pixels of the two chips), so a brightness difference in the PNGs is
-  a difference in the data; the polygon outlined, a scale bar, a north arrow, and
-  the date and image source printed on the image;
+  a difference in the data; the polygon outlined, a scale bar, a north arrow, the
+  date and image source, and the centroid (latitude and longitude in EPSG:4326, MGRS,
+  marked with a cross) printed on the image; for synthetic imagery a red banner;
 * ``chips/<id>_before.tif`` and ``chips/<id>_after.tif``: the chip's analysis-grid
   values (all bands, float32, NaN = no data) as small GeoTIFFs in the grid CRS;
 
-then an ``overview.png`` of the AOI, ``report.html`` (:mod:`borderwatch.products.report`) and
+then an ``overview.png`` of the whole AOI (:mod:`borderwatch.products.overview`),
+``report.html`` (:mod:`borderwatch.products.report`) and
 ``manifest.json`` (:mod:`borderwatch.products.manifest`) hashing everything.
 """
 
@@ -369,7 +371,7 @@ def render_overview(
     info = info or {"before": scene_info(run.before), "after": scene_info(run.after)}
     after = info["after"]
     bands = list(true_colour_bands(run.after.source.band_names))
-    data, step = run.overview()
+    data, _ = run.overview()
     valid, vgrid, _ = run.footprint("after")
     small = data[bands]
     where_name = run.aoi.name if run.aoi is not None else "input overlap"
