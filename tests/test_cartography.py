@@ -189,3 +189,35 @@ def test_chip_prints_the_coordinate_lines_and_marks_the_point():
     x, y = (int(round(v)) for v in to_px * (20.0, 10.0))
     assert tuple(img[y, x]) == (255, 255, 0)
     assert tuple(img[y + 12, x + 12]) == (90, 90, 90)
+
+
+def test_draw_overview_hatches_every_part_of_the_aoi_outside_the_image():
+    from borderwatch.products.overview import draw_overview
+
+    # A 10 x 10 px image of 1 m pixels at (500000, 4710000); the AOI is two 200 m squares,
+    # the first around the image, the second 600 m east of it.
+    transform = Affine(1, 0, 500000.0, 0, -1, 4710000.0)
+    rgb = np.zeros((3, 10, 10), np.uint8)
+    rgb[0] = 250  # a red image
+    first = shapely.box(499900.0, 4709800.0, 500100.0, 4710100.0)
+    second = shapely.box(500700.0, 4709800.0, 500900.0, 4710100.0)
+    rendered = draw_overview(
+        rgb,
+        np.ones((10, 10), bool),
+        transform,
+        crs="EPSG:32652",
+        aoi=shapely.MultiPolygon([first, second]),
+        detections=[],
+        title="t",
+        credit="c",
+    )
+    img = np.asarray(rendered.image)
+    (main, detail) = rendered.to_px
+    for part in (first, second):
+        x, y = main * (part.centroid.x + 37.0, part.centroid.y + 29.0)
+        assert tuple(img[int(y), int(x)]) in HATCH_GREYS, part
+    x, y = main * (500400.0, 4709950.0)  # between the two parts: outside the AOI
+    assert tuple(img[int(y), int(x)]) == (244, 244, 244)
+    x, y = detail * (500005.0, 4709995.0)  # the image itself
+    assert tuple(img[int(y), int(x)]) == (250, 0, 0)
+    assert "Imagery: c" in rendered.texts

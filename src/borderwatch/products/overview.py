@@ -91,8 +91,9 @@ def _panel(
     else:
         inside = Image.new("L", (w, h), 0)
         mask_draw = ImageDraw.Draw(inside)
-        for i, ring in enumerate(rings(layers.aoi, to_map)):
-            mask_draw.polygon(ring, fill=255 if i == 0 else 0)
+        for part in shapely.get_parts(layers.aoi):  # each polygon: exterior in, holes out
+            for i, ring in enumerate(rings(part, to_map)):
+                mask_draw.polygon(ring, fill=255 if i == 0 else 0)
         body.paste(hatched, (0, 0), inside)
     # The image, resampled onto the panel: nearest when enlarged, box when reduced.
     img_to_map = to_map * layers.image_transform
