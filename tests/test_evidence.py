@@ -17,8 +17,8 @@ from shapely.geometry import box
 from borderwatch.cli import main
 from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.io import Grid
+from borderwatch.products.cartography import SYNTHETIC_BANNER, fit_text, nice_length
 from borderwatch.products.evidence import (
-    _nice_length,
     chip_window,
     render_chip,
     stretch_limits,
@@ -68,14 +68,27 @@ def test_chip_pngs_outline_and_captions(analyst_outputs):
     win = chip_window(geom, analyst_outputs.run.grid)
     before = np.asarray(Image.open(packet.folder / chip.before_png).convert("RGB"))
     after = np.asarray(Image.open(packet.folder / chip.after_png).convert("RGB"))
-    # Small chips are enlarged by a whole factor to about 320 px; 26 + 22 px of captions.
+    # Small chips are enlarged by a whole factor to about 320 px (at least 240 px wide);
+    # a red SYNTHETIC banner (the sample tiles), 26 px of title, 22 + 2 x 16 px of captions.
     k = max(1, 320 // max(win.height, win.width))
-    assert before.shape == after.shape == (win.height * k + 48, win.width * k, 3)
+    band = before.shape[0] - (win.height * k + 26 + 54)
+    assert (
+        before.shape == after.shape == (win.height * k + 26 + 54 + band, max(win.width * k, 240), 3)
+    )
+    assert band > 20
     for img in (before, after):
         assert (img == YELLOW).all(axis=-1).sum() > 50  # polygon outline drawn
-        assert (img[:26] == 255).all(axis=-1).mean() > 0.8  # white caption band with the date
+        assert (img[:band] == (200, 0, 0)).all(axis=-1).mean() > 0.6  # red banner
+        title = img[band : band + 26]
+        assert (title == 255).all(axis=-1).mean() > 0.8  # white caption band with the date
+        assert (
+            Image.open(packet.folder / chip.after_png)
+            .text["Description"]
+            .startswith(SYNTHETIC_BANNER)
+        )
+    body = slice(band + 26, -54)
     # The after chip shows new bright construction inside the outline: it is brighter there.
-    assert after[26:-22].mean() > before[26:-22].mean()
+    assert after[body].mean() > before[body].mean()
 
 
 def test_same_stretch_for_both_dates():
@@ -95,8 +108,8 @@ def test_same_stretch_for_both_dates():
 def test_render_identical_data_gives_identical_image_area():
     rgb = np.random.default_rng(1).integers(0, 255, (3, 40, 40), dtype=np.uint8)
     ring = [np.array([[5.0, 5.0], [30.0, 5.0], [30.0, 30.0], [5.0, 5.0]])]
-    one = np.asarray(render_chip(rgb, outline_px=ring, pixel_m=1.0, title="A", source="s"))
-    two = np.asarray(render_chip(rgb, outline_px=ring, pixel_m=1.0, title="B", source="s"))
+    one = np.asarray(render_chip(rgb, outline_px=ring, pixel_m=1.0, title="A", source="s").image)
+    two = np.asarray(render_chip(rgb, outline_px=ring, pixel_m=1.0, title="B", source="s").image)
     np.testing.assert_array_equal(one[26:], two[26:])
     assert not np.array_equal(one[:26], two[:26])
 
@@ -118,20 +131,18 @@ def test_true_colour_bands(names, expected):
 def test_long_captions_are_cut_to_the_chip_width():
     from PIL import ImageDraw, ImageFont
 
-    from borderwatch.products.evidence import _fit
-
     draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
     font = ImageFont.load_default(size=12)
     text = "source: " + "T49QCD_20161209T031122_B02.tif " * 8
-    cut = _fit(draw, text, font, 200)
+    cut = fit_text(draw, text, font, 200)
     assert cut.endswith("…") and text.startswith(cut[:-1])
     assert draw.textlength(cut, font=font) <= 200 and len(cut) > 20
-    assert _fit(draw, "short", font, 200) == "short"
+    assert fit_text(draw, "short", font, 200) == "short"
 
 
 @pytest.mark.parametrize(("max_m", "nice"), [(23.0, 20.0), (7.9, 5.0), (130.0, 100.0), (1.5, 1.0)])
 def test_scale_bar_lengths(max_m, nice):
-    assert _nice_length(max_m) == nice
+    assert nice_length(max_m) == nice
 
 
 def test_chip_window_is_padded_and_clipped():

@@ -31,6 +31,9 @@ QGIS_DDL = (
 )
 
 
+POLYGON_LAYERS = ("detections", "aoi", "footprints", "coverage")
+
+
 def test_layers_crs_and_analyst_columns(analyst_outputs):
     run = analyst_outputs.run
     layers = {str(n): g for n, g in pyogrio.list_layers(analyst_outputs.gpkg)}
@@ -38,6 +41,7 @@ def test_layers_crs_and_analyst_columns(analyst_outputs):
         "detections": "MultiPolygon",
         "aoi": "MultiPolygon",
         "footprints": "MultiPolygon",
+        "coverage": "MultiPolygon",
         "layer_styles": None,
     }
     info = pyogrio.read_info(analyst_outputs.gpkg, layer="detections")
@@ -84,13 +88,11 @@ def test_layer_styles_table_is_the_qgis_one(analyst_outputs):
     finally:
         con.close()
     assert ddl == QGIS_DDL
-    assert rows == [
-        ("", "", name, "geom", name, 1, "", None) for name in ("detections", "aoi", "footprints")
-    ]
+    assert rows == [("", "", name, "geom", name, 1, "", None) for name in POLYGON_LAYERS]
     assert contents == ("attributes", 0)
-    assert count == (3,)  # kept by the same triggers GDAL adds
+    assert count == (4,)  # kept by the same triggers GDAL adds
     styles = read_layer_styles(analyst_outputs.gpkg)
-    assert set(styles) == {"detections", "aoi", "footprints"}
+    assert set(styles) == set(POLYGON_LAYERS)
     root = ET.fromstring(styles["detections"].split("\n", 1)[1])
     renderer = root.find("renderer-v2")
     assert renderer.get("type") == "categorizedSymbol" and renderer.get("attr") == "class"
@@ -201,7 +203,7 @@ def test_detect_cli_writes_gpkg_by_suffix(analyst_outputs, tmp_path: Path, sampl
     )
     assert r.exit_code == 0, r.output
     assert str(out) in r.output
-    assert set(read_layer_styles(out)) == {"detections", "aoi", "footprints"}
+    assert set(read_layer_styles(out)) == set(POLYGON_LAYERS)
     det = pyogrio.read_dataframe(out, layer="detections")
     assert det["id"].tolist() == analyst_outputs.products.detections["id"].tolist()
     bad = CliRunner().invoke(

@@ -86,6 +86,8 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     html = (tmp_path / "out" / "map.html").read_text()
     assert "tile.openstreetmap" not in html and "L.tileLayer(" not in html
     assert "L.imageOverlay(" in html and html.count("L.geoJson(") >= 2
+    # The detections' tooltip gives each centroid's coordinates.
+    assert 'let fields = ["area_m2", "lat", "lon", "mgrs"];' in html
 
 
 def test_notebook_uses_the_public_api_only():

@@ -67,6 +67,7 @@ SCRIPT = textwrap.dedent(
     out["gpkg"] = describe(det)
     out["aoi"] = describe(QgsVectorLayer(gpkg + "|layername=aoi", "aoi", "ogr"))
     out["footprints"] = describe(QgsVectorLayer(gpkg + "|layername=footprints", "f", "ogr"))
+    out["coverage"] = describe(QgsVectorLayer(gpkg + "|layername=coverage", "c", "ogr"))
     out["geojson"] = describe(QgsVectorLayer(geojson, "detections", "ogr"))
     # The analyst's edit, through QGIS's own editing API.
     idx_review = det.fields().indexOf("review")
@@ -130,13 +131,19 @@ def test_qgis_opens_styled_layers_and_review_edit_round_trips(analyst_outputs, t
             all_null = det[name].isna().all()
             want = "String" if key == "geojson" and all_null else "Real"
             assert types[name] == want, (key, name, types[name])
-        for name in ("id", "class", "review", "note"):
+        for name in ("id", "class", "review", "note", "mgrs"):
             assert types[name] == "String", (key, name, types[name])
+        for name in ("lat", "lon"):
+            assert types[name] == "Real", (key, name, types[name])
         for name in ("before_date", "after_date"):  # GDAL recognises ISO dates in GeoJSON
             assert types[name] == ("Date" if key == "geojson" else "String"), (key, name)
     for key in ("aoi", "footprints"):
         assert got[key]["valid"] and got[key]["renderer"] == "singleSymbol" and got[key]["labels"]
     assert got["aoi"]["count"] == 1 and got["footprints"]["count"] == 2
+    coverage = got["coverage"]
+    assert coverage["valid"] and coverage["count"] == 2 and coverage["labels"]
+    assert coverage["renderer"] == "categorizedSymbol" and coverage["attr"] == "status"
+    assert coverage["categories"] == ["assessed", "one_date_only", "not_covered"]
     assert got["edited"] is True
 
     store = tmp_path / "store"

@@ -34,10 +34,10 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -54,6 +54,7 @@ from borderwatch.jobs import (
     refuse_duplicates,
     run_batch,
 )
+from borderwatch.products.coverage import coverage_lines, coverage_summary
 from borderwatch.products.export import atomic_write, check_folder_writable
 from borderwatch.progress import progress_reporter
 
@@ -90,10 +91,12 @@ def job_slots(scheduler: str, jobs: int) -> Iterator[int]:
         yield min(jobs, cpus)
 
 
-def _outcome(result: JobResult) -> str:
+def _outcome(result: JobResult) -> list[str]:
+    """One line on the job, then its coverage warning if any."""
     if result.status == "ok":
-        return f"{result.summary.get('detections', '-')} detections"
-    return f"{result.status}: {result.reason}"
+        lines = coverage_lines(cast(Mapping[str, Any], result.summary["coverage"]))
+        return [f"{result.summary.get('detections', '-')} detections; {lines[0]}", *lines[1:]]
+    return [f"{result.status}: {result.reason}"]
 
 
 @click.command()
@@ -242,6 +245,7 @@ def batch(
             "total_area_m2": run.total_area_m2,
             "threshold": run.change.threshold,
             **({"manifest_sha256": packet.manifest_sha256} if packet is not None else {}),
+            "coverage": coverage_summary(run),
         }
 
     with progress_reporter(quiet=quiet) as progress, job_slots(sched, len(jobs)) as slots:
@@ -253,7 +257,7 @@ def batch(
             if progress is not None and advance is not None:
                 advance()
                 if result.status != "error":
-                    progress.note(f"{result.label}: {_outcome(result)}")
+                    progress.note(f"{result.label}: {_outcome(result)[0]}")
 
         results = run_batch(
             jobs,
@@ -283,7 +287,10 @@ def batch(
         failed = f", {counts['error']} failed" if counts["error"] else ""
         click.echo(f"{counts['ok']} of {len(results)} jobs run{failed}; reports in {out_dir}")
         for r in results:
-            click.echo(f"  {r.label}: {_outcome(r)}")
+            first, *rest = _outcome(r)
+            click.echo(f"  {r.label}: {first}")
+            for line in rest:
+                click.echo(f"    {line}")
             if "manifest_sha256" in r.summary:
                 digest = r.summary["manifest_sha256"]
                 click.echo(f"    manifest sha256 {digest} (record it elsewhere)")

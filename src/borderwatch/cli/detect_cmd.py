@@ -17,6 +17,7 @@ from borderwatch.cli.options import (
 from borderwatch.cli.review_cmd import store_option
 from borderwatch.cli.scale import raster_out_options
 from borderwatch.engine import DetectionRun, DetectParams, detect
+from borderwatch.products.coverage import coverage_lines, coverage_summary
 from borderwatch.products.review import default_store_dir
 from borderwatch.products.write import check_outputs, write_products
 from borderwatch.progress import progress_reporter
@@ -25,7 +26,7 @@ __all__ = ["detect_command", "print_summary", "run_and_write"]
 
 
 def print_summary(run: DetectionRun, outputs: list[Path]) -> None:
-    """Print the short run summary: detections, total area, output files."""
+    """Print the short run summary: detections, total area, AOI coverage, output files."""
     where = run.aoi.id if run.aoi is not None else "input overlap"
     click.echo(
         f"{len(run.objects)} detections, {run.total_area_m2:,.0f} m2 of change in {where} "
@@ -33,6 +34,8 @@ def print_summary(run: DetectionRun, outputs: list[Path]) -> None:
         f"{run.grid.res[0]:g} m grid, {run.grid.crs.to_string()}, "
         f"threshold {run.change.threshold:.3g})"
     )
+    for line in coverage_lines(coverage_summary(run)):
+        click.echo(line)
     for path in outputs:
         click.echo(f"  wrote {path}")
 

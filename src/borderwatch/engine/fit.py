@@ -266,9 +266,7 @@ def fit_scene(plan: Plan, align: AlignResult, samples: Sequence[Sample]) -> Scen
     normaliser = norm_method.fit(b, a, v) if norm_method is not None else None
     if normaliser is not None:
         a = normaliser.apply(a)
-        samples = [
-            Sample(s.before, normaliser.apply(s.after), s.valid, s.core) for s in samples
-        ]
+        samples = [Sample(s.before, normaliser.apply(s.after), s.valid, s.core) for s in samples]
     fitted = plan_method(plan).fit(b, a, v, band_names=band_names, pixel_m=pixel_m)
     scores = [fitted.score(s.before, s.after, s.valid)[s.core] for s in samples]
     valids = [s.valid[s.core] for s in samples]
@@ -285,6 +283,13 @@ def fit_scene(plan: Plan, align: AlignResult, samples: Sequence[Sample]) -> Scen
     }
     align_info = {**align.info, "normalise": p.normalise}
     return SceneModel(
-        fitted, normaliser, value, align.shift, direction, plan.clean(value), pixel_m, info,
+        fitted,
+        normaliser,
+        value,
+        align.shift,
+        direction,
+        plan.clean(value),
+        pixel_m,
+        info,
         align_info,
     )

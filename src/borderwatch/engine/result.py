@@ -20,6 +20,7 @@ from borderwatch.engine.plan import Plan
 from borderwatch.engine.read import read_pair
 from borderwatch.errors import InternalError
 from borderwatch.io import DateSource, Grid
+from borderwatch.products.coverage import coverage_summary
 from borderwatch.products.export import sha256_file
 
 __all__ = ["ChangeInfo", "DateRef", "DetectionRun", "Preview", "run_metadata"]
@@ -207,7 +208,10 @@ class DetectionRun:
 
 
 def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, Any]:
-    """Provenance of a run: tool version, parameters, inputs (with SHA-256), grid.
+    """Provenance of a run: tool version, parameters, inputs (with SHA-256), grid, coverage.
+
+    ``coverage`` is :func:`borderwatch.products.coverage.coverage_summary`: how much of
+    the AOI both dates cover with valid pixels (m2 and share).
 
     Returns
     -------
@@ -250,6 +254,7 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
             "shape": list(run.grid.shape),
         },
         "summary": {"detections": len(run.objects), "total_area_m2": run.total_area_m2},
+        "coverage": coverage_summary(run),
         "versions": {
             "borderwatch": __version__,
             "numpy": numpy.__version__,

@@ -131,12 +131,19 @@ def _cog(stack: ExitStack, path: PathLike, grid: Grid, kind: str, overwrite: boo
 
     if kind == "score":
         return stack.enter_context(
-            cog_writer(path, grid, dtype="float32", nodata=float("nan"), resampling="average",
-                       overwrite=overwrite)
+            cog_writer(
+                path,
+                grid,
+                dtype="float32",
+                nodata=float("nan"),
+                resampling="average",
+                overwrite=overwrite,
+            )
         )
     return stack.enter_context(
-        cog_writer(path, grid, dtype="uint8", nodata=None, resampling="nearest",
-                   overwrite=overwrite)
+        cog_writer(
+            path, grid, dtype="uint8", nodata=None, resampling="nearest", overwrite=overwrite
+        )
     )
 
 
@@ -340,14 +347,30 @@ def detect(
         if out is not None:
             check_writable(out, overwrite=overwrite)
     plan = make_plan(
-        before, after, aoi=aoi, params=params, grid=grid, block_size=block_size,
-        sample_px=sample_px, seed=seed,
+        before,
+        after,
+        aoi=aoi,
+        params=params,
+        grid=grid,
+        block_size=block_size,
+        sample_px=sample_px,
+        seed=seed,
     )
     log.info(
         "plan: grid %s x %s px at %.3g m, %d blocks, %d sample windows",
-        *plan.grid.shape, plan.grid.res[0], len(plan.blocks), len(plan.sample),
+        *plan.grid.shape,
+        plan.grid.res[0],
+        len(plan.blocks),
+        len(plan.sample),
     )
     return run_plan(
-        plan, scheduler=scheduler, workers=workers, score_out=score_out, mask_out=mask_out,
-        overwrite=overwrite, progress=progress, tile_cache_mb=tile_cache_mb, raw_mask=raw_mask,
+        plan,
+        scheduler=scheduler,
+        workers=workers,
+        score_out=score_out,
+        mask_out=mask_out,
+        overwrite=overwrite,
+        progress=progress,
+        tile_cache_mb=tile_cache_mb,
+        raw_mask=raw_mask,
     )

@@ -6,13 +6,15 @@ dates and writes
 * ``chips/<id>_before.png`` and ``chips/<id>_after.png``: true colour, stretched
   with the *same* per-band limits for both dates (2nd--98th percentile of the
   pooled valid pixels of the two chips), so a brightness difference in the PNGs is
-  a difference in the data; the polygon outlined, a scale bar, a north arrow, and
-  the date and image source printed on the image;
+  a difference in the data; the polygon outlined, a scale bar, a north arrow, the
+  date and image source, and the centroid (latitude and longitude in EPSG:4326, MGRS,
+  marked with a cross) printed on the image; for synthetic imagery a red banner;
 * ``chips/<id>_before.tif`` and ``chips/<id>_after.tif``: the chip's analysis-grid
   values (all bands, float32, NaN = no data) as small GeoTIFFs in the grid CRS;
 
-then an ``overview.png`` of the AOI, ``report.html`` (:mod:`borderwatch.products.report`),
-``manifest.json`` (:mod:`borderwatch.products.manifest`) hashing everything, with a key
+then an ``overview.png`` of the whole AOI (:mod:`borderwatch.products.overview`),
+``report.html`` (:mod:`borderwatch.products.report`),
+``manifest.json`` (:mod:`borderwatch.products.manifest`) hashing everything, with
 its signature ``manifest.json.sig`` (:mod:`borderwatch.products.signing`), and the
 custody log ``custody.jsonl`` (:mod:`borderwatch.products.custody`). The packet is built
 in a temporary folder beside its destination and renamed into place when complete.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +36,25 @@ import numpy as np
 import rasterio
 import rasterio.windows
 import shapely
+from affine import Affine
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, PngImagePlugin
 
-from borderwatch.aoi import aoi_polygon_lonlat
 from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError
 from borderwatch.io import Grid
+from borderwatch.products.cartography import (
+    SYNTHETIC_BANNER,
+    MapImage,
+    add_banner,
+    draw_north_arrow,
+    draw_scale_bar,
+    fit_text,
+    font,
+    format_lonlat,
+    rings,
+)
+from borderwatch.products.coverage import aoi_geometry
 from borderwatch.products.custody import append_entry, custody_declaration, prior_entries
 from borderwatch.products.export import (
     atomic_folder,
@@ -49,8 +64,10 @@ from borderwatch.products.export import (
     write_float_raster,
 )
 from borderwatch.products.manifest import write_manifest
+from borderwatch.products.overview import draw_overview
 from borderwatch.products.redact import redact_record
 from borderwatch.products.report import write_report
+from borderwatch.products.schema import where
 from borderwatch.products.signing import fingerprint, sign_file
 from borderwatch.products.timestamp import write_timestamp_request
 
@@ -59,6 +76,7 @@ __all__ = [
     "EvidencePacket",
     "chip_window",
     "render_chip",
+    "render_overview",
     "scene_info",
     "stretch_limits",
     "true_colour_bands",
@@ -70,6 +88,7 @@ __all__ = [
 _RGB_NAMES = (("red", "b04", "b4"), ("green", "b03", "b3"), ("blue", "b02", "b2"))
 _OUTLINE = (255, 255, 0)
 _CHIP_PX = 320  # target size of the longer chip side in the PNG, pixels
+_CHIP_MIN_W = 240  # narrowest chip PNG, pixels, so the coordinate lines fit
 _TAG_CREDIT = ("CREDIT", "COPYRIGHT", "TIFFTAG_COPYRIGHT", "SOURCE", "PROVIDER", "GENERATOR")
 
 
@@ -166,9 +185,13 @@ def chip_window(
 
 
 def scene_info(scene: Any) -> dict[str, Any]:
-    """Date, files, scene identifiers and credit of a scene, from its files' metadata."""
+    """Date, files, scene identifiers and credit of a scene, from its files' metadata.
+
+    ``synthetic`` is True when any file has the tag ``SYNTHETIC=yes`` (the sample tiles).
+    """
     ids: list[str] = []
     credit = ""
+    synthetic = False
     for path in scene.source.paths:
         with rasterio.open(path) as src:
             tags = src.tags()
@@ -178,6 +201,7 @@ def scene_info(scene: Any) -> dict[str, Any]:
                 ids.append(f"{key}={value}")
         credit = credit or next((tags[k] for k in _TAG_CREDIT if tags.get(k)), "")
         if tags.get("SYNTHETIC", "").lower() == "yes":
+            synthetic = True
             credit = f"synthetic image ({credit})" if credit else "synthetic image"
     files = [Path(p).name for p in scene.source.paths]
     names = files[0] if len(files) == 1 else f"{files[0]} and {len(files) - 1} more band files"
@@ -186,33 +210,8 @@ def scene_info(scene: Any) -> dict[str, Any]:
         "files": files,
         "scene_ids": sorted(set(ids)),
         "credit": credit or names,
+        "synthetic": synthetic,
     }
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: float) -> str:
-    """Longest prefix of ``text`` (with an ellipsis) that fits ``width`` pixels."""
-    if draw.textlength(text, font=font) <= width:
-        return text
-    lo, hi = 0, len(text)
-    while lo < hi:  # binary search on the prefix length
-        mid = (lo + hi + 1) // 2
-        if draw.textlength(text[:mid] + "…", font=font) <= width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo].rstrip() + "…"
-
-
-def _nice_length(max_m: float) -> float:
-    exp = 10 ** math.floor(math.log10(max_m))
-    for step in (5, 2, 1):
-        if step * exp <= max_m:
-            return step * exp
-    return exp
 
 
 def render_chip(
@@ -222,7 +221,10 @@ def render_chip(
     pixel_m: float,
     title: str,
     source: str,
-) -> Image.Image:
+    notes: Sequence[str] = (),
+    marker_px: tuple[float, float] | None = None,
+    banner: str | None = None,
+) -> MapImage:
     """Draw a chip for print: image, polygon outline, scale bar, north arrow, captions.
 
     Parameters
@@ -235,57 +237,76 @@ def render_chip(
         Ground size of one chip pixel, metres.
     title, source : str
         Printed above the image (date) and below it (image source).
+    notes : sequence of str
+        Further lines printed below the source, e.g. the centroid's coordinates.
+    marker_px : tuple of float, optional
+        ``(col, row)`` in the chip where a small cross marks the point the notes give.
+    banner : str, optional
+        Text of a red banner across the top (synthetic imagery).
 
     Returns
     -------
-    PIL.Image.Image
-        RGB image, about 320 pixels on its longer image side plus caption bands.
+    MapImage
+        RGB image, about 320 pixels on its longer image side (at least 240 wide) plus
+        caption bands; ``to_px`` maps chip pixel ``(col, row)`` to image pixels.
     """
     _, rows, cols = rgb.shape
     k = max(1, _CHIP_PX // max(rows, cols))
     img = Image.fromarray(np.moveaxis(rgb, 0, -1), "RGB")
     img = img.resize((cols * k, rows * k), Image.Resampling.NEAREST)
     w, h = img.size
-    head, foot = 26, 22
-    canvas = Image.new("RGB", (w, h + head + foot), (255, 255, 255))
-    canvas.paste(img, (0, head))
+    width = max(w, _CHIP_MIN_W)
+    ox = (width - w) // 2
+    head, foot = 26, 22 + 16 * len(notes)
+    canvas = Image.new("RGB", (width, h + head + foot), (255, 255, 255))
+    canvas.paste(img, (ox, head))
+    to_px = Affine.translation(ox, head) * Affine.scale(k)
     draw = ImageDraw.Draw(canvas)
-    draw.text((4, 4), title, fill=(0, 0, 0), font=_font(16))
-    small = _font(12)
-    draw.text((4, head + h + 4), _fit(draw, source, small, w - 8), fill=(60, 60, 60), font=small)
+    draw.text((4, 4), title, fill=(0, 0, 0), font=font(16))
+    small = font(12)
+    lines = [
+        fit_text(draw, source, small, width - 8),
+        *(fit_text(draw, n, small, width - 8) for n in notes),
+    ]
+    for i, line in enumerate(lines):
+        draw.text((4, head + h + 4 + 16 * i), line, fill=(60, 60, 60), font=small)
     for ring in outline_px:
-        pts = [(float(x) * k, float(y) * k + head) for x, y in ring]
-        draw.line(pts, fill=_OUTLINE, width=2)
-    # Scale bar: a round length about a quarter of the chip width, bottom left.
-    length_m = _nice_length(w / k * pixel_m / 4)
-    bar = length_m / pixel_m * k
-    x0, y0 = 8, head + h - 14
-    draw.rectangle([x0 - 3, y0 - 16, x0 + bar + 3, y0 + 8], fill=(255, 255, 255))
-    draw.rectangle([x0, y0, x0 + bar, y0 + 5], fill=(0, 0, 0))
-    draw.text((x0, y0 - 15), f"{length_m:g} m", fill=(0, 0, 0), font=_font(12))
-    # North arrow (the analysis grid is north up), top right.
-    ax, ay = w - 18, head + 8
-    draw.rectangle([ax - 11, ay - 4, ax + 11, ay + 38], fill=(255, 255, 255))
-    draw.polygon([(ax, ay), (ax - 7, ay + 16), (ax + 7, ay + 16)], fill=(0, 0, 0))
-    draw.text((ax - 4, ay + 19), "N", fill=(0, 0, 0), font=_font(14))
-    return canvas
+        draw.line([to_px * (float(x), float(y)) for x, y in ring], fill=_OUTLINE, width=2)
+    if marker_px is not None:
+        mx, my = to_px * marker_px
+        for width_px, colour in ((4, (0, 0, 0)), (2, _OUTLINE)):
+            draw.line([(mx - 7, my), (mx + 7, my)], fill=colour, width=width_px)
+            draw.line([(mx, my - 7), (mx, my + 7)], fill=colour, width=width_px)
+    texts = [title, *lines]
+    # Scale bar bottom left, north arrow (the analysis grid is north up) top right.
+    texts.append(
+        draw_scale_bar(draw, x0=ox + 8, y0=head + h - 14, m_per_px=pixel_m / k, width_px=w)
+    )
+    texts.append(draw_north_arrow(draw, x=ox + w - 18, y=head + 8))
+    if banner:
+        canvas, drawn = add_banner(canvas, banner)
+        to_px = Affine.translation(0, canvas.height - h - head - foot) * to_px
+        texts.insert(0, drawn)
+    return MapImage(canvas, tuple(texts), (to_px,))
 
 
-def _rings_px(geom: shapely.Geometry, transform: Any) -> list[np.ndarray]:
-    inv = ~transform
-    polys = getattr(geom, "geoms", [geom])
-    rings = []
-    for poly in polys:
-        for ring in (poly.exterior, *poly.interiors):
-            xy = np.asarray(ring.coords)
-            cols, rows = inv * (xy[:, 0], xy[:, 1])
-            rings.append(np.column_stack([cols, rows]))
-    return rings
-
-
-def _write_png(img: Image.Image, path: Path, *, overwrite: bool) -> None:
+def _write_png(rendered: MapImage, path: Path, *, overwrite: bool) -> None:
+    # The drawn texts also go in as a PNG text chunk, so they can be read without OCR.
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("Description", "\n".join(rendered.texts))
     with atomic_write(path, overwrite=overwrite) as tmp:
-        img.save(tmp, format="PNG")
+        rendered.image.save(tmp, format="PNG", pnginfo=info)
+
+
+def _where_lines(lat: float, lon: float, mgrs: str) -> list[str]:
+    """Chip caption lines of a detection's centroid: lat/lon (EPSG:4326) and MGRS."""
+    if not (np.isfinite(lat) and np.isfinite(lon)):
+        return ["centroid: no coordinate"]
+    m = re.fullmatch(r"(\d{1,2}[C-X])([A-Z]{2})(\d*)", mgrs)
+    if m and len(m.group(3)) % 2 == 0:
+        half = len(m.group(3)) // 2
+        mgrs = f"{m.group(1)} {m.group(2)} {m.group(3)[:half]} {m.group(3)[half:]}"
+    return [f"+ centroid {format_lonlat(lat, lon)}", f"MGRS {mgrs}"]
 
 
 def _write_chips(
@@ -298,23 +319,31 @@ def _write_chips(
 ) -> list[Chip]:
     bands = true_colour_bands(run.before.source.band_names)
     out = []
-    for det_id, geom in zip(detections["id"].astype(str), detections.geometry.values, strict=True):
+    centres = where(detections.geometry)
+    for det_id, geom, (_, at) in zip(
+        detections["id"].astype(str), detections.geometry.values, centres.iterrows(), strict=True
+    ):
         win = chip_window(geom, run.grid)
         sub = run.grid.window_grid(win)
         pixels = run.read_window(win)
         cut = {"before": pixels[0], "after": pixels[1]}
         rgb = {role: a[list(bands)] for role, a in cut.items()}
         limits = stretch_limits(rgb["before"], rgb["after"])
-        rings = _rings_px(geom, sub.transform)
+        to_chip = ~sub.transform
+        outline = rings(geom, to_chip)
+        centroid = geom.centroid
         names = {}
         for role in ("before", "after"):
             meta = info[role]
             img = render_chip(
                 _to_uint8(rgb[role], limits),
-                outline_px=rings,
+                outline_px=[np.asarray(r) for r in outline],
                 pixel_m=sub.res[0],
                 title=f"{role.upper()}  {meta['date'] or 'date unknown'}",
                 source=f"source: {meta['credit']}",
+                notes=_where_lines(at["lat"], at["lon"], at["mgrs"]),
+                marker_px=to_chip * (centroid.x, centroid.y),
+                banner=SYNTHETIC_BANNER if meta.get("synthetic") else None,
             )
             png = chips_dir / f"{det_id}_{role}.png"
             tif = chips_dir / f"{det_id}_{role}.tif"
@@ -337,41 +366,53 @@ def _write_chips(
 
 
 def render_overview(
-    run: DetectionRun, detections: gpd.GeoDataFrame, *, max_px: int = 800
-) -> Image.Image:
-    """After-date true colour of the whole grid with the AOI and numbered detections."""
+    run: DetectionRun,
+    detections: gpd.GeoDataFrame,
+    *,
+    info: dict[str, dict[str, Any]] | None = None,
+    max_px: int = 800,
+) -> MapImage:
+    """Draw the packet's overview map: the whole AOI, the after image, numbered detections.
+
+    See :func:`borderwatch.products.overview.draw_overview`; the image is the run's
+    preview of the after date (no second read of the inputs).
+
+    Parameters
+    ----------
+    run : DetectionRun
+        A finished run.
+    detections : geopandas.GeoDataFrame
+        Detections in the grid CRS, in report order.
+    info : dict, optional
+        :func:`scene_info` of ``before`` and ``after`` (default: read from the files):
+        the after image's date and credit are printed, and a banner when either date
+        is synthetic.
+    max_px : int
+        Longer side of the map panel, pixels.
+
+    Returns
+    -------
+    MapImage
+    """
+    info = info or {"before": scene_info(run.before), "after": scene_info(run.after)}
+    after = info["after"]
     bands = list(true_colour_bands(run.after.source.band_names))
-    data, step = run.overview()
+    data, _ = run.overview()
+    valid, vgrid, _ = run.footprint("after")
     small = data[bands]
-    img = Image.fromarray(np.moveaxis(_to_uint8(small, stretch_limits(small)), 0, -1), "RGB")
-    k = max(1, max_px // max(img.size))
-    img = img.resize((img.size[0] * k, img.size[1] * k), Image.Resampling.NEAREST)
-    draw = ImageDraw.Draw(img)
-    scale = k / step
-    transform = run.grid.transform
-    shapes: list[tuple[shapely.Geometry, tuple[int, int, int], str]] = []
-    if run.aoi is not None:
-        aoi_lonlat = gpd.GeoSeries([aoi_polygon_lonlat(run.aoi)], crs="EPSG:4326")
-        aoi = aoi_lonlat.to_crs(run.grid.crs).iloc[0]
-        shapes.append((aoi, (31, 120, 180), ""))
-    for i, geom in enumerate(detections.geometry.values, start=1):
-        shapes.append((geom, _OUTLINE, str(i)))
-    for geom, colour, label in shapes:
-        if geom is None or geom.is_empty:
-            continue
-        for ring in _rings_px(geom, transform):
-            draw.line([(x * scale, y * scale) for x, y in ring], fill=colour, width=2)
-        if label:
-            c = ~transform * (geom.centroid.x, geom.centroid.y)
-            draw.text(
-                (c[0] * scale + 6, c[1] * scale - 6),
-                label,
-                fill=_OUTLINE,
-                font=_font(16),
-                stroke_width=2,
-                stroke_fill=(0, 0, 0),
-            )
-    return img
+    where_name = run.aoi.name if run.aoi is not None else "input overlap"
+    return draw_overview(
+        _to_uint8(small, stretch_limits(small)),
+        valid & np.isfinite(small).all(axis=0),
+        vgrid.transform,
+        crs=run.grid.crs,
+        aoi=aoi_geometry(run),
+        detections=list(detections.geometry.values),
+        title=f"AFTER  {after['date'] or 'date unknown'}  ·  {where_name}",
+        credit=f"{after['credit']} (after image)",
+        banner=SYNTHETIC_BANNER if any(i.get("synthetic") for i in info.values()) else None,
+        max_px=max_px,
+    )
 
 
 def write_evidence(
@@ -492,7 +533,7 @@ def write_packet(
     info = {"before": scene_info(run.before), "after": scene_info(run.after)}
     chips = _write_chips(run, detections, chips_dir, info, overwrite=False)
     overview = root / "overview.png"
-    _write_png(render_overview(run, detections), overview, overwrite=False)
+    _write_png(render_overview(run, detections, info=info), overview, overwrite=False)
     meta = run_metadata(run, hash_inputs=False)
     record: dict[str, Any] = {
         "aoi": meta["aoi"],
@@ -500,6 +541,7 @@ def write_packet(
         "scenes": info,
         "grid": meta["grid"],
         "summary": meta["summary"],
+        "coverage": meta["coverage"],
     }
     if redact:
         record = redact_record(record)

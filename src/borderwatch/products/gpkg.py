@@ -1,4 +1,4 @@
-"""GeoPackage export: detections, AOI and footprints, each opening styled in QGIS.
+"""GeoPackage export: detections, AOI, footprints and coverage, each opening styled in QGIS.
 
 The layers are written with pyogrio (GDAL's GPKG driver). Each gets a default
 style in the ``layer_styles`` table, laid out exactly as QGIS creates it when an
@@ -17,15 +17,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pyogrio
-import rasterio.features
-from shapely.geometry import shape
-from shapely.ops import unary_union
 
-from borderwatch.aoi import aoi_polygon_lonlat
 from borderwatch.engine import DetectionRun
 from borderwatch.errors import InputError
+from borderwatch.products.coverage import aoi_geometry, coverage_frame, mask_polygon
 from borderwatch.products.export import atomic_write
 from borderwatch.products.schema import analyst_table
 from borderwatch.products.styles import style_for_layer
@@ -55,7 +51,7 @@ _COUNT_TRIGGERS = tuple(
     for op, sign in (("insert", "+"), ("delete", "-"))
 )
 
-_POLYGON_LAYERS = ("detections", "aoi", "footprints")
+_POLYGON_LAYERS = ("detections", "aoi", "footprints", "coverage")
 
 
 def input_hashes(run: DetectionRun) -> tuple[str, ...]:
@@ -75,17 +71,7 @@ def footprints_frame(run: DetectionRun) -> gpd.GeoDataFrame:
     rows = []
     for role, scene in (("before", run.before), ("after", run.after)):
         valid, vgrid, count = run.footprint(role)
-        polys = [
-            shape(g)
-            for g, v in rasterio.features.shapes(
-                valid.astype(np.uint8),
-                mask=valid,
-                transform=vgrid.transform,
-                connectivity=8,
-            )
-            if v == 1
-        ]
-        geom = unary_union(polys) if polys else None
+        geom = mask_polygon(valid, vgrid) if valid.any() else None
         rows.append(
             {
                 "role": role,
@@ -99,15 +85,14 @@ def footprints_frame(run: DetectionRun) -> gpd.GeoDataFrame:
 
 
 def _aoi_frame(run: DetectionRun) -> gpd.GeoDataFrame | None:
-    if run.aoi is None:
+    geom = aoi_geometry(run)
+    if run.aoi is None or geom is None:
         return None
-    geom = aoi_polygon_lonlat(run.aoi)
-    gdf = gpd.GeoDataFrame(
+    return gpd.GeoDataFrame(
         {"id": [run.aoi.id], "name": [run.aoi.name], "kind": [run.aoi.kind]},
         geometry=[geom],
-        crs="EPSG:4326",
+        crs=run.grid.crs,
     )
-    return gdf.to_crs(run.grid.crs)
 
 
 def run_layers(
@@ -131,7 +116,9 @@ def run_layers(
     Returns
     -------
     dict of str to GeoDataFrame
-        ``detections``, ``footprints`` and, when the run had an AOI, ``aoi``.
+        ``detections``, ``footprints``, ``coverage`` (the AOI's assessed and
+        not-assessed parts, :func:`borderwatch.products.coverage.coverage_frame`) and,
+        when the run had an AOI, ``aoi``.
     """
     if detections is None:
         detections = analyst_table(
@@ -145,6 +132,7 @@ def run_layers(
     if aoi is not None:
         layers["aoi"] = aoi
     layers["footprints"] = footprints_frame(run)
+    layers["coverage"] = coverage_frame(run)
     return layers
 
 
@@ -203,7 +191,7 @@ def write_gpkg(
         Output ``.gpkg`` file.
     styles : mapping of str to str, optional
         Layer name to QML; default :func:`borderwatch.products.styles.style_for_layer` for
-        ``detections``, ``aoi`` and ``footprints``. Layers without a style get none.
+        ``detections``, ``aoi``, ``footprints`` and ``coverage``. Layers without a style get none.
     overwrite : bool
         Replace an existing file.
 

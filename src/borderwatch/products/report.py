@@ -24,6 +24,7 @@ import geopandas as gpd
 import jinja2
 import numpy as np
 
+from borderwatch.products.coverage import format_area
 from borderwatch.products.export import atomic_write
 from borderwatch.products.manifest import host_info, tool_versions
 
@@ -65,6 +66,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["cell"] = _cell
     env.filters["spec"] = format
+    env.filters["area"] = functools.partial(format_area, unit="²")
     return env
 
 
@@ -102,6 +104,7 @@ def render_report(
         rule=str(p.get("threshold", "")),
         min_area=str(p.get("min_area_m2", "")),
         scenes=scenes,
+        coverage=record.get("coverage"),
         params=params,
         host={**versions, **host_info(redact=redact)},
     )

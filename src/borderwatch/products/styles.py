@@ -9,6 +9,8 @@ simple fill symbol per class, and simple labels drawn from an expression.
   its class and area in m2.
 * aoi: a blue outline without fill, labelled with its name.
 * footprints: a grey dashed outline per date, labelled with the date.
+* coverage: categorized on ``status``: assessed a green outline, one date only an
+  orange hatch, not covered a grey hatch; labelled with the status and share.
 """
 
 from __future__ import annotations
@@ -18,13 +20,28 @@ from xml.sax.saxutils import quoteattr
 
 from borderwatch.errors import InputError
 
-__all__ = ["CLASS_COLOURS", "aoi_qml", "detections_qml", "footprints_qml", "style_for_layer"]
+__all__ = [
+    "CLASS_COLOURS",
+    "COVERAGE_COLOURS",
+    "aoi_qml",
+    "coverage_qml",
+    "detections_qml",
+    "footprints_qml",
+    "style_for_layer",
+]
 
 #: RGB colour of each detection class (Colorbrewer Set1-like, readable on imagery).
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "building": (228, 26, 28),
     "fence_or_wall": (255, 127, 0),
     "other": (152, 78, 163),
+}
+
+#: RGB colour of each coverage ``status`` (see :mod:`borderwatch.products.coverage`).
+COVERAGE_COLOURS: dict[str, tuple[int, int, int]] = {
+    "assessed": (51, 160, 44),
+    "one_date_only": (255, 127, 0),
+    "not_covered": (110, 110, 110),
 }
 
 _QGIS_VERSION = "3.22.0"
@@ -103,6 +120,22 @@ def _single(symbol: str) -> str:
     )
 
 
+def _categorized(attr: str, values: Sequence[str], symbols: Sequence[str]) -> str:
+    """Build a categorized renderer on ``attr``: one symbol per value, labelled without ``_``."""
+    categories = [
+        f'<category render="true" symbol="{i}" value={quoteattr(value)} '
+        f'label={quoteattr(value.replace("_", " "))} type="string"/>'
+        for i, value in enumerate(values)
+    ]
+    return (
+        f'<renderer-v2 type="categorizedSymbol" attr={quoteattr(attr)} forceraster="0" '
+        'symbollevels="0" enableorderby="0" referencescale="-1">'
+        f"<categories>{''.join(categories)}</categories>"
+        f"<symbols>{''.join(symbols)}</symbols>"
+        "<rotation/><sizescale/></renderer-v2>"
+    )
+
+
 def detections_qml() -> str:
     """QML for the detections layer: categorized on ``class``, labelled with the area.
 
@@ -111,24 +144,11 @@ def detections_qml() -> str:
     str
         A complete QGIS style document.
     """
-    categories = []
-    symbols = []
-    for i, (value, rgb) in enumerate(CLASS_COLOURS.items()):
-        label = value.replace("_", " ")
-        categories.append(
-            f'<category render="true" symbol="{i}" value={quoteattr(value)} '
-            f'label={quoteattr(label)} type="string"/>'
-        )
-        symbols.append(
-            _fill_symbol(str(i), fill=_rgba(rgb, 60), outline=_rgba(rgb, 255), width_mm=0.6)
-        )
-    renderer = (
-        '<renderer-v2 type="categorizedSymbol" attr="class" forceraster="0" symbollevels="0" '
-        'enableorderby="0" referencescale="-1">'
-        f"<categories>{''.join(categories)}</categories>"
-        f"<symbols>{''.join(symbols)}</symbols>"
-        "<rotation/><sizescale/></renderer-v2>"
-    )
+    symbols = [
+        _fill_symbol(str(i), fill=_rgba(rgb, 60), outline=_rgba(rgb, 255), width_mm=0.6)
+        for i, rgb in enumerate(CLASS_COLOURS.values())
+    ]
+    renderer = _categorized("class", list(CLASS_COLOURS), symbols)
     expression = "format_number(\"area_m2\", 0) || ' m²'"
     return _document(renderer, _labels(expression))
 
@@ -154,15 +174,39 @@ def footprints_qml() -> str:
     return _document(_single(symbol), _labels('"role" || \' \' || "date"', size_pt=8))
 
 
+def coverage_qml() -> str:
+    """QML for the coverage layer: categorized on ``status``, labelled with the share."""
+    symbols = []
+    for i, (status, rgb) in enumerate(COVERAGE_COLOURS.items()):
+        hatched = status != "assessed"
+        symbols.append(
+            _fill_symbol(
+                str(i),
+                fill=_rgba(rgb, 160 if hatched else 0),
+                fill_style="b_diagonal" if hatched else "no",
+                outline=_rgba(rgb, 255),
+                width_mm=0.5,
+            )
+        )
+    renderer = _categorized("status", list(COVERAGE_COLOURS), symbols)
+    expression = "replace(\"status\", '_', ' ') || ' ' || format_number(100 * \"share\", 1) || ' %'"
+    return _document(renderer, _labels(expression, size_pt=8))
+
+
 def style_for_layer(layer: str) -> str:
-    """QML for one of the exported layers: ``detections``, ``aoi`` or ``footprints``.
+    """QML for one of the exported layers: ``detections``, ``aoi``, ``footprints``, ``coverage``.
 
     Raises
     ------
     InputError
         Unknown layer name.
     """
-    makers = {"detections": detections_qml, "aoi": aoi_qml, "footprints": footprints_qml}
+    makers = {
+        "detections": detections_qml,
+        "aoi": aoi_qml,
+        "footprints": footprints_qml,
+        "coverage": coverage_qml,
+    }
     if layer not in makers:
         raise InputError(f"no style for layer {layer!r}; known: {', '.join(makers)}")
     return makers[layer]()
