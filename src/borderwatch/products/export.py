@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -91,11 +92,12 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
 
 
 def _write_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean an output could not be written (OS, GDAL via pyogrio/rasterio)."""
+    """Exceptions that mean an output could not be written (OS, SQLite, GDAL via pyogrio/rasterio)."""
     import rasterio.errors
 
     return (
         OSError,
+        sqlite3.Error,  # the GeoPackage's style table is written with sqlite3
         pyogrio.errors.DataSourceError,
         pyogrio.errors.DataLayerError,
         rasterio.errors.RasterioError,
@@ -103,7 +105,8 @@ def _write_errors() -> tuple[type[BaseException], ...]:
 
 
 def _write_error(dest: Path, exc: BaseException) -> OutputWriteError:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    full = isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+    if full or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
         why = "disk full"
     elif isinstance(exc, OSError) and exc.errno == errno.EROFS:
         why = "read-only file system"
