@@ -212,7 +212,10 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
     Returns
     -------
     dict
-        JSON-serialisable.
+        JSON-serialisable. ``inputs.before``/``inputs.after`` hold the date's
+        :class:`~borderwatch.imagery.Imagery` fields (``date``, ``date_source``,
+        ``credit``, ``credit_source``, ``scene_id``, ``synthetic``) and its ``files``;
+        ``synthetic`` is true when either date is synthetic imagery.
     """
     import numpy
     import rasterio
@@ -241,9 +244,10 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
         if run.aoi is None
         else {"id": run.aoi.id, "name": run.aoi.name, "source": run.aoi.source},
         "inputs": {
-            "before": {"date": run.before.source.date, "files": files(run.before)},
-            "after": {"date": run.after.source.date, "files": files(run.after)},
+            role: {**ref.source.imagery.record(), "files": files(ref)}
+            for role, ref in (("before", run.before), ("after", run.after))
         },
+        "synthetic": run.before.source.imagery.synthetic or run.after.source.imagery.synthetic,
         "grid": {
             "crs": str(run.grid.crs),
             "transform": list(run.grid.transform)[:6],

@@ -20,7 +20,7 @@ from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.products.evidence import EvidencePacket, write_evidence
 from borderwatch.products.export import atomic_write, check_writable, write_geojson
-from borderwatch.products.gpkg import input_hashes, run_layers, write_gpkg
+from borderwatch.products.gpkg import gpkg_metadata, input_hashes, run_layers, write_gpkg
 from borderwatch.products.review import apply_reviews, load_reviews, place_key
 from borderwatch.products.styles import detections_qml
 
@@ -156,7 +156,9 @@ def write_products(
     files: list[Path] = []
     for out in outputs:
         if out.suffix.lower() == ".gpkg":
-            files.append(write_gpkg(layers, out, overwrite=overwrite))
+            files.append(
+                write_gpkg(layers, out, metadata=gpkg_metadata(run), overwrite=overwrite)
+            )
         else:
             meta = {**run_metadata(run), "place": place}
             det = layers["detections"]
