@@ -216,7 +216,7 @@ def _product(texts: Iterable[str]) -> tuple[str, str | None, str, str] | None:
 
 
 def _credit_text(key: str, value: str) -> str:
-    """A copyright tag's value as a credit line: ``© `` in front unless it says so already."""
+    """Return a copyright tag's value as a credit line, ``© `` in front unless it has one."""
     text = " ".join(value.split())
     if "COPYRIGHT" in key and not re.search(r"©|\(c\)|copyright", text, re.IGNORECASE):
         return f"© {text}"
@@ -283,7 +283,10 @@ def file_imagery(
     synthetic = up.get("SYNTHETIC", "").lower() in ("yes", "true", "1")
     if synthetic and credit is None:
         what = up.get("GENERATOR", "borderwatch")
-        credit, credit_source = f"synthetic imagery ({what}), not a real image", "tiff tag SYNTHETIC"
+        credit, credit_source = (
+            f"synthetic imagery ({what}), not a real image",
+            "tiff tag SYNTHETIC",
+        )
     return Imagery(date, date_source, credit, credit_source, scene_id, synthetic)
 
 

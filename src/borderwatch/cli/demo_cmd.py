@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from borderwatch.cli.detect_cmd import print_summary
-from borderwatch.cli.options import detect_options, detect_params
+from borderwatch.cli.options import detect_options, detect_params, imagery_options
 from borderwatch.engine import detect
 from borderwatch.errors import OutputExistsError
 from borderwatch.products.write import write_products
@@ -26,6 +26,7 @@ __all__ = ["demo"]
     default=None,
     help="New folder for the outputs (default: ./borderwatch-demo-<UTC time>).",
 )
+@imagery_options
 @detect_options
 @click.pass_context
 def demo(
@@ -35,6 +36,8 @@ def demo(
     threshold: str,
     min_area_m2: float,
     overwrite: bool,
+    imagery: Any = None,
+    allow_reversed: bool = False,
     **quality: Any,
 ) -> None:
     """Run detection on the embedded synthetic Helong tiles and write all outputs."""
@@ -53,7 +56,14 @@ def demo(
     quiet = bool(ctx.obj.get("quiet"))
     with progress_reporter(quiet=quiet) as progress:
         tiles_ab = (tiles / "before.tif", tiles / "after.tif")
-        run = detect(*tiles_ab, aoi="helong", params=params, progress=progress)
+        run = detect(
+            *tiles_ab,
+            aoi="helong",
+            params=params,
+            progress=progress,
+            imagery=imagery,
+            allow_reversed=allow_reversed,
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
     # no stored reviews are applied: the demo imagery is synthetic.

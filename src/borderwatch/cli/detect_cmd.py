@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from borderwatch.cli.options import detect_options, detect_params, scale_options
+from borderwatch.cli.options import detect_options, detect_params, imagery_options, scale_options
 from borderwatch.cli.review_cmd import store_option
 from borderwatch.cli.scale import raster_out_options
 from borderwatch.engine import DetectionRun, DetectParams, detect
@@ -46,6 +46,8 @@ def run_and_write(
     scheduler: str | None = None,
     score_out: Path | None = None,
     mask_out: Path | None = None,
+    imagery: Any = None,
+    allow_reversed: bool = False,
 ) -> tuple[DetectionRun, list[Path], Any]:
     """Run the engine on one pair and write every product (shared by detect and batch).
 
@@ -70,6 +72,8 @@ def run_and_write(
             mask_out=mask_out,
             overwrite=overwrite,
             progress=progress,
+            imagery=imagery,
+            allow_reversed=allow_reversed,
         )
     products = write_products(
         run,
@@ -123,6 +127,7 @@ def run_and_write(
     help="Analysis pixel size in metres (default: finest input).",
 )
 @click.option("--crs", default=None, help="Analysis CRS (default: local UTM zone).")
+@imagery_options
 @detect_options
 @scale_options
 @raster_out_options
@@ -145,6 +150,8 @@ def detect_command(
     scheduler: str | None = None,
     score_out: Path | None = None,
     mask_out: Path | None = None,
+    imagery: Any = None,
+    allow_reversed: bool = False,
     **quality: Any,
 ) -> None:
     """Detect change between BEFORE and AFTER imagery and write detections."""
@@ -171,6 +178,8 @@ def detect_command(
         scheduler=scheduler,
         score_out=score_out,
         mask_out=mask_out,
+        imagery=imagery,
+        allow_reversed=allow_reversed,
     )
     if not quiet:
         print_summary(run, outputs)

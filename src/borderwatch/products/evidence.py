@@ -139,7 +139,7 @@ def chip_window(
 
 
 def scene_info(scene: Any) -> dict[str, Any]:
-    """What the report, chips and manifest say about one date (a ``DateRef``).
+    """Describe one date (a ``DateRef``) as the report, chips and manifest give it.
 
     Returns
     -------

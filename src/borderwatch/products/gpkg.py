@@ -120,8 +120,7 @@ def _aoi_frame(run: DetectionRun) -> gpd.GeoDataFrame | None:
 
 #: What the layers of a run made from synthetic imagery say in every description.
 SYNTHETIC_NOTE = (
-    "SYNTHETIC: made from borderwatch's generated sample imagery; no real place, "
-    "no real finding."
+    "SYNTHETIC: made from borderwatch's generated sample imagery; no real place, no real finding."
 )
 
 

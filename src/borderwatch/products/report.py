@@ -74,7 +74,7 @@ CLASS_LABELS = {
 
 
 def review_figures(detections: gpd.GeoDataFrame) -> dict[str, Any]:
-    """Counts and areas of the detections, rejected ones left out of the totals.
+    """Count the detections and their area, rejected ones left out of the totals.
 
     Parameters
     ----------
@@ -194,7 +194,7 @@ def render_report(
     rows = detections.drop(columns=detections.geometry.name).to_dict(orient="records")
     for n, r in enumerate(rows, start=1):
         r.setdefault("ref", n)
-        r["label"] = CLASS_LABELS.get(str(r.get("class")), CLASS_LABELS["other"])
+        r["label"] = CLASS_LABELS.get(str(r.get("class")), str(r.get("class")))
     return template.render(
         aoi=site["name"],
         site=site,
