@@ -203,58 +203,26 @@ def test_make_plan_applies_options_before_the_check():
     assert plan.attrs["before_date"] == "2021-09-02"
 
 
+def detect_pair(before: Path, after: Path, out: Path, *extra: str):
+    return run("detect", "--before", str(before), "--after", str(after), "--out", str(out), *extra)
+
+
 def test_cli_refuses_swapped_and_identical_inputs(tmp_path):
     tiles = sample_tiles_dir()
-    out = str(tmp_path / "d.gpkg")
-    swapped = run(
-        "detect",
-        "--before",
-        str(tiles / "after.tif"),
-        "--after",
-        str(tiles / "before.tif"),
-        "--out",
-        out,
-    )
+    b, a, out = tiles / "before.tif", tiles / "after.tif", tmp_path / "d.gpkg"
+    swapped = detect_pair(a, b, out)
     assert swapped.exit_code == 2
     line = swapped.output.strip().splitlines()[-1]
     assert "before date 2021-09-02" in line and "after date 2019-06-14" in line
     assert "after.tif" in line and "before.tif" in line and "--allow-reversed" in line
-    shutil.copy(tiles / "before.tif", tmp_path / "copy.tif")
-    same = run(
-        "detect",
-        "--before",
-        str(tiles / "before.tif"),
-        "--after",
-        str(tmp_path / "copy.tif"),
-        "--out",
-        out,
-    )
+    shutil.copy(b, tmp_path / "copy.tif")
+    same = detect_pair(b, tmp_path / "copy.tif", out)
     assert same.exit_code == 2 and "same SHA-256 content" in same.output
-    by_option = run(
-        "detect",
-        "--before",
-        str(tiles / "before.tif"),
-        "--after",
-        str(tiles / "after.tif"),
-        "--before-date",
-        "2022-01-01",
-        "--out",
-        out,
-    )
+    by_option = detect_pair(b, a, out, "--before-date", "2022-01-01")
     assert by_option.exit_code == 2 and "before date 2022-01-01" in by_option.output
-    bad = run(
-        "detect",
-        "--before",
-        str(tiles / "before.tif"),
-        "--after",
-        str(tiles / "after.tif"),
-        "--after-date",
-        "2021-02-30",
-        "--out",
-        out,
-    )
+    bad = detect_pair(b, a, out, "--after-date", "2021-02-30")
     assert bad.exit_code == 2 and "'2021-02-30' is not a date" in bad.output
-    assert not (tmp_path / "d.gpkg").exists()
+    assert not out.exists()
 
 
 @pytest.mark.slow

@@ -42,6 +42,12 @@ def table(rows: list[tuple]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(data, geometry=[Point(0, 0)] * len(rows), crs=32652)
 
 
+def assert_contains(text: str, *parts: str) -> None:
+    """Assert that every part occurs in ``text``, naming the ones that do not."""
+    missing = [p for p in parts if p not in text]
+    assert not missing, missing
+
+
 RECORD = {
     "scenes": {
         "before": {"date": "2019-06-14", "files": ["b.tif"], "scene_ids": [], "credit": "ESA"},
@@ -126,13 +132,16 @@ def test_site_header_coordinates_confidence_and_caveat():
     html = render_report(
         run=fake_run(), detections=table([]), chips=[], overview="o.png", record=RECORD
     )
-    assert "<tr><th>site</th><td>Helong</td></tr>" in html
-    assert "<td>42.540300, 129.003900 (WGS 84, EPSG:4326)</td>" in html
-    assert "<tr><th>MGRS</th><td>52TEN0032009767</td></tr>" in html
-    assert "<tr><th>AOI location confidence</th><td>town</td></tr>" in html
-    assert "a town centre from public gazetteers, good to about 1-2 km" in html
-    assert "Imagery (before): ESA<br>Imagery (after): unknown" in html
-    assert "<tr><th>pixel size</th><td>0.5&nbsp;m (EPSG:32652)</td></tr>" in html
+    assert_contains(
+        html,
+        "<tr><th>site</th><td>Helong</td></tr>",
+        "<td>42.540300, 129.003900 (WGS 84, EPSG:4326)</td>",
+        "<tr><th>MGRS</th><td>52TEN0032009767</td></tr>",
+        "<tr><th>AOI location confidence</th><td>town</td></tr>",
+        "a town centre from public gazetteers, good to about 1-2 km",
+        "Imagery (before): ESA<br>Imagery (after): unknown",
+        "<tr><th>pixel size</th><td>0.5&nbsp;m (EPSG:32652)</td></tr>",
+    )
 
 
 def test_unknown_values_say_unknown_and_no_empty_brackets():
@@ -143,11 +152,14 @@ def test_unknown_values_say_unknown_and_no_empty_brackets():
         run=fake_run(), detections=det, chips=chips, overview="o.png", record=record
     )
     assert "()" not in html and "( )" not in html
-    assert "Before date unknown &rarr; after date unknown" in html
-    assert "After image, date unknown;" in html
-    assert "<figcaption>before, date unknown &middot;" in html
-    assert "Imagery (before): unknown<br>Imagery (after): unknown" in html
-    assert "<td>date unknown; scene id: unknown</td>" in html
+    assert_contains(
+        html,
+        "Before date unknown &rarr; after date unknown",
+        "After image, date unknown;",
+        "<figcaption>before, date unknown &middot;",
+        "Imagery (before): unknown<br>Imagery (after): unknown",
+        "<td>date unknown; scene id: unknown</td>",
+    )
 
 
 def test_synthetic_imagery_banner_and_title():
@@ -195,13 +207,16 @@ def test_report_without_detections():
         overview="o.png",
         record={},
     )
-    assert "<title>Possible new construction: input overlap</title>" in html
-    assert '<tr><td colspan="12">No detections.</td></tr></table>' in html
-    assert "<p>No detections, so no chips.</p>\n<h2>Method and limits</h2>" in html
-    assert "0 detections; 0 m² in total" in html
-    # Without an AOI the site is the grid's centre: UTM 52N 500100 E, 4708100 N.
-    assert "<td>42.525279, 129.001218 (WGS 84, EPSG:4326)</td>" in html
-    assert "<tr><th>AOI location confidence</th><td>not applicable</td></tr>" in html
+    assert_contains(
+        html,
+        "<title>Possible new construction: input overlap</title>",
+        '<tr><td colspan="12">No detections.</td></tr></table>',
+        "<p>No detections, so no chips.</p>\n<h2>Method and limits</h2>",
+        "0 detections; 0 m² in total",
+        # Without an AOI the site is the grid's centre: UTM 52N 500100 E, 4708100 N.
+        "<td>42.525279, 129.001218 (WGS 84, EPSG:4326)</td>",
+        "<tr><th>AOI location confidence</th><td>not applicable</td></tr>",
+    )
 
 
 @pytest.mark.parametrize("where", ["aoi", "id", "note", "class", "path", "credit", "param"])
@@ -224,3 +239,33 @@ def test_report_escapes_every_value(where):
     html = render_report(run=run, detections=det, chips=chips, overview="o.png", record=record)
     assert "<script" not in html and EVIL not in html
     assert EVIL_HTML in html
+
+
+@pytest.mark.slow
+def test_report_after_a_stored_review_gives_confirmed_figures(analyst_outputs, tmp_path):
+    """A review made in QGIS, imported and re-applied: the packet's figures follow it."""
+    import shutil
+
+    from test_review import edit_reviews
+
+    from borderwatch.products.review import import_reviews
+    from borderwatch.products.write import write_products
+
+    gpkg = tmp_path / "edited.gpkg"
+    shutil.copy(analyst_outputs.gpkg, gpkg)
+    det = analyst_outputs.products.detections
+    ids, areas = det["id"].tolist(), det["area_m2"].to_numpy()
+    edit_reviews(
+        gpkg, {ids[0]: ("confirmed", ""), ids[1]: ("confirmed", ""), ids[2]: ("rejected", "")}
+    )
+    store = tmp_path / "store"
+    import_reviews(gpkg, store_dir=store)
+    products = write_products(analyst_outputs.run, evidence=tmp_path / "packet", reviews_dir=store)
+    assert products.reviews_applied == 3
+    html = products.evidence.report.read_text("utf-8")
+    n = len(ids)
+    kept = areas.sum() - areas[2]
+    assert f"2 confirmed of {n} detections, 1 rejected; {kept:,.0f} m² in total, rejected" in html
+    assert (
+        f"{areas[0] + areas[1]:,.0f} m² confirmed, {kept:,.0f} m² in the {n - 1} not rejected."
+    ) in html

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_report import assert_contains
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -143,13 +144,16 @@ def test_rendered_report_shows_coordinates_credits_and_synthetic_banner(analyst_
     # The banner is the first thing on the page, and the title says it too.
     assert lines[0] == "SYNTHETIC IMAGERY: NOT A REAL FINDING"
     assert "SYNTHETIC: Possible new construction: Helong border-defence detention centre" in lines
-    # Site header: the Helong catalogue point (42.5403 N, 129.0039 E) and its MGRS.
-    assert "42.540300, 129.003900 (WGS 84, EPSG:4326)" in text
-    assert "MGRS\t52TEN0032009767" in text
-    assert "AOI location confidence\ttown" in text
-    # Credits of both dates, never a file name and never an empty "()".
-    assert "Imagery (before): synthetic imagery (borderwatch.synthetic.make_pair(seed=0))" in text
-    assert "Imagery (after): synthetic imagery" in text
+    # Site header: the Helong catalogue point (42.5403 N, 129.0039 E) and its MGRS, and the
+    # credits of both dates (never a file name, never an empty "()").
+    assert_contains(
+        text,
+        "42.540300, 129.003900 (WGS 84, EPSG:4326)",
+        "MGRS\t52TEN0032009767",
+        "AOI location confidence\ttown",
+        "Imagery (before): synthetic imagery (borderwatch.synthetic.make_pair(seed=0))",
+        "Imagery (after): synthetic imagery",
+    )
     assert "()" not in text and "before.tif and" not in text
     # Every detection's row with its coordinates and estimative class.
     for row in analyst_outputs.products.detections.itertuples():

@@ -29,7 +29,7 @@ import datetime as _dt
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -163,14 +163,8 @@ def parse_date(value: str, *, where: str) -> str:
     '2020-01-15'
     """
     text = value.strip()
-    try:
-        if not _ISO.match(text):
-            raise ValueError
-        _dt.date.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"{where}: {value!r} is not a date; write YYYY-MM-DD, e.g. 2020-01-15"
-        ) from None
+    if not (_ISO.match(text) and _ymd(*text.split("-"))):
+        raise InputError(f"{where}: {value!r} is not a date; write YYYY-MM-DD, e.g. 2020-01-15")
     return text
 
 
@@ -186,32 +180,41 @@ def _date_in(text: str) -> str | None:
     return _ymd(*m.groups()) if m else None
 
 
-def _product(texts: Iterable[str]) -> tuple[str, str | None, str, str] | None:
+def _doy_date(year: str, doy: str) -> str | None:
+    """``YYYY-MM-DD`` of a year and day of the year (Landsat scene ids), None if invalid."""
+    days = 366 if _ymd(year, "02", "29") else 365
+    if not 1 <= int(doy) <= days:
+        return None
+    return (_dt.date(int(year), 1, 1) + _dt.timedelta(days=int(doy) - 1)).isoformat()
+
+
+#: Product names, in the order they are looked for: full product names first (over all
+#: texts), then scene and tile names. Group 1 is the id, group 2 the acquisition date.
+_NAME_PASSES = (
+    (
+        (_S2_PRODUCT, COPERNICUS_CREDIT, "Sentinel-2 product name"),
+        (_LS_PRODUCT, USGS_CREDIT, "Landsat product id"),
+    ),
+    (
+        (_LS_SCENE, USGS_CREDIT, "Landsat scene id"),
+        (_LS_LPGS, USGS_CREDIT, "Landsat scene id"),
+        (_S2_TILE, COPERNICUS_CREDIT, "Sentinel-2 tile name"),
+    ),
+)
+
+
+def _product(texts: Sequence[str]) -> tuple[str, str | None, str, str] | None:
     """``(scene id, date, credit, kind)`` of the first Sentinel-2 or Landsat name found."""
-    texts = list(texts)
-    for text in texts:  # a full product name beats a tile name in the same texts
-        if m := _S2_PRODUCT.search(text):
-            d = _ymd(m.group(2)[:4], m.group(2)[4:6], m.group(2)[6:])
-            return m.group(1), d, COPERNICUS_CREDIT, "Sentinel-2 product name"
-        if m := _LS_PRODUCT.search(text):
-            d = _ymd(m.group(2)[:4], m.group(2)[4:6], m.group(2)[6:])
-            return m.group(1), d, USGS_CREDIT, "Landsat product id"
-    for text in texts:
-        if m := _LS_SCENE.search(text):
-            year, doy = int(m.group(2)), int(m.group(3))
-            try:
-                d = (_dt.date(year, 1, 1) + _dt.timedelta(days=doy - 1)).isoformat()
-            except (ValueError, OverflowError):
-                d = None
-            if d is not None and not d.startswith(str(year)):
-                d = None
-            return m.group(1), d, USGS_CREDIT, "Landsat scene id"
-        if m := _LS_LPGS.search(text):
-            d = _ymd(m.group(2)[:4], m.group(2)[4:6], m.group(2)[6:])
-            return m.group(1), d, USGS_CREDIT, "Landsat scene id"
-        if m := _S2_TILE.search(text):
-            d = _ymd(m.group(2)[:4], m.group(2)[4:6], m.group(2)[6:])
-            return m.group(1), d, COPERNICUS_CREDIT, "Sentinel-2 tile name"
+    for names in _NAME_PASSES:
+        for text in texts:
+            for regex, credit, kind in names:
+                if m := regex.search(text):
+                    digits = m.group(2)
+                    if regex is _LS_SCENE:
+                        date = _doy_date(digits, m.group(3))
+                    else:
+                        date = _ymd(digits[:4], digits[4:6], digits[6:8])
+                    return m.group(1), date, credit, kind
     return None
 
 
