@@ -327,6 +327,12 @@ def test_demo_outputs_say_synthetic(tmp_path):
     aoi = pyogrio.read_dataframe(gpkg, layer="aoi")
     assert aoi.loc[0, "confidence"] == "town"
     assert "not the facility or fence itself" in aoi.loc[0, "caveat"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["aoi"]["confidence"], manifest["scenes"]["after"]["synthetic"]) == (
+        "town",
+        True,
+    )
+    assert manifest["scenes"]["before"]["date_source"] == "tiff tag ACQUISITION_DATE"
     geo = json.loads((out / "new_structures.geojson").read_text())
     assert geo["borderwatch"]["synthetic"] is True
     assert geo["borderwatch"]["inputs"]["after"]["synthetic"] is True

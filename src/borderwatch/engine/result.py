@@ -13,7 +13,7 @@ import rasterio.windows
 from affine import Affine
 
 from borderwatch import __version__
-from borderwatch.aoi import AOI
+from borderwatch.aoi import AOI, aoi_caveat
 from borderwatch.engine.fit import SceneModel
 from borderwatch.engine.params import DetectParams
 from borderwatch.engine.plan import Plan
@@ -242,7 +242,12 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
         },
         "aoi": None
         if run.aoi is None
-        else {"id": run.aoi.id, "name": run.aoi.name, "source": run.aoi.source},
+        else {
+            "id": run.aoi.id,
+            "name": run.aoi.name,
+            "source": run.aoi.source,
+            **dict(zip(("confidence", "caveat"), aoi_caveat(run.aoi), strict=True)),
+        },
         "inputs": {
             role: {**ref.source.imagery.record(), "files": files(ref)}
             for role, ref in (("before", run.before), ("after", run.after))
