@@ -60,6 +60,7 @@ SCRIPT = textwrap.dedent(
             "attr": r.classAttribute() if categorized else None,
             "categories": [c.value() for c in r.categories()] if categorized else [],
             "labels": layer.labelsEnabled(),
+            "abstract": layer.metadata().abstract(),
         }
 
     out = {"version": Qgis.QGIS_VERSION}
@@ -137,6 +138,11 @@ def test_qgis_opens_styled_layers_and_review_edit_round_trips(analyst_outputs, t
     for key in ("aoi", "footprints"):
         assert got[key]["valid"] and got[key]["renderer"] == "singleSymbol" and got[key]["labels"]
     assert got["aoi"]["count"] == 1 and got["footprints"]["count"] == 2
+    # The sample tiles are synthetic: QGIS shows it as every GeoPackage layer's abstract
+    # (Layer Properties > Information and Metadata); the AOI carries its caveat.
+    for key in ("gpkg", "aoi", "footprints"):
+        assert got[key]["abstract"].startswith("SYNTHETIC: "), (key, got[key]["abstract"])
+    assert {"confidence", "caveat"} <= set(got["aoi"]["fields"])
     assert got["edited"] is True
 
     store = tmp_path / "store"

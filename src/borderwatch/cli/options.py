@@ -175,7 +175,7 @@ def imagery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--allow-reversed",
             is_flag=True,
             help="Run even when the before date is later than the after date, or both "
-            "dates are the same files (refused by default).",
+            "dates are the same imagery (same files or same bytes); refused by default.",
         ),
     ]
 
