@@ -275,10 +275,8 @@ def file_imagery(
         scene_id = scene_id or pid
         if date is None and pdate is not None:
             date, date_source = pdate, kind
-        if credit is None:
-            year = (pdate or date or "")[:4]
-            credit = pcredit.format(year=year).strip() if year else pcredit.format(year="").strip()
-            credit_source = kind
+        if credit is None:  # the programme's credit names the acquisition year
+            credit, credit_source = pcredit.format(year=(pdate or date or "")[:4]).strip(), kind
     if date is None and (d := _date_in(p.name)):
         date, date_source = d, "file name"
     if date is None and (d := _date_in(up.get("TIFFTAG_DATETIME", ""))):
