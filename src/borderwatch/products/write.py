@@ -156,9 +156,7 @@ def write_products(
     files: list[Path] = []
     for out in outputs:
         if out.suffix.lower() == ".gpkg":
-            files.append(
-                write_gpkg(layers, out, metadata=gpkg_metadata(run), overwrite=overwrite)
-            )
+            files.append(write_gpkg(layers, out, metadata=gpkg_metadata(run), overwrite=overwrite))
         else:
             meta = {**run_metadata(run), "place": place}
             det = layers["detections"]
