@@ -60,6 +60,7 @@ SCRIPT = textwrap.dedent(
             "attr": r.classAttribute() if categorized else None,
             "categories": [c.value() for c in r.categories()] if categorized else [],
             "labels": layer.labelsEnabled(),
+            "abstract": layer.metadata().abstract(),
         }
 
     out = {"version": Qgis.QGIS_VERSION}
@@ -144,6 +145,11 @@ def test_qgis_opens_styled_layers_and_review_edit_round_trips(analyst_outputs, t
     assert coverage["valid"] and coverage["count"] == 2 and coverage["labels"]
     assert coverage["renderer"] == "categorizedSymbol" and coverage["attr"] == "status"
     assert coverage["categories"] == ["assessed", "one_date_only", "not_covered"]
+    # The sample tiles are synthetic: QGIS shows it as every GeoPackage layer's abstract
+    # (Layer Properties > Information and Metadata); the AOI carries its caveat.
+    for key in ("gpkg", "aoi", "footprints"):
+        assert got[key]["abstract"].startswith("SYNTHETIC: "), (key, got[key]["abstract"])
+    assert {"confidence", "caveat"} <= set(got["aoi"]["fields"])
     assert got["edited"] is True
 
     store = tmp_path / "store"

@@ -35,6 +35,7 @@ from borderwatch.errors import AOIError
 __all__ = [
     "AOI",
     "CATALOGUE_FILES",
+    "aoi_caveat",
     "aoi_polygon",
     "aoi_polygon_lonlat",
     "area_km2",
@@ -56,6 +57,16 @@ CATALOGUE_FILES: Mapping[str, str] = MappingProxyType(
 _WGS84 = CRS.from_epsg(4326)
 _GEOJSON_SUFFIXES = {".geojson", ".json", ".geojsonl", ".geojsons"}
 _VECTOR_SUFFIXES = _GEOJSON_SUFFIXES | {".gpkg", ".shp", ".zip", ".fgb", ".kml", ".gml"}
+#: What each catalogue ``location_confidence`` means for a finding (aoi/README.md).
+_CAVEATS: Mapping[str, str] = MappingProxyType(
+    {
+        "town": "The AOI's point is a town centre from public gazetteers, good to about 1-2 km, "
+        "not the facility or fence itself; the target can lie outside the searched circle.",
+        "crossing": "The AOI's point is the border crossing (a documented bridge), not the "
+        "facility or fence itself; the target can lie outside the searched circle.",
+        "exact": "The AOI's geometry is the site itself.",
+    }
+)
 # 32 segments per quarter circle: the polygon's area is within 0.05 % of pi * r**2.
 _QUAD_SEGS = 32
 
@@ -92,6 +103,36 @@ class AOI:
         """Centroid ``(lon, lat)`` in degrees, EPSG:4326 (planar centroid of lon/lat)."""
         c = self.geometry.centroid
         return (float(c.x), float(c.y))
+
+
+def aoi_caveat(aoi: AOI) -> tuple[str, str]:
+    """How far an AOI can be trusted to hold its target: its confidence and caveat.
+
+    Parameters
+    ----------
+    aoi : AOI
+        Catalogue entry or user AOI.
+
+    Returns
+    -------
+    confidence : str
+        The ``location_confidence`` property (``"town"``, ``"crossing"``, ...), or
+        ``"not stated"``.
+    caveat : str
+        The ``caveat`` property if the AOI has one, else the meaning of its confidence
+        (see ``aoi/README.md``), else a sentence saying that none was given.
+
+    Examples
+    --------
+    >>> confidence, caveat = aoi_caveat(get_aoi("helong"))
+    >>> confidence, caveat.split(",")[0]
+    ('town', "The AOI's point is a town centre from public gazetteers")
+    """
+    confidence = str(aoi.properties.get("location_confidence") or "not stated")
+    caveat = aoi.properties.get("caveat") or _CAVEATS.get(confidence)
+    if not caveat:
+        caveat = "No location confidence was given with this AOI; treat its outline as approximate."
+    return confidence, str(caveat)
 
 
 def catalogue_dir() -> Path:

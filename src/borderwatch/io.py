@@ -11,7 +11,6 @@ area outside each file's footprint) travels with the data.
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import os
 import re
@@ -33,6 +32,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import transform as _shp_transform
 
 from borderwatch.errors import InputError, NoOverlapError, RasterReadError
+from borderwatch.imagery import Imagery, file_imagery, merge_imagery
 
 __all__ = [
     "expand_paths",
@@ -47,7 +47,6 @@ __all__ = [
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt", ".png", ".hdr", "")
 _BAND_RE = re.compile(r"(?:^|[_\-.])(B(?:0?[1-9]|1[0-2]|8A))(?=[_\-.]|$)", re.IGNORECASE)
-_DATE_RE = re.compile(r"(?<!\d)(20\d{2}|19\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -110,11 +109,14 @@ class DateSource:
     band_names : tuple of str
         One name per band (``B02``... for Sentinel-2 style names, else ``band1``...).
     date : str or None
-        Acquisition date ``YYYY-MM-DD`` from the metadata or the file name, if found.
+        Acquisition date ``YYYY-MM-DD`` (``imagery.date``), if known.
     footprint : shapely geometry
         Union of the files' footprints in EPSG:4326 (lon, lat).
     min_res_m : float
         Finest pixel size among the files, in metres (approximate for geographic CRSs).
+    imagery : Imagery
+        Date, credit, scene id and synthetic flag and where each came from
+        (:mod:`borderwatch.imagery`).
     """
 
     paths: tuple[str, ...]
@@ -123,6 +125,7 @@ class DateSource:
     footprint: BaseGeometry = field(repr=False)
     min_res_m: float
     file_bands: tuple[tuple[str, int], ...] = field(repr=False)
+    imagery: Imagery = field(default_factory=Imagery)
 
 
 @dataclass(frozen=True)
@@ -192,24 +195,6 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def _date_from(src: rasterio.DatasetReader, path: str) -> str | None:
-    tags = src.tags()
-    for key in ("ACQUISITION_DATE", "DATE_ACQUIRED", "TIFFTAG_DATETIME", "DATETIME"):
-        value = tags.get(key)
-        if value:
-            m = _DATE_RE.search(value.replace(":", "-"))
-            if m:
-                return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
-    m = _DATE_RE.search(Path(path).name)
-    if m:
-        try:
-            _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        except ValueError:
-            return None
-        return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
-    return None
-
-
 def _res_metres(src: rasterio.DatasetReader) -> float:
     if src.crs.is_projected:
         factor = src.crs.linear_units_factor[1] if src.crs.linear_units_factor else 1.0
@@ -246,7 +231,7 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     file_bands: list[tuple[str, int]] = []
     foot = None
     res = math.inf
-    date = None
+    metas: list[Imagery] = []
     for path in files:
         with _open(path) as src:
             if src.crs is None:
@@ -260,7 +245,11 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
             fp = box(*bounds)
             foot = fp if foot is None else foot.union(fp)
             res = min(res, _res_metres(src))
-            date = date or _date_from(src, path)
+            metas.append(
+                file_imagery(
+                    path, src.tags(), envi=src.tags(ns="ENVI"), descriptions=src.descriptions
+                )
+            )
             band_idx = [
                 i for i in range(1, src.count + 1) if src.colorinterp[i - 1].name != "alpha"
             ]
@@ -275,7 +264,8 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
                     names.append(f"band{len(names) + 1}")
                 file_bands.append((path, i))
     assert foot is not None
-    return DateSource(tuple(files), tuple(names), date, foot, res, tuple(file_bands))
+    meta = merge_imagery(metas)
+    return DateSource(tuple(files), tuple(names), meta.date, foot, res, tuple(file_bands), meta)
 
 
 def _as_source(

@@ -56,6 +56,7 @@ from typing import TypeVar
 from rasterio.errors import RasterioError
 
 from borderwatch.errors import BorderwatchError, InputError, InternalError, NoOverlapError
+from borderwatch.imagery import ImageryOptions, parse_date
 
 __all__ = [
     "JOB_ERRORS",
@@ -88,6 +89,8 @@ JOB_ERRORS: tuple[type[BaseException], ...] = (BorderwatchError, OSError, Raster
 
 _VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".zip", ".fgb", ".kml", ".gml"}
 _UNSAFE = re.compile(r"[^\w.-]+")
+_YES = frozenset({"yes", "true", "1", "y"})
+_NO = frozenset({"no", "false", "0", "n"})
 _UNDERSCORES = re.compile(r"_{2,}")
 
 P = TypeVar("P")
@@ -107,12 +110,19 @@ class BatchJob:
         One multi-band raster, a folder, or several band files per date.
     origin : str
         Where the job was given: ``"jobs.csv:3"`` (file and line) or ``"--pair 2"``.
+    imagery : mapping
+        ``{"before": ImageryOptions, "after": ImageryOptions}`` given in the job file
+        (dates, credits, scene ids); empty: read from the files.
+    allow_reversed : bool
+        Run even with swapped dates or identical inputs.
     """
 
     aoi: str | None
     before: tuple[str, ...]
     after: tuple[str, ...]
     origin: str
+    imagery: Mapping[str, ImageryOptions] = field(default_factory=dict, hash=False)
+    allow_reversed: bool = False
 
 
 def pair_jobs(
@@ -145,7 +155,11 @@ def read_jobs(path: str | os.PathLike[str]) -> list[BatchJob]:
     """Jobs from a CSV file with header ``aoi,before,after``.
 
     ``aoi`` may be empty (the whole overlap); ``before`` and ``after`` may list several
-    files separated by ``;``. Other columns and blank lines are ignored. Each job's
+    files separated by ``;``. Optional columns, empty cells meaning "from the files"
+    as for ``detect``'s options: ``before_date``, ``after_date`` (YYYY-MM-DD),
+    ``credit`` (both dates), ``before_credit``, ``after_credit`` (over ``credit``),
+    ``before_scene_id``, ``after_scene_id``, and ``allow_reversed`` (``yes``/``no``,
+    ``true``/``false``, ``1``/``0``). Other columns and blank lines are ignored. Each job's
     :attr:`~BatchJob.origin` is ``<file>:<line>`` (the line where its row ends, for a
     quoted cell over several lines).
 
@@ -192,8 +206,32 @@ def _parse_jobs(fh: Iterable[str], name: str) -> list[BatchJob]:
         if not b or not a:
             raise InputError(f"{where}: before and after must both be given")
         aoi = (row.get("aoi") or "").strip() or None
-        jobs.append(BatchJob(aoi, b, a, where))
+        jobs.append(BatchJob(aoi, b, a, where, _row_imagery(row, where), _row_flag(row, where)))
     return jobs
+
+
+def _cell(row: Mapping[str, str | None], name: str) -> str | None:
+    value = row.get(name)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _row_imagery(row: Mapping[str, str | None], where: str) -> dict[str, ImageryOptions]:
+    out = {}
+    for role in ("before", "after"):
+        date = _cell(row, f"{role}_date")
+        out[role] = ImageryOptions(
+            date=parse_date(date, where=f"{where}: {role}_date") if date else None,
+            credit=_cell(row, f"{role}_credit") or _cell(row, "credit"),
+            scene_id=_cell(row, f"{role}_scene_id"),
+        )
+    return out
+
+
+def _row_flag(row: Mapping[str, str | None], where: str) -> bool:
+    text = (_cell(row, "allow_reversed") or "no").lower()
+    if text not in _YES | _NO:
+        raise InputError(f"{where}: allow_reversed {text!r} is neither yes nor no")
+    return text in _YES
 
 
 def _split(cell: str | list[str] | None) -> tuple[str, ...]:

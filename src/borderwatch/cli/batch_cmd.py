@@ -3,7 +3,12 @@
 Jobs are every combination of the ``--aoi`` values and the ``--pair`` values, plus
 the rows of ``--jobs`` files (CSV with columns ``aoi,before,after``; ``aoi`` may be
 empty for the whole overlap; ``before``/``after`` may list several files separated
-by ``;``). Each job's report is ``<name>.geojson`` in ``--out-dir``, the name made of
+by ``;``; optional columns ``before_date``, ``after_date``, ``credit``,
+``before_credit``, ``after_credit``, ``before_scene_id``, ``after_scene_id`` and
+``allow_reversed`` as :func:`borderwatch.jobs.read_jobs` describes). A job whose
+before date is later than its after date, or whose two dates are the same imagery,
+fails alone unless ``--allow-reversed`` or its ``allow_reversed`` cell says yes.
+Each job's report is ``<name>.geojson`` in ``--out-dir``, the name made of
 the parts of the paths that tell the jobs apart (:func:`borderwatch.jobs.job_names`:
 ``overlap__beihai__imgs_1__imgs_2`` and ``overlap__bercy__imgs_1__imgs_2`` for two
 OSCD cities, ``<aoi>__<before>__<after>`` for pairs in one folder). The same job given
@@ -119,7 +124,9 @@ def _outcome(result: JobResult) -> list[str]:
     "job_files",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="CSV job file with columns aoi,before,after (repeatable).",
+    help="CSV job file with columns aoi,before,after and optional before_date, after_date, "
+    "credit, before_credit, after_credit, before_scene_id, after_scene_id, allow_reversed "
+    "(repeatable).",
 )
 @click.option(
     "--out-dir",
@@ -130,6 +137,12 @@ def _outcome(result: JobResult) -> list[str]:
 @click.option("--gpkg", "gpkg", is_flag=True, help="Also write <name>.gpkg per job.")
 @click.option(
     "--evidence", "evidence", is_flag=True, help="Also write the packet <name>.evidence/ per job."
+)
+@click.option(
+    "--allow-reversed",
+    is_flag=True,
+    help="Run jobs whose before date is later than the after date, or whose dates are "
+    "the same files (per job: the allow_reversed column).",
 )
 @detect_options
 @packet_options(redact=False)
@@ -151,6 +164,7 @@ def batch(
     scheduler: str | None,
     sign_key: Any = None,
     redact: bool = False,
+    allow_reversed: bool = False,
     **quality: Any,
 ) -> None:
     """Run detection for many AOIs x image pairs; one report per job.
@@ -205,7 +219,13 @@ def batch(
     def prepare(ref: JobRef) -> Plan:
         job = ref.job
         prepared = make_plan(
-            list(job.before), list(job.after), aoi=job.aoi, params=params, block_size=size
+            list(job.before),
+            list(job.after),
+            aoi=job.aoi,
+            params=params,
+            block_size=size,
+            imagery=job.imagery,
+            allow_reversed=allow_reversed or job.allow_reversed,
         )
         grid = prepared.source.grid
         log.info(

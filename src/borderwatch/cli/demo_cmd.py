@@ -9,7 +9,13 @@ from typing import Any
 import click
 
 from borderwatch.cli.detect_cmd import print_summary
-from borderwatch.cli.options import detect_options, detect_params, packet_options, print_packet
+from borderwatch.cli.options import (
+    detect_options,
+    detect_params,
+    imagery_options,
+    packet_options,
+    print_packet,
+)
 from borderwatch.engine import detect
 from borderwatch.products.write import check_outputs, write_products
 from borderwatch.progress import activity, progress_reporter
@@ -25,6 +31,7 @@ __all__ = ["demo"]
     default=None,
     help="New folder for the outputs (default: ./borderwatch-demo-<UTC time>).",
 )
+@imagery_options
 @detect_options
 @packet_options(redact=True)
 @click.pass_context
@@ -37,6 +44,8 @@ def demo(
     overwrite: bool,
     sign_key: Any = None,
     redact: bool = True,
+    imagery: Any = None,
+    allow_reversed: bool = False,
     **quality: Any,
 ) -> None:
     """Run detection on the embedded synthetic Helong tiles and write all outputs.
@@ -59,7 +68,14 @@ def demo(
     quiet = bool(ctx.obj.get("quiet"))
     with progress_reporter(quiet=quiet) as progress:
         tiles_ab = (tiles / "before.tif", tiles / "after.tif")
-        run = detect(*tiles_ab, aoi="helong", params=params, progress=progress)
+        run = detect(
+            *tiles_ab,
+            aoi="helong",
+            params=params,
+            progress=progress,
+            imagery=imagery,
+            allow_reversed=allow_reversed,
+        )
     # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
     # no stored reviews are applied: the demo imagery is synthetic.
     with activity("writing", quiet=quiet):

@@ -10,6 +10,7 @@ import click
 from borderwatch.cli.options import (
     detect_options,
     detect_params,
+    imagery_options,
     packet_options,
     print_packet,
     scale_options,
@@ -58,6 +59,8 @@ def run_and_write(
     sign_key: Any = None,
     redact: bool = False,
     command: str = "borderwatch detect",
+    imagery: Any = None,
+    allow_reversed: bool = False,
 ) -> tuple[DetectionRun, list[Path], Any]:
     """Run the engine on one pair and write every product (shared by detect and batch).
 
@@ -85,6 +88,8 @@ def run_and_write(
             mask_out=mask_out,
             overwrite=overwrite,
             progress=progress,
+            imagery=imagery,
+            allow_reversed=allow_reversed,
         )
     products = write_products(
         run,
@@ -141,6 +146,7 @@ def run_and_write(
     help="Analysis pixel size in metres (default: finest input).",
 )
 @click.option("--crs", default=None, help="Analysis CRS (default: local UTM zone).")
+@imagery_options
 @detect_options
 @packet_options(redact=False)
 @scale_options
@@ -166,6 +172,8 @@ def detect_command(
     mask_out: Path | None = None,
     sign_key: Any = None,
     redact: bool = False,
+    imagery: Any = None,
+    allow_reversed: bool = False,
     **quality: Any,
 ) -> None:
     """Detect change between BEFORE and AFTER imagery and write detections."""
@@ -195,6 +203,8 @@ def detect_command(
         sign_key=sign_key,
         redact=redact,
         command=f"borderwatch {ctx.info_name}",
+        imagery=imagery,
+        allow_reversed=allow_reversed,
     )
     if not quiet:
         print_summary(run, outputs)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, get_args
 
 import click
 
 from borderwatch.engine.params import DetectParams, MethodName
+from borderwatch.errors import InputError
+from borderwatch.imagery import ImageryOptions, parse_date
 
 __all__ = [
     "SIGN_KEY_ENV",
     "detect_options",
     "detect_params",
+    "imagery_options",
     "packet_options",
     "parse_threshold",
     "print_packet",
@@ -168,3 +172,80 @@ def print_packet(packet: Any, *, label: str = "") -> None:
         click.echo(f"  {label}signed by key {packet.signed_by}")
     else:
         click.echo(f"  {label}not signed (give --sign-key to sign the packet)")
+
+
+def _date_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_date(value, where=f"--{param.name.replace('_', '-')}")
+    except InputError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1]) from None
+
+
+def imagery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the imagery metadata options of ``detect`` and ``demo``.
+
+    The command receives ``imagery`` (``{"before": ImageryOptions, "after":
+    ImageryOptions}``) and ``allow_reversed`` instead of the single options. A
+    per-date ``--before-credit``/``--after-credit`` wins over ``--credit`` (one credit
+    for both dates); values not given are read from the files
+    (:mod:`borderwatch.imagery`).
+    """
+    roles = ("before", "after")
+    opts = [
+        *(
+            click.option(
+                f"--{role}-date",
+                default=None,
+                callback=_date_option,
+                help=f"Acquisition date of the {role} image, YYYY-MM-DD "
+                "[default: from the file's tags or product name].",
+            )
+            for role in roles
+        ),
+        click.option(
+            "--credit",
+            default=None,
+            help="Imagery credit of both dates, e.g. '© Maxar Technologies 2021' "
+            "[default: from the files].",
+        ),
+        *(
+            click.option(
+                f"--{role}-credit",
+                default=None,
+                help=f"Credit of the {role} image (over --credit).",
+            )
+            for role in roles
+        ),
+        *(
+            click.option(
+                f"--{role}-scene-id", default=None, help=f"Provider's scene id of the {role} image."
+            )
+            for role in roles
+        ),
+        click.option(
+            "--allow-reversed",
+            is_flag=True,
+            help="Run even when the before date is later than the after date, or both "
+            "dates are the same imagery (same files or same bytes); refused by default.",
+        ),
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        shared = kw.pop("credit")
+        kw["imagery"] = {
+            role: ImageryOptions(
+                date=kw.pop(f"{role}_date"),
+                credit=kw.pop(f"{role}_credit") or shared,
+                scene_id=kw.pop(f"{role}_scene_id"),
+            )
+            for role in roles
+        }
+        return fn(*args, **kw)
+
+    out: Callable[..., Any] = wrapper
+    for opt in reversed(opts):
+        out = opt(out)
+    return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
 from borderwatch.engine.align import centre_window
 from borderwatch.engine.params import DetectParams
 from borderwatch.errors import InputError
+from borderwatch.imagery import ImageryOptions, check_pair, with_options
 from borderwatch.io import DateSource, Grid, choose_grid, open_date
 from borderwatch.objects.morphology import clean_mask
 
@@ -352,6 +353,8 @@ def make_plan(
     block_size: int | None = None,
     sample_px: int = SAMPLE_PX,
     seed: int = 0,
+    imagery: Mapping[str, ImageryOptions] | None = None,
+    allow_reversed: bool = False,
 ) -> Plan:
     """Open the inputs (headers only), pick the grid and cut it into blocks.
 
@@ -371,6 +374,11 @@ def make_plan(
         :data:`DEFAULT_BLOCK_SIZE`.
     sample_px, seed : int
         Sample size in pixels and its seed.
+    imagery : mapping, optional
+        ``{"before": ImageryOptions, "after": ImageryOptions}``: dates, credits and
+        scene ids given by the user, put over the files' (:mod:`borderwatch.imagery`).
+    allow_reversed : bool
+        Accept a before date later than the after date, and identical inputs.
 
     Returns
     -------
@@ -379,7 +387,8 @@ def make_plan(
     Raises
     ------
     InputError
-        Band counts differ, or the sample is too small.
+        Band counts differ, the sample is too small, the dates are swapped or both
+        dates are the same imagery (:func:`borderwatch.imagery.check_pair`).
     NoOverlapError
         The inputs do not overlap each other or the AOI.
     """
@@ -390,6 +399,9 @@ def make_plan(
     area = get_aoi(aoi) if isinstance(aoi, (str, os.PathLike)) else aoi
     b_src = before if isinstance(before, DateSource) else open_date(before)
     a_src = after if isinstance(after, DateSource) else open_date(after)
+    b_src = with_options(b_src, (imagery or {}).get("before"))
+    a_src = with_options(a_src, (imagery or {}).get("after"))
+    check_pair(b_src, a_src, allow_reversed=allow_reversed)
     if len(b_src.band_names) != len(a_src.band_names):
         raise InputError(
             f"{a_src.paths[0]}: after date has {len(a_src.band_names)} bands but before date "

@@ -13,7 +13,7 @@ import rasterio.windows
 from affine import Affine
 
 from borderwatch import __version__
-from borderwatch.aoi import AOI
+from borderwatch.aoi import AOI, aoi_caveat
 from borderwatch.engine.fit import SceneModel
 from borderwatch.engine.params import DetectParams
 from borderwatch.engine.plan import Plan
@@ -216,7 +216,10 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
     Returns
     -------
     dict
-        JSON-serialisable.
+        JSON-serialisable. ``inputs.before``/``inputs.after`` hold the date's
+        :class:`~borderwatch.imagery.Imagery` fields (``date``, ``date_source``,
+        ``credit``, ``credit_source``, ``scene_id``, ``synthetic``) and its ``files``;
+        ``synthetic`` is true when either date is synthetic imagery.
     """
     import numpy
     import rasterio
@@ -243,11 +246,17 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
         },
         "aoi": None
         if run.aoi is None
-        else {"id": run.aoi.id, "name": run.aoi.name, "source": run.aoi.source},
-        "inputs": {
-            "before": {"date": run.before.source.date, "files": files(run.before)},
-            "after": {"date": run.after.source.date, "files": files(run.after)},
+        else {
+            "id": run.aoi.id,
+            "name": run.aoi.name,
+            "source": run.aoi.source,
+            **dict(zip(("confidence", "caveat"), aoi_caveat(run.aoi), strict=True)),
         },
+        "inputs": {
+            role: {**ref.source.imagery.record(), "files": files(ref)}
+            for role, ref in (("before", run.before), ("after", run.after))
+        },
+        "synthetic": run.before.source.imagery.synthetic or run.after.source.imagery.synthetic,
         "grid": {
             "crs": str(run.grid.crs),
             "transform": list(run.grid.transform)[:6],

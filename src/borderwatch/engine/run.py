@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -41,6 +41,7 @@ from borderwatch.engine.pool import Progress, each
 from borderwatch.engine.read import TileReader, stripe_order
 from borderwatch.engine.result import ChangeInfo, DateRef, DetectionRun, Preview
 from borderwatch.errors import InternalError
+from borderwatch.imagery import ImageryOptions
 from borderwatch.io import DateSource, Grid
 from borderwatch.objects.construction import classify_merged
 from borderwatch.objects.merge import merge_blocks
@@ -293,6 +294,8 @@ def detect(
     seed: int = 0,
     tile_cache_mb: float = TILE_CACHE_MB,
     raw_mask: bool = False,
+    imagery: Mapping[str, ImageryOptions] | None = None,
+    allow_reversed: bool = False,
 ) -> DetectionRun:
     """Detect new structures between two dates, at any scene size.
 
@@ -329,6 +332,12 @@ def detect(
     raw_mask : bool
         Keep the cleaned pixel mask before object filters (``DetectionRun.raw_mask``;
         a whole-grid boolean array, for evaluation on small scenes).
+    imagery : mapping, optional
+        ``{"before": ImageryOptions, "after": ImageryOptions}``: acquisition dates,
+        credits and scene ids given by the user, put over what the files say.
+    allow_reversed : bool
+        Accept a before date later than the after date, and identical inputs
+        (refused by default, before any pixel is read).
 
     Returns
     -------
@@ -337,7 +346,8 @@ def detect(
     Raises
     ------
     InputError
-        Bad parameters, band counts that differ, or no valid pixel.
+        Bad parameters, band counts that differ, no valid pixel, swapped dates or
+        identical inputs.
     NoOverlapError
         The inputs do not overlap each other or the AOI.
     OutputExistsError
@@ -355,6 +365,8 @@ def detect(
         block_size=block_size,
         sample_px=sample_px,
         seed=seed,
+        imagery=imagery,
+        allow_reversed=allow_reversed,
     )
     log.info(
         "plan: grid %s x %s px at %.3g m, %d blocks, %d sample windows",

@@ -89,7 +89,6 @@ _RGB_NAMES = (("red", "b04", "b4"), ("green", "b03", "b3"), ("blue", "b02", "b2"
 _OUTLINE = (255, 255, 0)
 _CHIP_PX = 320  # target size of the longer chip side in the PNG, pixels
 _CHIP_MIN_W = 240  # narrowest chip PNG, pixels, so the coordinate lines fit
-_TAG_CREDIT = ("CREDIT", "COPYRIGHT", "TIFFTAG_COPYRIGHT", "SOURCE", "PROVIDER", "GENERATOR")
 
 
 @dataclass(frozen=True)
@@ -185,13 +184,20 @@ def chip_window(
 
 
 def scene_info(scene: Any) -> dict[str, Any]:
-    """Date, files, scene identifiers and credit of a scene, from its files' metadata.
+    """Describe one date (a ``DateRef``) as the report, chips and manifest give it.
 
-    ``synthetic`` is True when any file has the tag ``SYNTHETIC=yes`` (the sample tiles).
+    Returns
+    -------
+    dict
+        ``date`` (``YYYY-MM-DD`` or None), ``date_source`` (``"option"``, ``"tiff tag
+        ACQUISITION_DATE"``, ``"file name"``, ... or None), ``files`` (names),
+        ``scene_id`` (str or None), ``scene_ids`` (every ``KEY=value`` id tag of the
+        files, and the scene id), ``credit`` (the credit line, ``"unknown"`` where
+        nothing gave one; never a file name), ``credit_source`` and ``synthetic``
+        (a file is tagged ``SYNTHETIC=yes``); see :mod:`borderwatch.imagery`.
     """
-    ids: list[str] = []
-    credit = ""
-    synthetic = False
+    meta = scene.source.imagery
+    ids: list[str] = [meta.scene_id] if meta.scene_id else []
     for path in scene.source.paths:
         with rasterio.open(path) as src:
             tags = src.tags()
@@ -199,18 +205,15 @@ def scene_info(scene: Any) -> dict[str, Any]:
             up = key.upper()
             if ("ID" in up.split("_") or up.endswith(("_ID", "PRODUCT_URI"))) and value:
                 ids.append(f"{key}={value}")
-        credit = credit or next((tags[k] for k in _TAG_CREDIT if tags.get(k)), "")
-        if tags.get("SYNTHETIC", "").lower() == "yes":
-            synthetic = True
-            credit = f"synthetic image ({credit})" if credit else "synthetic image"
-    files = [Path(p).name for p in scene.source.paths]
-    names = files[0] if len(files) == 1 else f"{files[0]} and {len(files) - 1} more band files"
     return {
-        "date": scene.source.date,
-        "files": files,
+        "date": meta.date,
+        "date_source": meta.date_source,
+        "files": [Path(p).name for p in scene.source.paths],
+        "scene_id": meta.scene_id,
         "scene_ids": sorted(set(ids)),
-        "credit": credit or names,
-        "synthetic": synthetic,
+        "credit": meta.credit or "unknown",
+        "credit_source": meta.credit_source,
+        "synthetic": meta.synthetic,
     }
 
 

@@ -92,7 +92,7 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
 
 
 def _write_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean an output could not be written (OS, SQLite, GDAL via pyogrio/rasterio)."""
+    """Exceptions that mean an output could not be written (OS, SQLite, GDAL)."""
     import rasterio.errors
 
     return (

@@ -19,6 +19,7 @@ from pathlib import Path
 import geopandas as gpd
 import pyogrio
 
+from borderwatch.aoi import aoi_caveat
 from borderwatch.engine import DetectionRun
 from borderwatch.errors import InputError
 from borderwatch.products.coverage import aoi_geometry, coverage_frame, mask_polygon
@@ -29,6 +30,7 @@ from borderwatch.products.styles import style_for_layer
 __all__ = [
     "LAYER_STYLES_DDL",
     "footprints_frame",
+    "gpkg_metadata",
     "input_hashes",
     "read_layer_styles",
     "run_layers",
@@ -88,11 +90,46 @@ def _aoi_frame(run: DetectionRun) -> gpd.GeoDataFrame | None:
     geom = aoi_geometry(run)
     if run.aoi is None or geom is None:
         return None
+    confidence, caveat = aoi_caveat(run.aoi)
     return gpd.GeoDataFrame(
-        {"id": [run.aoi.id], "name": [run.aoi.name], "kind": [run.aoi.kind]},
+        {
+            "id": [run.aoi.id],
+            "name": [run.aoi.name],
+            "kind": [run.aoi.kind],
+            "confidence": [confidence],
+            "caveat": [caveat],
+        },
         geometry=[geom],
         crs=run.grid.crs,
     )
+
+
+#: What the layers of a run made from synthetic imagery say in every description.
+SYNTHETIC_NOTE = (
+    "SYNTHETIC: made from borderwatch's generated sample imagery; no real place, no real finding."
+)
+
+
+def gpkg_metadata(run: DetectionRun) -> dict[str, str]:
+    """GDAL metadata items of a run's GeoPackage layers (what QGIS shows per layer).
+
+    ``DESCRIPTION`` becomes the layer's ``gpkg_contents.description``, which QGIS shows
+    as the layer's abstract (*Layer Properties > Metadata* and *Information*); it
+    begins with :data:`SYNTHETIC_NOTE` for synthetic imagery. The other items
+    (``SYNTHETIC`` yes/no, each date's date and credit) are stored in the GeoPackage's
+    ``gpkg_metadata`` table.
+    """
+    synthetic = run.before.source.imagery.synthetic or run.after.source.imagery.synthetic
+    dates = []
+    items = {"SYNTHETIC": "yes" if synthetic else "no"}
+    for role, ref in (("before", run.before), ("after", run.after)):
+        meta = ref.source.imagery
+        items[f"{role.upper()}_DATE"] = meta.date or "unknown"
+        items[f"{role.upper()}_CREDIT"] = meta.credit or "unknown"
+        dates.append(f"{role} {meta.date or 'date unknown'} (imagery: {meta.credit or 'unknown'})")
+    text = "borderwatch run: " + "; ".join(dates) + "."
+    items["DESCRIPTION"] = f"{SYNTHETIC_NOTE} {text}" if synthetic else text
+    return items
 
 
 def run_layers(
@@ -179,6 +216,7 @@ def write_gpkg(
     path: str | os.PathLike[str],
     *,
     styles: Mapping[str, str] | None = None,
+    metadata: Mapping[str, str] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write polygon layers and their default QGIS styles to one GeoPackage, atomically.
@@ -192,6 +230,8 @@ def write_gpkg(
     styles : mapping of str to str, optional
         Layer name to QML; default :func:`borderwatch.products.styles.style_for_layer` for
         ``detections``, ``aoi``, ``footprints`` and ``coverage``. Layers without a style get none.
+    metadata : mapping of str to str, optional
+        GDAL metadata items of the file and of every layer (:func:`gpkg_metadata`).
     overwrite : bool
         Replace an existing file.
 
@@ -228,6 +268,8 @@ def write_gpkg(
                     geometry_type="MultiPolygon",
                     promote_to_multi=True,
                     append=i > 0,
+                    layer_metadata=dict(metadata) if metadata else None,
+                    dataset_metadata=dict(metadata) if metadata and not i else None,
                     # GeoPackage 1.2 opens in every GDAL and QGIS still in use.
                     dataset_options=None if i else {"VERSION": "1.2"},
                 )

@@ -2,9 +2,19 @@
 
 The page has inline CSS only, no scripts, no web fonts and no URL other than the
 relative paths of the packet's own images, so it opens identically from a USB
-stick on an air-gapped machine and makes no network request. Sections: overview of
-the AOI, table of detections, before/after chips side by side, the method and its
-limits in plain words, and provenance.
+stick on an air-gapped machine and makes no network request. Sections: a site header
+in the convention of published imagery analyses (HRNK/AllSource, HRW: site name, centre
+coordinates and MGRS, the AOI's location confidence and its caveat, both dates, the
+imagery credits, scene ids and pixel size), overview of the AOI, table of detections
+with coordinates, before/after chips side by side, the method and its limits in plain
+words, and provenance.
+
+Wording is estimative, as analysts write it: classes read "probable building",
+"probable fence or wall", "change of unknown kind" (:data:`CLASS_LABELS`), the title
+"Possible new construction: <site>". Rejected detections are left out of every total;
+once any detection is reviewed the confirmed figures are given too
+(:func:`review_figures`). A report on synthetic imagery (any date tagged
+``SYNTHETIC=yes``) says SYNTHETIC in its title and in a banner at the top.
 
 The page is the package template ``borderwatch/templates/report.html.j2``, rendered
 by jinja2 with autoescape on: every AOI name, id, note, path and parameter is
@@ -23,22 +33,117 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import jinja2
 import numpy as np
+import shapely
 
+from borderwatch.aoi import aoi_caveat, aoi_polygon_lonlat
 from borderwatch.products.coverage import format_area
 from borderwatch.products.export import atomic_write
 from borderwatch.products.manifest import host_info, tool_versions
+from borderwatch.products.schema import where
 
 if TYPE_CHECKING:  # evidence imports this module; avoid the cycle at run time
     from borderwatch.engine import DetectionRun
     from borderwatch.products.evidence import Chip
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["CLASS_LABELS", "render_report", "review_figures", "site_header", "write_report"]
 
 #: The page template, in the package folder ``borderwatch/templates``.
 TEMPLATE = "report.html.j2"
 
-#: Columns of the detections table.
-_COLUMNS = ("#", "id", "class", "area (m²)", "length (m)", "score", "confidence", "review", "note")
+#: Columns of the detections table (``#`` is the detection's ``ref``).
+_COLUMNS = (
+    "#",
+    "id",
+    "class",
+    "area (m²)",
+    "length (m)",
+    "lat",
+    "lon",
+    "MGRS",
+    "score",
+    "confidence",
+    "review",
+    "note",
+)
+
+#: Estimative names of the object classes, as the report prints them.
+CLASS_LABELS = {
+    "building": "probable building",
+    "fence_or_wall": "probable fence or wall",
+    "other": "change of unknown kind",
+}
+
+
+def review_figures(detections: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Count the detections and their area, rejected ones left out of the totals.
+
+    Parameters
+    ----------
+    detections : geopandas.GeoDataFrame
+        Analyst schema (``review``, ``area_m2`` in m²).
+
+    Returns
+    -------
+    dict
+        ``count`` (all detections), ``rejected``, ``confirmed``, ``kept`` (not
+        rejected), ``kept_m2`` and ``confirmed_m2`` (m²), ``reviewed`` (any detection
+        has a review other than ``unreviewed``) and ``headline``, e.g. ``"3 confirmed
+        of 8 detections, 1 rejected"`` or ``"8 detections"`` before any review.
+    """
+    n = len(detections)
+    review = detections["review"].astype(str) if n else []
+    area = detections["area_m2"].to_numpy(dtype=float) if n else np.zeros(0)
+    rejected = np.asarray(review) == "rejected" if n else np.zeros(0, bool)
+    confirmed = np.asarray(review) == "confirmed" if n else np.zeros(0, bool)
+    reviewed = bool(n) and bool((np.asarray(review) != "unreviewed").any())
+    word = "detection" if n == 1 else "detections"
+    if reviewed:
+        headline = f"{int(confirmed.sum())} confirmed of {n} {word}, {int(rejected.sum())} rejected"
+    else:
+        headline = f"{n} {word}"
+    return {
+        "count": n,
+        "rejected": int(rejected.sum()),
+        "confirmed": int(confirmed.sum()),
+        "kept": int(n - rejected.sum()),
+        "kept_m2": float(np.nansum(area[~rejected])) if n else 0.0,
+        "confirmed_m2": float(np.nansum(area[confirmed])) if n else 0.0,
+        "reviewed": reviewed,
+        "headline": headline,
+    }
+
+
+def site_header(run: Any) -> dict[str, Any]:
+    """Site name, centre coordinates and MGRS, and the AOI's confidence and caveat.
+
+    The centre is the centroid of the AOI's search polygon taken in the analysis CRS
+    (metres), or of the analysis grid without an AOI, given in EPSG:4326 to 6
+    decimals (about 0.1 m) and as a 1 m MGRS reference
+    (:func:`borderwatch.products.schema.where`).
+
+    Returns
+    -------
+    dict
+        ``name``, ``lat``, ``lon`` (degrees), ``mgrs``, ``confidence``, ``caveat``.
+    """
+    if run.aoi is not None:
+        shape = gpd.GeoSeries([aoi_polygon_lonlat(run.aoi)], crs="EPSG:4326").to_crs(run.grid.crs)
+        confidence, caveat = aoi_caveat(run.aoi)
+        name = run.aoi.name
+    else:
+        shape = gpd.GeoSeries([shapely.box(*run.grid.bounds)], crs=run.grid.crs)
+        confidence = "not applicable"
+        caveat = "No AOI was given: the site is the overlap of the two images."
+        name = "input overlap"
+    row = where(shape).iloc[0]
+    return {
+        "name": name,
+        "lat": float(row["lat"]),
+        "lon": float(row["lon"]),
+        "mgrs": str(row["mgrs"]),
+        "confidence": confidence,
+        "caveat": caveat,
+    }
 
 
 def _cell(value: Any, digits: int = 1) -> str:
@@ -81,22 +186,33 @@ def render_report(
 ) -> str:
     """Build the report page as one HTML string (see :func:`write_report`)."""
     scenes = record.get("scenes", {})
+    site = site_header(run)
+    figures = review_figures(detections)
+    synthetic = any(bool(s.get("synthetic")) for s in scenes.values())
     params = dict(record.get("parameters", {}))
     params.pop("detect_params", None)
     p = run.change.params
     versions = tool_versions()
     template = _environment().get_template(TEMPLATE)
+    rows = detections.drop(columns=detections.geometry.name).to_dict(orient="records")
+    for n, r in enumerate(rows, start=1):
+        r.setdefault("ref", n)
+        r["label"] = CLASS_LABELS.get(str(r.get("class")), str(r.get("class")))
     return template.render(
-        aoi=run.aoi.name if run.aoi is not None else "input overlap",
+        aoi=site["name"],
+        site=site,
+        synthetic=synthetic,
+        figures=figures,
         dates={role: scenes.get(role, {}).get("date") for role in ("before", "after")},
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         versions=versions,
-        total=float(detections["area_m2"].sum()) if len(detections) else 0.0,
+        total=figures["kept_m2"],
         overview=overview,
         columns=_COLUMNS,
-        detections=detections.drop(columns=detections.geometry.name).to_dict(orient="records"),
+        class_labels=CLASS_LABELS,
+        detections=rows,
         chips=chips,
-        numbers={str(i): n for n, i in enumerate(detections["id"], start=1)},
+        numbers={str(r["id"]): r["ref"] for r in rows},
         res=run.grid.res[0],
         crs=run.grid.crs.to_string(),
         method=str(run.change.method),

@@ -31,7 +31,7 @@ from borderwatch.products.export import (
     lies_in,
     write_geojson,
 )
-from borderwatch.products.gpkg import input_hashes, run_layers, write_gpkg
+from borderwatch.products.gpkg import gpkg_metadata, input_hashes, run_layers, write_gpkg
 from borderwatch.products.redact import redact_record
 from borderwatch.products.review import apply_reviews, load_reviews, place_key
 from borderwatch.products.styles import detections_qml
@@ -147,7 +147,7 @@ def _write_layers(
     files: list[Path] = []
     for out in targets:
         if out.suffix.lower() == ".gpkg":
-            files.append(write_gpkg(layers, out, overwrite=overwrite))
+            files.append(write_gpkg(layers, out, metadata=gpkg_metadata(run), overwrite=overwrite))
         else:
             meta = {**run_metadata(run), "place": place}
             meta = redact_record(meta) if redact else meta
