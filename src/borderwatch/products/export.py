@@ -104,9 +104,22 @@ def _write_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+#: Free space under which a write error of GDAL or SQLite is reported as a full disk
+#: (their messages often say only "Failed to commit transaction"), bytes.
+_FULL_DISK_BYTES = 1 << 20
+
+
+def _disk_full(folder: Path, exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    try:
+        return shutil.disk_usage(folder).free < _FULL_DISK_BYTES
+    except OSError:
+        return False
+
+
 def _write_error(dest: Path, exc: BaseException) -> OutputWriteError:
-    full = isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
-    if full or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+    if _disk_full(dest.parent, exc):
         why = "disk full"
     elif isinstance(exc, OSError) and exc.errno == errno.EROFS:
         why = "read-only file system"
