@@ -29,7 +29,6 @@ References
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,7 +40,7 @@ import rasterio.windows
 from PIL import Image
 
 from borderwatch.errors import InputError, RasterReadError
-from borderwatch.io import Grid, expand_paths, load_pair, open_date
+from borderwatch.io import Grid, expand_paths, load_pair, open_date, open_raster
 
 __all__ = [
     "OSCD_BANDS",
@@ -145,14 +144,9 @@ def read_image_array(path: PathLike) -> np.ndarray:
             if arr.shape[0] in (2, 4):  # LA / RGBA: drop alpha
                 arr = arr[:-1]
         return arr.astype(np.float32)
-    try:
-        with warnings.catch_warnings():
-            # Label rasters often carry no georeferencing; they are read as pixel grids.
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                return src.read().astype(np.float32)
-    except rasterio.errors.RasterioIOError as exc:
-        raise RasterReadError(f"{path}: cannot read raster ({exc})") from exc
+    # Label rasters often carry no georeferencing; they are read as pixel grids.
+    with open_raster(path) as src:
+        return src.read().astype(np.float32)
 
 
 def read_mask_array(path: PathLike, *, change_value: float | None = None) -> np.ndarray:
@@ -337,13 +331,8 @@ def is_georeferenced(paths: Sequence[PathLike]) -> bool:
         The file cannot be read.
     """
     first = expand_paths(paths)[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        try:
-            with rasterio.open(first) as src:
-                return src.crs is not None and not src.transform.is_identity
-        except rasterio.errors.RasterioIOError as exc:
-            raise RasterReadError(f"{first}: cannot read raster ({exc})") from exc
+    with open_raster(first) as src:
+        return src.crs is not None and not src.transform.is_identity
 
 
 def load_labelled(
