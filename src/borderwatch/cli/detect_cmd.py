@@ -46,6 +46,7 @@ def run_and_write(
     scheduler: str | None = None,
     score_out: Path | None = None,
     mask_out: Path | None = None,
+    qgis_project: Path | None = None,
 ) -> tuple[DetectionRun, list[Path], Any]:
     """Run the engine on one pair and write every product (shared by detect and batch).
 
@@ -57,7 +58,9 @@ def run_and_write(
     products : borderwatch.products.write.Products
     """
     layer_outs = (out,) if out is not None else ()
-    check_outputs(layer_outs, evidence=evidence, overwrite=overwrite)  # before the long work
+    check_outputs(  # before the long work
+        layer_outs, evidence=evidence, overwrite=overwrite, qgis_project=qgis_project
+    )
     with progress_reporter(quiet=quiet) as progress:
         run = detect(
             before,
@@ -77,6 +80,7 @@ def run_and_write(
         evidence=evidence,
         reviews_dir=reviews_dir,
         overwrite=overwrite,
+        qgis_project=qgis_project,
     )
     outputs = [*products.files, *run.outputs.values()]
     if products.evidence is not None:
@@ -115,6 +119,13 @@ def run_and_write(
     default=None,
     help="Write an evidence packet (chips, report.html, manifest.json) to this folder.",
 )
+@click.option(
+    "--qgis-project",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a QGIS project FILE.qgz: the --out GeoPackage's layers (needs "
+    "--out FILE.gpkg) over both dates' images in true colour, paths relative to it.",
+)
 @store_option
 @click.option(
     "--resolution",
@@ -136,6 +147,7 @@ def detect_command(
     resolution: float | None,
     crs: str | None,
     evidence: Path | None,
+    qgis_project: Path | None,
     reviews_dir: Path | None,
     method: Any,
     threshold: str,
@@ -171,6 +183,7 @@ def detect_command(
         scheduler=scheduler,
         score_out=score_out,
         mask_out=mask_out,
+        qgis_project=qgis_project,
     )
     if not quiet:
         print_summary(run, outputs)

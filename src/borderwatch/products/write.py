@@ -21,6 +21,7 @@ from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.products.evidence import EvidencePacket, write_evidence
 from borderwatch.products.export import atomic_write, check_writable, write_geojson
 from borderwatch.products.gpkg import input_hashes, run_layers, write_gpkg
+from borderwatch.products.qgis_project import check_qgis_project, write_qgis_project
 from borderwatch.products.review import apply_reviews, load_reviews, place_key
 from borderwatch.products.styles import detections_qml
 
@@ -42,7 +43,7 @@ class Products:
     reviews_applied : int
         Stored reviews put back on this run's detections.
     files : tuple of pathlib.Path
-        Layer files written (GeoPackage, GeoJSON, QML).
+        Layer files written (GeoPackage, GeoJSON, QML, QGIS project and its VRTs).
     evidence : EvidencePacket or None
         The evidence packet, if one was asked for.
     """
@@ -90,13 +91,16 @@ def check_outputs(
     *,
     evidence: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    qgis_project: Path | None = None,
 ) -> None:
     """Check every layer output (and the evidence folder) before any work starts.
 
     Raises
     ------
     InputError
-        An output suffix that is neither GeoPackage nor GeoJSON.
+        An output suffix that is neither GeoPackage nor GeoJSON, or a
+        ``qgis_project`` without a ``.gpkg`` output
+        (:func:`borderwatch.products.qgis_project.check_qgis_project`).
     OutputExistsError
         An output exists and ``overwrite`` is False, its folder is missing, or the
         evidence folder is not empty.
@@ -107,13 +111,20 @@ def check_outputs(
         check_writable(out, overwrite=overwrite)
         if out.suffix.lower() in _GEOJSON_SUFFIXES:
             check_writable(out.with_suffix(".qml"), overwrite=overwrite)
+    if qgis_project is not None:
+        check_qgis_project(qgis_project, gpkg=_gpkg_of(outputs), overwrite=overwrite)
     if evidence is not None:
         root = Path(evidence)
-        own = {p.resolve() for p in outputs}
+        own = {p.resolve() for p in (*outputs, *([qgis_project] if qgis_project else []))}
         if root.exists() and not root.is_dir():
             raise OutputExistsError(f"{root}: evidence path exists and is not a folder")
         if root.exists() and not overwrite and any(p.resolve() not in own for p in root.iterdir()):
             raise OutputExistsError(f"{root}: folder exists and is not empty; pass --overwrite")
+
+
+def _gpkg_of(outputs: tuple[Path, ...]) -> Path | None:
+    """Return the first GeoPackage among the layer outputs (None if there is none)."""
+    return next((p for p in outputs if p.suffix.lower() == ".gpkg"), None)
 
 
 def write_products(
@@ -123,6 +134,7 @@ def write_products(
     evidence: str | os.PathLike[str] | None = None,
     reviews_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    qgis_project: Path | None = None,
 ) -> Products:
     """Write the layers and evidence of a run.
 
@@ -139,6 +151,11 @@ def write_products(
         Review store to re-apply reviews from.
     overwrite : bool
         Replace existing files.
+    qgis_project : path, optional
+        A ``.qgz`` QGIS project of the GeoPackage output over both dates' images
+        (:func:`borderwatch.products.qgis_project.write_qgis_project`); needs a
+        ``.gpkg`` among ``outputs``. Written before the evidence, whose manifest
+        hashes it with the layers.
 
     Returns
     -------
@@ -151,7 +168,7 @@ def write_products(
     OutputExistsError
         An output exists and ``overwrite`` is False.
     """
-    check_outputs(outputs, evidence=evidence, overwrite=overwrite)
+    check_outputs(outputs, evidence=evidence, overwrite=overwrite, qgis_project=qgis_project)
     layers, place, applied = analyst_layers(run, reviews_dir=reviews_dir)
     files: list[Path] = []
     for out in outputs:
@@ -162,6 +179,18 @@ def write_products(
             det = layers["detections"]
             files.append(write_geojson(det, out, metadata=meta, overwrite=overwrite))
             files.append(write_qml(out.with_suffix(".qml"), detections_qml(), overwrite=overwrite))
+    gpkg = _gpkg_of(outputs)
+    if qgis_project is not None and gpkg is not None:
+        where = run.aoi.id if run.aoi is not None else "input overlap"
+        dates = f"{run.before.source.date or '?'} -> {run.after.source.date or '?'}"
+        images = [("after", run.after.source), ("before", run.before.source)]
+        files += write_qgis_project(
+            qgis_project,
+            gpkg=gpkg,
+            images=images,
+            title=f"borderwatch {where} {dates}",
+            overwrite=overwrite,
+        )
     packet = None
     if evidence is not None:
         packet = write_evidence(
