@@ -55,7 +55,8 @@ def demo(
         tiles_ab = (tiles / "before.tif", tiles / "after.tif")
         run = detect(*tiles_ab, aoi="helong", params=params, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
+    # Layers and a project for QGIS and the evidence packet (report.html, chips, manifest)
+    # all in out_dir;
     # no stored reviews are applied: the demo imagery is synthetic.
     with activity("writing", quiet=quiet):
         products = write_products(
@@ -63,6 +64,7 @@ def demo(
             outputs=(out_dir / "new_structures.gpkg", out_dir / "new_structures.geojson"),
             evidence=out_dir,
             overwrite=overwrite,
+            qgis_project=out_dir / "new_structures.qgz",
         )
     assert products.evidence is not None
     outputs = [*products.files, products.evidence.report, products.evidence.manifest]
