@@ -15,8 +15,11 @@ import pyogrio
 import pytest
 import rasterio
 from click.testing import CliRunner
+from test_qgis_project import split_bands
 
 from borderwatch.cli import main
+from borderwatch.io import open_date
+from borderwatch.products.qgis_project import write_qgis_project
 from borderwatch.products.review import load_reviews
 from borderwatch.products.schema import REVIEW_VALUES
 from borderwatch.products.styles import DETECTION_LABEL
@@ -275,3 +278,17 @@ def test_qgis_project_opens_with_true_colour_images_after_the_folder_moves(tmp_p
             red = ds.read(2, masked=True).compressed()
         low, high = np.percentile(red, [2, 98])
         assert raster["red_stretch"] == pytest.approx([low, high], rel=0.05), raster
+
+
+@pytest.mark.slow
+def test_qgis_opens_a_project_whose_date_is_band_files(analyst_outputs, tmp_path):
+    bands = split_bands(analyst_outputs.tiles / "after.tif", tmp_path / "bands")
+    gpkg = tmp_path / "d.gpkg"
+    shutil.copy(analyst_outputs.gpkg, gpkg)
+    images = [("after", open_date(bands))]
+    write_qgis_project(tmp_path / "p.qgz", gpkg=gpkg, images=images, title="t")
+    got = _run_qgis(PROJECT_SCRIPT, [str(tmp_path / "p.qgz")], tmp_path)
+    after = got["layers"]["after"]
+    assert got["read"] is True and after["valid"], got
+    assert after["renderer"] == "multibandcolor" and after["bands"] == [1, 2, 3]
+    assert got["layers"]["detections"]["count"] == len(analyst_outputs.products.detections)

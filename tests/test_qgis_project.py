@@ -80,7 +80,7 @@ def test_project_has_styled_layers_true_colour_bands_and_relative_paths(analyst_
     assert root.find("properties/Paths/Absolute").text == "false"
 
 
-def _split_bands(tile: Path, folder: Path) -> list[Path]:
+def split_bands(tile: Path, folder: Path) -> list[Path]:
     """One single-band file per band of a blue, green, red, nir tile, Sentinel-2 names."""
     folder.mkdir()
     paths = []
@@ -95,7 +95,7 @@ def _split_bands(tile: Path, folder: Path) -> list[Path]:
 
 
 def test_a_date_of_band_files_is_stacked_red_green_blue_in_a_vrt(analyst_outputs, tmp_path):
-    bands = _split_bands(analyst_outputs.tiles / "after.tif", tmp_path / "bands")
+    bands = split_bands(analyst_outputs.tiles / "after.tif", tmp_path / "bands")
     gpkg = tmp_path / "d.gpkg"
     shutil.copy(analyst_outputs.gpkg, gpkg)
     date = open_date(bands)
@@ -186,3 +186,23 @@ def test_batch_and_demo_write_a_project(analyst_outputs, tmp_path):
     manifest = json.loads((demo / "manifest.json").read_text())
     assert "new_structures.qgz" in json.dumps(manifest)
     assert os.path.getsize(demo / "new_structures.qgz") > 0
+
+
+def test_band_files_of_different_pixel_sizes_line_up_in_the_stack(analyst_outputs, tmp_path):
+    bands = split_bands(analyst_outputs.tiles / "after.tif", tmp_path / "bands")
+    green = bands[1]  # B03 at 2 m instead of 1 m: every other pixel, same bounds
+    with rasterio.open(green) as ds:
+        data, profile = ds.read(1)[::2, ::2], ds.profile
+        tr = ds.transform
+    profile.update(
+        height=data.shape[0], width=data.shape[1], transform=tr @ rasterio.Affine.scale(2)
+    )
+    with rasterio.open(green, "w", **profile) as out:
+        out.write(data, 1)
+    gpkg = tmp_path / "d.gpkg"
+    shutil.copy(analyst_outputs.gpkg, gpkg)
+    write_qgis_project(tmp_path / "p.qgz", gpkg=gpkg, images=[("a", open_date(bands))], title="t")
+    with rasterio.open(tmp_path / "p.a.vrt") as stack:
+        got = stack.read(2)
+    assert got.shape == (data.shape[0] * 2, data.shape[1] * 2)
+    assert np.array_equal(got, np.repeat(np.repeat(data, 2, axis=0), 2, axis=1))

@@ -8,7 +8,8 @@ true colour: a *multiband colour* renderer whose red, green and blue bands are t
 images' red, green and blue (:func:`borderwatch.products.evidence.true_colour_bands`),
 not the file's first three bands, each stretched between its 2nd and 98th
 percentile. A date given as one file per band is shown through a small GDAL VRT
-beside the project that stacks its red, green and blue files.
+beside the project that stacks its red, green and blue files (each placed on the red
+file's pixel grid by its bounds, so bands of different pixel sizes line up).
 
 Paths are written relative to the project (QGIS's default "relative paths"), so a
 folder holding the project, the GeoPackage and the images opens after it is moved.
@@ -146,12 +147,13 @@ def _stack_vrt(date: DateSource, dest: Path) -> str:
     gdal_type = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}
     for k, (path, band) in enumerate(rgb, start=1):
         with open_raster(path) as src:
-            if (src.width, src.height, src.transform) != (width, height, tr):
+            if src.crs is None or src.crs.to_wkt() != wkt:
                 raise InputError(
-                    f"{path}: not on the pixel grid of {rgb[0][0]}; "
+                    f"{path}: not in the CRS of {rgb[0][0]}; "
                     "the QGIS project cannot stack the true-colour bands"
                 )
-            nodata = src.nodata
+            # Placed on the red file's pixel grid by its bounds (a 20 m band on a 10 m one).
+            s_tr, s_w, s_h, nodata = src.transform, src.width, src.height, src.nodata
         vb = ET.SubElement(
             root, "VRTRasterBand", dataType=gdal_type.get(dtype, "Float64"), band=str(k)
         )
@@ -161,6 +163,14 @@ def _stack_vrt(date: DateSource, dest: Path) -> str:
         rel = os.path.relpath(Path(path).resolve(), dest.parent.resolve()).replace(os.sep, "/")
         ET.SubElement(simple, "SourceFilename", relativeToVRT="1").text = rel
         ET.SubElement(simple, "SourceBand").text = str(band)
+        ET.SubElement(simple, "SrcRect", xOff="0", yOff="0", xSize=str(s_w), ySize=str(s_h))
+        dst = {
+            "xOff": (s_tr.c - tr.c) / tr.a,
+            "yOff": (s_tr.f - tr.f) / tr.e,
+            "xSize": s_w * s_tr.a / tr.a,
+            "ySize": s_h * s_tr.e / tr.e,
+        }
+        ET.SubElement(simple, "DstRect", {k: f"{v:.10g}" for k, v in dst.items()})
     return ET.tostring(root, encoding="unicode")
 
 
@@ -260,7 +270,7 @@ def write_qgis_project(
     ------
     InputError
         The GeoPackage has no ``detections`` layer, or a multi-file date's red, green
-        and blue files are not on one pixel grid.
+        and blue files are not in one CRS.
     """
     dest = Path(path)
     folder = dest.parent
