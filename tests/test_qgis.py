@@ -108,6 +108,26 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def run_qgis(script: str, args: list[str], tmp_path: Path) -> dict:
+    """Run a QGIS script with the system Python (headless); return its RESULT line's JSON."""
+    path = tmp_path / "qgis_script.py"
+    path.write_text(script)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path)}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [str(SYSTEM_PYTHON), str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
 @pytest.mark.slow
 def test_qgis_opens_styled_layers_and_review_edit_round_trips(analyst_outputs, tmp_path):
     folder = tmp_path / "qgis"
@@ -119,22 +139,7 @@ def test_qgis_opens_styled_layers_and_review_edit_round_trips(analyst_outputs, t
     shutil.copy(analyst_outputs.geojson.with_suffix(".qml"), geojson.with_suffix(".qml"))
     det = analyst_outputs.products.detections
     edit_id = det["id"].iloc[-1]
-    script = tmp_path / "qgis_check.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path)}
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.run(
-        [str(SYSTEM_PYTHON), str(script), str(gpkg), str(geojson), edit_id],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env=env,
-        cwd=tmp_path,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    got = json.loads(lines[-1][len("RESULT ") :])
+    got = run_qgis(SCRIPT, [str(gpkg), str(geojson), edit_id], tmp_path)
 
     n = len(det)
     styled = {
@@ -204,25 +209,6 @@ PROJECT_SCRIPT = textwrap.dedent(
 )
 
 
-def _run_qgis(script: str, args: list[str], tmp_path: Path) -> dict:
-    path = tmp_path / "qgis_script.py"
-    path.write_text(script)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path)}
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.run(
-        [str(SYSTEM_PYTHON), str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env=env,
-        cwd=tmp_path,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
 def _reordered_tile(src: Path, dst: Path) -> None:
     """Copy a sample tile with its bands as nir, red, green, blue (named so)."""
     with rasterio.open(src) as ds:
@@ -259,7 +245,7 @@ def test_qgis_project_opens_with_true_colour_images_after_the_folder_moves(tmp_p
     moved.parent.mkdir()
     shutil.move(work, moved)
     n = len(pyogrio.read_dataframe(moved / "run.gpkg", layer="detections"))
-    got = _run_qgis(PROJECT_SCRIPT, [str(moved / "run.qgz")], tmp_path)
+    got = run_qgis(PROJECT_SCRIPT, [str(moved / "run.qgz")], tmp_path)
 
     assert got["read"] is True and got["crs"] == "EPSG:32652", got
     layers = got["layers"]
@@ -287,7 +273,7 @@ def test_qgis_opens_a_project_whose_date_is_band_files(analyst_outputs, tmp_path
     shutil.copy(analyst_outputs.gpkg, gpkg)
     images = [("after", open_date(bands))]
     write_qgis_project(tmp_path / "p.qgz", gpkg=gpkg, images=images, title="t")
-    got = _run_qgis(PROJECT_SCRIPT, [str(tmp_path / "p.qgz")], tmp_path)
+    got = run_qgis(PROJECT_SCRIPT, [str(tmp_path / "p.qgz")], tmp_path)
     after = got["layers"]["after"]
     assert got["read"] is True and after["valid"], got
     assert after["renderer"] == "multibandcolor" and after["bands"] == [1, 2, 3]

@@ -43,15 +43,9 @@ def _detect(tmp_path: Path, before: Path, after: Path, *extra: str):
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The CLI in its own interpreter: pytest's warning filters do not apply there."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run(
-        [sys.executable, "-m", "borderwatch.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-        cwd=cwd,
-    )
+    cmd = [sys.executable, "-m", "borderwatch.cli", *args]
+    opts = {"capture_output": True, "text": True, "timeout": 300, "check": False}
+    return subprocess.run(cmd, env=env, cwd=cwd, **opts)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (2, 2), (1, 60), (60, 1), (3, 200)])

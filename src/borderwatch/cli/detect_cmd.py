@@ -122,7 +122,6 @@ def run_and_write(
 @click.option(
     "--qgis-project",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="Also write a QGIS project FILE.qgz: the --out GeoPackage's layers (needs "
     "--out FILE.gpkg) over both dates' images in true colour, paths relative to it.",
 )
