@@ -20,6 +20,7 @@ import rasterio
 import rasterio.windows
 import shapely
 from click.testing import CliRunner
+from scipy import ndimage
 
 from borderwatch.cli import main
 from borderwatch.errors import InputError
@@ -124,12 +125,16 @@ def test_evaluate_on_png_and_plain_tiff_prints_no_rasterio_warning(tmp_path, mak
 def _sparse_pair(tmp_path: Path, *, size: int = 3000, patch: int = 200, corner: int = 20):
     """Mostly-nodata ``size`` x ``size`` pair: one valid ``patch`` square near the top left.
 
-    The after date has a 20 x 30 m bright roof planted in the patch at rows/cols
-    (90-110, 80-110) of the patch. 1 m pixels, tiled 256 px, nodata 0.
+    Smooth texture; the after date is shifted one row down and has a 20 x 30 m bright
+    roof planted in the patch at rows/cols (90-110, 80-110) of the patch. 1 m pixels,
+    tiled 256 px, nodata 0.
     """
     rng = np.random.default_rng(3)
-    before = rng.normal(800, 40, (4, patch, patch)).astype(np.float32)
-    after = before + rng.normal(0, 10, before.shape).astype(np.float32)
+    field = ndimage.gaussian_filter(rng.normal(800, 60, (4, patch + 4, patch + 4)), (0, 1.5, 1.5))
+    before = field[:, 2:-2, 2:-2].astype(np.float32)
+    # The after date sits one row lower: after[r] = before[r - 1] (a 1 m misregistration).
+    after = field[:, 1:-3, 2:-2] + rng.normal(0, 2, before.shape)
+    after = after.astype(np.float32)
     after[:, 90:110, 80:110] += 900
     paths = []
     for name, arr in (("sparse_before.tif", before), ("sparse_after.tif", after)):
@@ -157,19 +162,32 @@ def _sparse_pair(tmp_path: Path, *, size: int = 3000, patch: int = 200, corner: 
 
 @pytest.mark.slow
 def test_sparse_scene_whose_valid_patch_the_sample_misses_is_still_assessed(tmp_path):
-    from borderwatch.engine.plan import sample_windows
+    from borderwatch.engine import detect, make_plan
 
     before, after = _sparse_pair(tmp_path)
-    # The uniform draw of the default sample misses the patch (rows/cols 20-220) entirely:
-    drawn = sample_windows((3000, 3000), (256, 256))
-    assert len(drawn) > 1 and not any(r < 220 and c < 220 for r, c, _, _ in drawn)
-    r, out = _detect(tmp_path, before, after)
-    assert r.exit_code == 0, r.output
-    det = pyogrio.read_dataframe(out, layer="detections")
+    patch = shapely.box(500020.0, 4709780.0, 500220.0, 4709980.0)  # x, y in EPSG:32652
+    plan = make_plan(before, after)
+    gt = plan.grid.transform
+
+    def bounds(win):
+        r0, c0, h, w = win
+        return shapely.box(
+            gt.c + c0 * gt.a, gt.f + (r0 + h) * gt.e, gt.c + (c0 + w) * gt.a, gt.f + r0 * gt.e
+        )
+
+    # The default uniform draw misses the patch, and so does the centre alignment window:
+    assert len(plan.sample) > 1 and not any(bounds(w).intersects(patch) for w in plan.sample)
+    assert not bounds(plan.align_window).intersects(patch)
+    run = detect(before, after)
+    params = run.change.params
+    assert params["blockwise"]["sample"]["redrawn_on_valid"] is True
+    # Co-registered on the patch: the after date moved up one row.
+    assert params["align"] is True and "align_skipped" not in params
+    assert params["shift_px"] == pytest.approx([-1.0, 0.0], abs=0.1)
     # The roof: x 500100-500130 m, y 4709870-4709890 m (patch origin at pixel (20, 20)).
     roof = shapely.box(500100.0, 4709870.0, 500130.0, 4709890.0)
-    hits = det[det.geometry.intersects(roof)]
-    assert len(hits) == 1, det[["area_m2", "class"]]
+    hits = run.objects[run.objects.geometry.intersects(roof)]
+    assert len(hits) == 1, run.objects
     assert hits.geometry.iloc[0].intersection(roof).area / roof.area > 0.8
 
 
@@ -238,3 +256,19 @@ def test_review_import_refuses_layers_without_geometry_or_crs(tmp_path):
                 f"borderwatch: error: {path}: layer 'detections' {problem};"
             ), r.output
     assert not store.exists()
+
+
+def test_evaluate_on_tiny_images_names_the_users_file_not_a_temporary_copy(tmp_path):
+    from PIL import Image
+
+    image = np.moveaxis(_texture((10, 12), bands=3).astype(np.uint8), 0, -1)
+    for name in ("b.png", "a.png"):
+        Image.fromarray(image).save(tmp_path / name)
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp_path / "t.png")
+    args = ["evaluate", "--before", str(tmp_path / "b.png"), "--after", str(tmp_path / "a.png")]
+    r = CliRunner().invoke(main, [*args, "--truth", str(tmp_path / "t.png"), "--pixel-size", "1"])
+    assert r.exit_code == 2
+    assert r.output.strip() == (
+        f"borderwatch: error: {tmp_path / 'b.png'}: 10 x 12 pixels is too small to assess "
+        f"(needs at least {MIN_INPUT_PX} x {MIN_INPUT_PX} pixels)"
+    )

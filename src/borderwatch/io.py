@@ -41,6 +41,7 @@ __all__ = [
     "Grid",
     "MIN_INPUT_PX",
     "Scene",
+    "check_shape",
     "check_size",
     "choose_grid",
     "load_pair",
@@ -309,12 +310,25 @@ def check_size(source: DateSource, *, min_px: int = MIN_INPUT_PX) -> None:
     """
     for path in source.paths:
         with open_raster(path) as src:
-            rows, cols = src.height, src.width
-        if min(rows, cols) < min_px:
-            raise InputError(
-                f"{path}: {rows} x {cols} pixels is too small to assess "
-                f"(needs at least {min_px} x {min_px} pixels)"
-            )
+            check_shape((src.height, src.width), path=path, min_px=min_px)
+
+
+def check_shape(
+    shape: tuple[int, int], *, path: str | os.PathLike[str], min_px: int = MIN_INPUT_PX
+) -> None:
+    """Refuse an image of ``shape`` ``(rows, cols)`` narrower than ``min_px`` on a side.
+
+    Raises
+    ------
+    InputError
+        Naming ``path``, the shape and the minimum.
+    """
+    rows, cols = shape
+    if min(rows, cols) < min_px:
+        raise InputError(
+            f"{path}: {rows} x {cols} pixels is too small to assess "
+            f"(needs at least {min_px} x {min_px} pixels)"
+        )
 
 
 def _as_source(

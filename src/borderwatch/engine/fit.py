@@ -6,7 +6,8 @@
    grid, the whole grid when it is smaller). With fewer than ``MIN_ALIGN_PIXELS``
    pixels valid in both dates there (``MIN_SHIFT_SIDE_PX`` squared on a whole small
    grid), or a window narrower than ``MIN_SHIFT_SIDE_PX``, the run is not
-   co-registered and says so (``align_skipped``, also logged as a warning).
+   co-registered and says so (``align_skipped``, also logged as a warning), unless
+   the window holding the most valid pixels (:func:`densest_window`) has enough.
 2. *Sample* (:func:`task_sample`): each sample window is read and shifted; only its
    interior (the window less the shift's and the score's context, except at grid
    edges) enters the statistics, so the sample's values equal the whole scene's at
@@ -54,6 +55,8 @@ from borderwatch.objects.construction import ClassifyContext, DirectionModel, fi
 __all__ = [
     "AlignResult",
     "Sample",
+    "densest_window",
+    "joint_valid",
     "SceneModel",
     "fit_plan",
     "fit_scene",
@@ -176,23 +179,64 @@ def sparse_sample(plan: Plan, samples: Sequence[Sample]) -> bool:
     return valid < plan.sample_px * SPARSE_SAMPLE_SHARE
 
 
-def valid_sample_windows(plan: Plan) -> list[Win]:
+def joint_valid(plan: Plan) -> np.ndarray:
+    """Coarse mask of where both dates hold valid pixels, :data:`VALID_STEP_PX` cells.
+
+    See :func:`borderwatch.engine.read.coarse_valid`.
+    """
+    src, step = plan.source, VALID_STEP_PX
+    return coarse_valid(src.before, src.grid, step) & coarse_valid(src.after, src.grid, step)
+
+
+def valid_sample_windows(plan: Plan, valid: np.ndarray | None = None) -> list[Win]:
     """Sample windows drawn only among those holding pixels valid in both dates.
 
     As :func:`borderwatch.engine.plan.sample_windows` (same size and seed), on the
-    coarse valid-data masks of both dates (:func:`borderwatch.engine.read.coarse_valid`,
-    :data:`VALID_STEP_PX` cells).
+    coarse mask ``valid`` (default :func:`joint_valid`).
     """
-    src, step = plan.source, VALID_STEP_PX
-    valid = coarse_valid(src.before, src.grid, step) & coarse_valid(src.after, src.grid, step)
+    src = plan.source
     return sample_windows(
         src.grid.shape,
         src.tile,
         sample_px=plan.sample_px,
         seed=plan.seed,
-        valid=valid,
-        valid_step=step,
+        valid=joint_valid(plan) if valid is None else valid,
+        valid_step=VALID_STEP_PX,
     )
+
+
+def densest_window(valid: np.ndarray, shape: tuple[int, int], *, size: int) -> Win:
+    """Return the window of at most ``size`` px a side holding the most valid cells.
+
+    Parameters
+    ----------
+    valid : numpy.ndarray
+        Coarse mask, one value per :data:`VALID_STEP_PX` grid pixels (:func:`joint_valid`).
+    shape : tuple of int
+        Grid ``(rows, cols)``.
+    size : int
+        Window side, grid pixels.
+
+    Returns
+    -------
+    tuple of int
+        ``(row0, col0, rows, cols)`` in grid pixels, inside the grid.
+
+    Examples
+    --------
+    >>> valid = np.zeros((100, 100), bool)
+    >>> valid[90:, 5:10] = True
+    >>> densest_window(valid, (1600, 1600), size=160)
+    (1440, 0, 160, 160)
+    """
+    step = VALID_STEP_PX
+    h, w = min(size, shape[0]), min(size, shape[1])
+    kh, kw = max(min(h // step, valid.shape[0]), 1), max(min(w // step, valid.shape[1]), 1)
+    # Sums of every kh x kw block of cells from the summed-area table.
+    table = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[kh:, kw:] - table[:-kh, kw:] - table[kh:, :-kw] + table[:-kh, :-kw]
+    i, j = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return (min(int(i) * step, shape[0] - h), min(int(j) * step, shape[1] - w), h, w)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,10 @@ from borderwatch.engine.apply import BlockResult, preview_step, task_block
 from borderwatch.engine.executors import Executor, executor_for
 from borderwatch.engine.fit import (
     SceneModel,
+    densest_window,
     fit_plan,
     fit_scene,
+    joint_valid,
     sparse_sample,
     task_align,
     task_sample,
@@ -194,6 +196,13 @@ def run_plan(
         hashes = {q: hasher.submit(sha256_file, q) for q in (*src.before.paths, *src.after.paths)}
         align_win, wins, score_halo = fit_plan(plan)
         align = next(iter(ex.map(task_align, [(src, align_win)])))
+        valid = None  # coarse valid mask of both dates, read only for a sparse scene
+        if align_win is not None and "align_skipped" in align.info:
+            if tuple(align_win[2:]) != tuple(src.grid.shape):  # measure where the data are
+                valid = joint_valid(plan)
+                dense = densest_window(valid, src.grid.shape, size=max(align_win[2:]))
+                if dense != tuple(align_win):
+                    align = next(iter(ex.map(task_align, [(src, dense)])))
         log.info("co-registration: %s", {k: align.info[k] for k in ("align", "shift_px")})
         if "align_skipped" in align.info:
             log.warning("%s", align.info["align_skipped"])
@@ -206,7 +215,7 @@ def run_plan(
         samples = list(each(ex.map, task_sample, args, progress, "sample"))
         redrawn = None
         if sparse_sample(plan, samples):  # the draw missed a sparse scene's data
-            redrawn = valid_sample_windows(plan)
+            redrawn = valid_sample_windows(plan, valid)
             log.info(
                 "%s, %s: the sample held few valid pixels; drawn again from the %d windows "
                 "holding valid pixels",

@@ -40,7 +40,14 @@ import rasterio.windows
 from PIL import Image
 
 from borderwatch.errors import InputError, RasterReadError
-from borderwatch.io import Grid, expand_paths, load_pair, open_date, open_raster
+from borderwatch.io import (
+    Grid,
+    check_shape,
+    expand_paths,
+    load_pair,
+    open_date,
+    open_raster,
+)
 
 __all__ = [
     "OSCD_BANDS",
@@ -380,6 +387,7 @@ def load_labelled(
             win = rasterio.windows.from_bounds(*sb.grid.bounds, transform=src.transform)
         r0, c0 = int(round(win.row_off)), int(round(win.col_off))
         rows, cols = sb.grid.shape
+        check_shape((rows, cols), path=b_src.paths[0])  # before copies of it are made
         sl = (slice(r0, r0 + rows), slice(c0, c0 + cols))
         if label[sl].shape != (rows, cols):
             raise InputError(f"{truth}: mask {label.shape} does not cover the before grid")
@@ -398,7 +406,11 @@ def load_labelled(
     b = np.concatenate([read_image_array(p) for p in expand_paths(before)])
     a = np.concatenate([read_image_array(p) for p in expand_paths(after)])
     if b.shape != a.shape or b.shape[1:] != label.shape:
-        raise InputError(f"shapes differ: before {b.shape}, after {a.shape}, truth {label.shape}")
+        raise InputError(
+            f"{before[0]}: shapes differ: before {b.shape}, after {a.shape} ({after[0]}), "
+            f"truth {label.shape} ({truth})"
+        )
+    check_shape((b.shape[1], b.shape[2]), path=before[0])
     valid = np.isfinite(b).all(axis=0) & np.isfinite(a).all(axis=0)
     names = (
         ("red", "green", "blue")
