@@ -272,3 +272,26 @@ def test_evaluate_on_tiny_images_names_the_users_file_not_a_temporary_copy(tmp_p
         f"borderwatch: error: {tmp_path / 'b.png'}: 10 x 12 pixels is too small to assess "
         f"(needs at least {MIN_INPUT_PX} x {MIN_INPUT_PX} pixels)"
     )
+
+
+def test_gcp_only_raster_is_told_to_be_warped(tmp_path):
+    from rasterio.control import GroundControlPoint
+
+    path = tmp_path / "gcps.tif"
+    gcps = [
+        GroundControlPoint(row=r, col=c, x=500000.0 + c, y=4710000.0 - r)
+        for r, c in ((0, 0), (0, 63), (63, 0), (63, 63))
+    ]
+    profile = {"driver": "GTiff", "height": 64, "width": 64, "count": 4, "dtype": "uint16"}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(_texture((64, 64)))
+        dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(32652))
+    proc = _cli(
+        "detect", "--before", str(path), "--after", str(path), "--out", "o.gpkg", cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "NotGeoreferencedWarning" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"borderwatch: error: {path}: georeferenced by ground control points or RPCs only; "
+        "warp it onto a map grid first (e.g. gdalwarp)"
+    )

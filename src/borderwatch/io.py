@@ -269,6 +269,11 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     date = None
     for path in files:
         with open_raster(path) as src:
+            if src.transform == Affine.identity() and (src.gcps[0] or src.rpcs):
+                raise InputError(
+                    f"{path}: georeferenced by ground control points or RPCs only; "
+                    "warp it onto a map grid first (e.g. gdalwarp)"
+                )
             if src.crs is None or src.transform == Affine.identity():
                 missing = "no CRS" if src.crs is None else "no geotransform"
                 raise InputError(
