@@ -99,7 +99,7 @@ def test_layer_styles_table_is_the_qgis_one(analyst_outputs):
     values = [c.get("value") for c in renderer.find("categories")]
     assert values == ["building", "fence_or_wall", "other"]
     label = root.find("labeling/settings/text-style")
-    assert "area_m2" in label.get("fieldName") and label.get("isExpression") == "1"
+    assert label.get("fieldName") == "'#' || \"ref\"" and label.get("isExpression") == "1"
 
 
 def test_geojson_output_has_qml_beside_it(analyst_outputs):

@@ -113,7 +113,7 @@ def test_errors_name_the_file(make_raster, tmp_path: Path):
     with pytest.raises(RasterReadError, match="junk.tif"):
         open_date(junk)
     nocrs = make_raster("nocrs.tif", np.ones((3, 3), np.uint16), crs=None)
-    with pytest.raises(InputError, match="nocrs.tif: raster has no CRS"):
+    with pytest.raises(InputError, match=r"nocrs.tif: not georeferenced \(no CRS\)"):
         open_date(nocrs)
 
 

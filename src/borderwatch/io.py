@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,15 +39,22 @@ __all__ = [
     "expand_paths",
     "DateSource",
     "Grid",
+    "MIN_INPUT_PX",
     "Scene",
+    "check_shape",
+    "check_size",
     "choose_grid",
     "load_pair",
     "open_date",
+    "open_raster",
     "read_scene",
 ]
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt", ".png", ".hdr", "")
 _BAND_RE = re.compile(r"(?:^|[_\-.])(B(?:0?[1-9]|1[0-2]|8A))(?=[_\-.]|$)", re.IGNORECASE)
+#: Fewest pixels a side of an input file the detection assesses: phase correlation,
+#: the threshold's histogram and the clean-up's opening need a 2-D patch, not a row.
+MIN_INPUT_PX = 16
 
 
 @dataclass(frozen=True)
@@ -181,11 +189,23 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
     return out
 
 
-def _open(path: str) -> rasterio.DatasetReader:
+def open_raster(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
+    """Open a raster for reading, without rasterio's ``NotGeoreferencedWarning``.
+
+    Plain images (PNG, un-georeferenced TIFF) are read knowingly: callers check
+    ``crs``/``transform`` and say "not georeferenced" themselves where it matters.
+
+    Raises
+    ------
+    RasterReadError
+        The file is missing or not a readable raster.
+    """
     if not Path(path).exists():
         raise RasterReadError(f"{path}: no such file")
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
         raise RasterReadError(f"{path}: not a readable raster ({_short(exc)})") from exc
 
@@ -233,11 +253,18 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     res = math.inf
     metas: list[Imagery] = []
     for path in files:
-        with _open(path) as src:
-            if src.crs is None:
-                raise InputError(f"{path}: raster has no CRS; georeference it first")
-            if src.transform == Affine.identity():
-                raise InputError(f"{path}: raster has no geotransform")
+        with open_raster(path) as src:
+            if src.transform == Affine.identity() and (src.gcps[0] or src.rpcs):
+                raise InputError(
+                    f"{path}: georeferenced by ground control points or RPCs only; "
+                    "warp it onto a map grid first (e.g. gdalwarp)"
+                )
+            if src.crs is None or src.transform == Affine.identity():
+                missing = "no CRS" if src.crs is None else "no geotransform"
+                raise InputError(
+                    f"{path}: not georeferenced ({missing}); georeference it first "
+                    "(plain images: borderwatch evaluate --pixel-size)"
+                )
             try:
                 bounds = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
             except Exception as exc:  # noqa: BLE001 - PROJ raises several types
@@ -266,6 +293,37 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     assert foot is not None
     meta = merge_imagery(metas)
     return DateSource(tuple(files), tuple(names), meta.date, foot, res, tuple(file_bands), meta)
+
+
+def check_size(source: DateSource, *, min_px: int = MIN_INPUT_PX) -> None:
+    """Refuse a date whose files are narrower than ``min_px`` pixels on either side.
+
+    Raises
+    ------
+    InputError
+        A file is smaller than ``min_px`` x ``min_px`` pixels (the message names it).
+    """
+    for path in source.paths:
+        with open_raster(path) as src:
+            check_shape((src.height, src.width), path=path, min_px=min_px)
+
+
+def check_shape(
+    shape: tuple[int, int], *, path: str | os.PathLike[str], min_px: int = MIN_INPUT_PX
+) -> None:
+    """Refuse an image of ``shape`` ``(rows, cols)`` narrower than ``min_px`` on a side.
+
+    Raises
+    ------
+    InputError
+        Naming ``path``, the shape and the minimum.
+    """
+    rows, cols = shape
+    if min(rows, cols) < min_px:
+        raise InputError(
+            f"{path}: {rows} x {cols} pixels is too small to assess "
+            f"(needs at least {min_px} x {min_px} pixels)"
+        )
 
 
 def _as_source(
@@ -327,7 +385,7 @@ def choose_grid(
             raise NoOverlapError(f"the area of interest does not overlap the inputs ({files})")
     if match is not None:
         finest = _finest_file(match)
-        with _open(finest) as src:
+        with open_raster(finest) as src:
             dst_crs, tr = src.crs, src.transform
             full = rasterio.windows.Window(0, 0, src.width, src.height)
         left, bottom, right, top = rasterio.warp.transform_bounds(
@@ -360,7 +418,7 @@ def _finest_file(date: DateSource) -> str:
     """Path of the date's file with the smallest pixel size."""
     best, best_res = date.paths[0], math.inf
     for path in date.paths:
-        with _open(path) as src:
+        with open_raster(path) as src:
             res = _res_metres(src)
         if res < best_res:
             best, best_res = path, res
@@ -428,7 +486,7 @@ def read_scene(
     k = 0
     for path in source.paths:
         bands = [b for (p, b) in source.file_bands if p == path]
-        with _open(path) as src:
+        with open_raster(path) as src:
             try:
                 sb = rasterio.warp.transform_bounds(
                     grid.crs, src.crs, left, bottom, right, top, densify_pts=21

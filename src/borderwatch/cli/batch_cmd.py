@@ -18,11 +18,12 @@ Before any long work every job's inputs are opened and existing outputs are refu
 without ``--overwrite``. Then every job runs through the same engine and product
 writer as ``detect`` (:func:`borderwatch.engine.detect`,
 :func:`borderwatch.products.write.write_products`): ``<name>.geojson`` with ``<name>.qml``,
-with ``--gpkg`` also the styled ``<name>.gpkg``, with ``--evidence`` the packet
-``<name>.evidence/``, the same attribute schema and stable ids, stored reviews
-re-applied. Jobs run on ``--scheduler`` (default dask's local ``threads``; with
-``threads`` several jobs run at a time on one shared pool of a thread per CPU). Each
-job's outputs are written as soon as it is done.
+with ``--gpkg`` also the styled ``<name>.gpkg`` (and with ``--qgis-project`` the QGIS
+project ``<name>.qgz`` of it), with ``--evidence`` the packet ``<name>.evidence/``, the
+same attribute schema and stable ids, stored reviews re-applied. Jobs run on
+``--scheduler`` (default dask's local ``threads``; with ``threads`` several jobs run at a
+time on one shared pool of a thread per CPU). Each job's outputs are written as soon as
+it is done.
 
 A job whose input is missing or unreadable fails alone: ``batch.json`` lists every job
 with its ``status`` (``ok``; ``no-overlap`` for an AOI the pair does not cover;
@@ -136,6 +137,12 @@ def _outcome(result: JobResult) -> list[str]:
 )
 @click.option("--gpkg", "gpkg", is_flag=True, help="Also write <name>.gpkg per job.")
 @click.option(
+    "--qgis-project",
+    "qgis_project",
+    is_flag=True,
+    help="Also write the QGIS project <name>.qgz per job (needs --gpkg).",
+)
+@click.option(
     "--evidence", "evidence", is_flag=True, help="Also write the packet <name>.evidence/ per job."
 )
 @click.option(
@@ -155,6 +162,7 @@ def batch(
     job_files: tuple[Path, ...],
     out_dir: Path,
     gpkg: bool,
+    qgis_project: bool,
     evidence: bool,
     method: Any,
     threshold: str,
@@ -188,12 +196,15 @@ def batch(
         jobs += read_jobs(path)
     if not jobs:
         raise click.UsageError("give at least one --pair or --jobs file")
+    if qgis_project and not gpkg:
+        raise click.UsageError("--qgis-project shows each job's GeoPackage: add --gpkg")
     refuse_duplicates(jobs)
     names = job_names(jobs)
     reports = []
     for name in names:
         reports += [out_dir / f"{name}.geojson", out_dir / f"{name}.qml"]
         reports += [out_dir / f"{name}.gpkg"] if gpkg else []
+        reports += [out_dir / f"{name}.qgz"] if qgis_project else []
         reports += [out_dir / f"{name}.evidence"] if evidence else []
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -256,6 +267,7 @@ def batch(
             sign_key=sign_key,
             redact=redact,
             command=f"borderwatch {ctx.info_name}",
+            qgis_project=out_dir / f"{ref.name}.qgz" if qgis_project else None,
         )
         log.info("%s: wrote %s", ref.label, path)
         packet = products.evidence

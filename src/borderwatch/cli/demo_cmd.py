@@ -76,7 +76,8 @@ def demo(
             imagery=imagery,
             allow_reversed=allow_reversed,
         )
-    # Layers for QGIS and the evidence packet (report.html, chips, manifest) all in out_dir;
+    # Layers and a project for QGIS and the evidence packet (report.html, chips, manifest)
+    # all in out_dir;
     # no stored reviews are applied: the demo imagery is synthetic.
     with activity("writing", quiet=quiet):
         products = write_products(
@@ -87,6 +88,7 @@ def demo(
             sign_key=sign_key,
             redact=redact,
             command=f"borderwatch {ctx.info_name}",
+            qgis_project=out_dir / "new_structures.qgz",
         )
     assert products.evidence is not None
     outputs = [*products.files, products.evidence.report, products.evidence.manifest]

@@ -61,6 +61,7 @@ def run_and_write(
     command: str = "borderwatch detect",
     imagery: Any = None,
     allow_reversed: bool = False,
+    qgis_project: Path | None = None,
 ) -> tuple[DetectionRun, list[Path], Any]:
     """Run the engine on one pair and write every product (shared by detect and batch).
 
@@ -75,7 +76,9 @@ def run_and_write(
     products : borderwatch.products.write.Products
     """
     layer_outs = (out,) if out is not None else ()
-    check_outputs(layer_outs, evidence=evidence, overwrite=overwrite)  # before the long work
+    check_outputs(  # before the long work
+        layer_outs, evidence=evidence, overwrite=overwrite, qgis_project=qgis_project
+    )
     with progress_reporter(quiet=quiet) as progress:
         run = detect(
             before,
@@ -100,6 +103,7 @@ def run_and_write(
         sign_key=sign_key,
         redact=redact,
         command=command,
+        qgis_project=qgis_project,
     )
     outputs = [*products.files, *run.outputs.values()]
     if products.evidence is not None:
@@ -138,6 +142,12 @@ def run_and_write(
     default=None,
     help="Write an evidence packet (chips, report.html, manifest.json) to this folder.",
 )
+@click.option(
+    "--qgis-project",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a QGIS project FILE.qgz: the --out GeoPackage's layers (needs "
+    "--out FILE.gpkg) over both dates' images in true colour, paths relative to it.",
+)
 @store_option
 @click.option(
     "--resolution",
@@ -161,6 +171,7 @@ def detect_command(
     resolution: float | None,
     crs: str | None,
     evidence: Path | None,
+    qgis_project: Path | None,
     reviews_dir: Path | None,
     method: Any,
     threshold: str,
@@ -205,6 +216,7 @@ def detect_command(
         command=f"borderwatch {ctx.info_name}",
         imagery=imagery,
         allow_reversed=allow_reversed,
+        qgis_project=qgis_project,
     )
     if not quiet:
         print_summary(run, outputs)

@@ -18,9 +18,9 @@ __all__ = ["evaluate"]
 
 def is_geographic(path: Path) -> bool:
     """Whether a raster's CRS is geographic (degrees)."""
-    import rasterio
+    from borderwatch.io import open_raster
 
-    with rasterio.open(path) as ds:
+    with open_raster(path) as ds:
         return bool(ds.crs is not None and ds.crs.is_geographic)
 
 

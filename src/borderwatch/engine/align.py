@@ -142,8 +142,9 @@ def estimate_shift(
     """
     if reference.shape != moving.shape or valid.shape != reference.shape[1:]:
         raise InputError(f"shapes differ: {reference.shape}, {moving.shape}, {valid.shape}")
-    if valid.sum() < 256:
-        raise InputError("too few valid pixels to estimate a shift (need 16 x 16)")
+    if valid.sum() < MIN_SHIFT_SIDE_PX**2 or min(valid.shape) < MIN_SHIFT_SIDE_PX:
+        side = MIN_SHIFT_SIDE_PX
+        raise InputError(f"too few valid pixels to estimate a shift (need {side} x {side})")
     from scipy import fft
     from skimage.registration import phase_cross_correlation  # only when aligning
 
@@ -321,6 +322,9 @@ def apply_shift(
 ALIGN_WINDOW_PX = 1024
 #: Fewest pixels valid in both dates a shift is measured on (a 64 x 64 square).
 MIN_ALIGN_PIXELS = 64 * 64
+#: Side of the smallest window :func:`estimate_shift` measures a shift on, pixels (it
+#: needs at least this many pixels a side and this squared valid in both dates).
+MIN_SHIFT_SIDE_PX = 16
 #: Pixels (all bands) per strip of :func:`apply_shift`'s bilinear shift.
 SHIFT_STRIP_PX = 1 << 18
 

@@ -4,12 +4,16 @@
    :func:`borderwatch.engine.align.coregister` on the plan's alignment window
    (:func:`borderwatch.engine.align.centre_window`: the 1024 px square at the centre of the
    grid, the whole grid when it is smaller). With fewer than ``MIN_ALIGN_PIXELS``
-   pixels valid in both dates there, the run is not co-registered and says so
-   (``align_skipped``).
+   pixels valid in both dates there (``MIN_SHIFT_SIDE_PX`` squared on a whole small
+   grid), or a window narrower than ``MIN_SHIFT_SIDE_PX``, the run is not
+   co-registered and says so (``align_skipped``, also logged as a warning), unless
+   the window holding the most valid pixels (:func:`densest_window`) has enough.
 2. *Sample* (:func:`task_sample`): each sample window is read and shifted; only its
    interior (the window less the shift's and the score's context, except at grid
    edges) enters the statistics, so the sample's values equal the whole scene's at
-   the same pixels.
+   the same pixels. A sparse scene (valid pixels in a corner or a strip) whose data
+   the uniform draw missed (:func:`sparse_sample`) is sampled again from the windows
+   that hold valid pixels (:func:`valid_sample_windows`).
 3. *Fit* (:func:`fit_scene`): the normaliser (``--normalise``), then the score method
    (:mod:`borderwatch.methods`), the threshold from the sample's scores (``ki``,
    ``otsu``, ``chi2``, or a number), and, with classification, the direction
@@ -26,9 +30,22 @@ from typing import Any
 
 import numpy as np
 
-from borderwatch.engine.align import MIN_ALIGN_PIXELS, apply_shift, coregister
-from borderwatch.engine.plan import CleanParams, PairSource, Plan, Win, block_halo, shift_halo_px
-from borderwatch.engine.read import Pair, read_pair
+from borderwatch.engine.align import (
+    MIN_ALIGN_PIXELS,
+    MIN_SHIFT_SIDE_PX,
+    apply_shift,
+    coregister,
+)
+from borderwatch.engine.plan import (
+    CleanParams,
+    PairSource,
+    Plan,
+    Win,
+    block_halo,
+    sample_windows,
+    shift_halo_px,
+)
+from borderwatch.engine.read import Pair, coarse_valid, read_pair
 from borderwatch.errors import InputError
 from borderwatch.methods import Fitted, FittedNormaliser, Method, get_method, get_normaliser
 from borderwatch.methods.arrays import pixels_at
@@ -38,17 +55,26 @@ from borderwatch.objects.construction import ClassifyContext, DirectionModel, fi
 __all__ = [
     "AlignResult",
     "Sample",
+    "densest_window",
+    "joint_valid",
     "SceneModel",
     "fit_plan",
     "fit_scene",
     "plan_method",
     "shifted",
+    "sparse_sample",
     "task_align",
     "task_sample",
+    "valid_sample_windows",
 ]
 
 #: Probability above which a learned model's pixel is change, unless a number is given.
 MODEL_PROBABILITY = 0.5
+#: A drawn sample with fewer valid pixels than this share of its size is redrawn from
+#: windows that hold valid pixels (:func:`valid_sample_windows`).
+SPARSE_SAMPLE_SHARE = 1 / 64
+#: Cell of the coarse valid-data mask the redraw uses, pixels (divides the 256 px windows).
+VALID_STEP_PX = 16
 
 
 @dataclass(frozen=True)
@@ -84,10 +110,15 @@ def task_align(src: PairSource, win: Win | None) -> AlignResult:
         return AlignResult(None, _not_aligned())
     p = read_pair(src, win)
     overlap = int((p.valid_before & p.valid_after).sum())
-    if overlap < MIN_ALIGN_PIXELS and tuple(win[2:]) != tuple(src.grid.shape):
+    # A small scene is measured whole, down to the fewest pixels phase correlation needs.
+    whole = tuple(win[2:]) == tuple(src.grid.shape)
+    need = MIN_SHIFT_SIDE_PX**2 if whole else MIN_ALIGN_PIXELS
+    if overlap < need or min(win[2:]) < MIN_SHIFT_SIDE_PX:
+        where = "whole grid" if whole else "centre window"
         skipped = (
-            f"{overlap} pixels valid in both dates in the centre window {list(win)}, "
-            f"fewer than {MIN_ALIGN_PIXELS}: not co-registered"
+            f"{overlap} pixels valid in both dates in the {win[2]} x {win[3]} px {where} "
+            f"{list(win)}, fewer than {need} or narrower than {MIN_SHIFT_SIDE_PX} px: "
+            f"{src.after.paths[0]} not co-registered to {src.before.paths[0]}"
         )
         return AlignResult(None, _not_aligned(align_skipped=skipped))
     reg = coregister(p.before, p.after, p.valid_before, p.valid_after, window_px=None)
@@ -133,6 +164,79 @@ def task_sample(src: PairSource, win: Win, align: AlignResult, score_halo: int) 
     bottom = h if r0 + h == rows else max(h - context, top)
     right = w if c0 + w == cols else max(w - context, left)
     return Sample(p.before, after, valid, (slice(top, bottom), slice(left, right)))
+
+
+def sparse_sample(plan: Plan, samples: Sequence[Sample]) -> bool:
+    """Whether a drawn sample holds too few valid pixels to fit on.
+
+    False for a whole-scene sample (nothing to redraw); otherwise True when the
+    samples' valid interior pixels are fewer than :data:`SPARSE_SAMPLE_SHARE` of
+    ``plan.sample_px``.
+    """
+    if len(plan.sample) == 1 and tuple(plan.sample[0][2:]) == tuple(plan.grid.shape):
+        return False
+    valid = sum(int(s.valid[s.core].sum()) for s in samples)
+    return valid < plan.sample_px * SPARSE_SAMPLE_SHARE
+
+
+def joint_valid(plan: Plan) -> np.ndarray:
+    """Coarse mask of where both dates hold valid pixels, :data:`VALID_STEP_PX` cells.
+
+    See :func:`borderwatch.engine.read.coarse_valid`.
+    """
+    src, step = plan.source, VALID_STEP_PX
+    return coarse_valid(src.before, src.grid, step) & coarse_valid(src.after, src.grid, step)
+
+
+def valid_sample_windows(plan: Plan, valid: np.ndarray | None = None) -> list[Win]:
+    """Sample windows drawn only among those holding pixels valid in both dates.
+
+    As :func:`borderwatch.engine.plan.sample_windows` (same size and seed), on the
+    coarse mask ``valid`` (default :func:`joint_valid`).
+    """
+    src = plan.source
+    return sample_windows(
+        src.grid.shape,
+        src.tile,
+        sample_px=plan.sample_px,
+        seed=plan.seed,
+        valid=joint_valid(plan) if valid is None else valid,
+        valid_step=VALID_STEP_PX,
+    )
+
+
+def densest_window(valid: np.ndarray, shape: tuple[int, int], *, size: int) -> Win:
+    """Return the window of at most ``size`` px a side holding the most valid cells.
+
+    Parameters
+    ----------
+    valid : numpy.ndarray
+        Coarse mask, one value per :data:`VALID_STEP_PX` grid pixels (:func:`joint_valid`).
+    shape : tuple of int
+        Grid ``(rows, cols)``.
+    size : int
+        Window side, grid pixels.
+
+    Returns
+    -------
+    tuple of int
+        ``(row0, col0, rows, cols)`` in grid pixels, inside the grid.
+
+    Examples
+    --------
+    >>> valid = np.zeros((100, 100), bool)
+    >>> valid[90:, 5:10] = True
+    >>> densest_window(valid, (1600, 1600), size=160)
+    (1440, 0, 160, 160)
+    """
+    step = VALID_STEP_PX
+    h, w = min(size, shape[0]), min(size, shape[1])
+    kh, kw = max(min(h // step, valid.shape[0]), 1), max(min(w // step, valid.shape[1]), 1)
+    # Sums of every kh x kw block of cells from the summed-area table.
+    table = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[kh:, kw:] - table[:-kh, kw:] - table[kh:, :-kw] + table[:-kh, :-kw]
+    i, j = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return (min(int(i) * step, shape[0] - h), min(int(j) * step, shape[1] - w), h, w)
 
 
 @dataclass(frozen=True)
@@ -238,8 +342,26 @@ def _threshold(
     return threshold_score(flat, np.ones(flat.shape, bool), rule, dof=fitted.dof, p_value=p.p_value)
 
 
-def fit_scene(plan: Plan, align: AlignResult, samples: Sequence[Sample]) -> SceneModel:
+def fit_scene(
+    plan: Plan,
+    align: AlignResult,
+    samples: Sequence[Sample],
+    *,
+    windows: Sequence[Win] | None = None,
+) -> SceneModel:
     """Fit normaliser, score, threshold and direction statistics on the sample.
+
+    Parameters
+    ----------
+    plan : Plan
+        The run's plan.
+    align : AlignResult
+        The co-registration.
+    samples : sequence of Sample
+        The sample windows, read (:func:`task_sample`).
+    windows : sequence of tuple, optional
+        The windows ``samples`` were read from when they are not ``plan.sample``
+        (redrawn by :func:`valid_sample_windows`).
 
     Raises
     ------
@@ -257,9 +379,11 @@ def fit_scene(plan: Plan, align: AlignResult, samples: Sequence[Sample]) -> Scen
     else:
         b, a = _pixels(samples, "before"), _pixels(samples, "after")
         v = np.ones(b.shape[1:], bool)
+    redrawn = windows is not None
     if not v.any():
+        where = "windows holding valid pixels" if redrawn else "windows"
         raise InputError(
-            f"no pixel valid in both dates in the sample of the scene ({len(samples)} windows) "
+            f"no pixel valid in both dates in the sample of the scene ({len(samples)} {where}) "
             f"of {src.before.paths[0]} and {src.after.paths[0]}; check nodata and overlap"
         )
     norm_method = get_normaliser(p.normalise)
@@ -272,7 +396,7 @@ def fit_scene(plan: Plan, align: AlignResult, samples: Sequence[Sample]) -> Scen
     valids = [s.valid[s.core] for s in samples]
     value = _threshold(plan, fitted, scores, valids)
     direction = fit_direction(b, a, v, band_names=band_names) if p.classify else None
-    wins = plan.sample
+    wins = list(windows) if windows is not None else plan.sample
     info: dict[str, Any] = {
         "windows": len(wins),
         "pixels": int(sum(w[2] * w[3] for w in wins)),
@@ -280,6 +404,7 @@ def fit_scene(plan: Plan, align: AlignResult, samples: Sequence[Sample]) -> Scen
         "seed": plan.seed,
         "whole_scene": whole,
         "valid_pixels": int(v.sum()) if whole else int(b.shape[1]),
+        "redrawn_on_valid": redrawn,
     }
     align_info = {**align.info, "normalise": p.normalise}
     return SceneModel(

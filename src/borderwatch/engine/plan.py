@@ -26,7 +26,7 @@ from borderwatch.engine.align import centre_window
 from borderwatch.engine.params import DetectParams
 from borderwatch.errors import InputError
 from borderwatch.imagery import ImageryOptions, check_pair, with_options
-from borderwatch.io import DateSource, Grid, choose_grid, open_date
+from borderwatch.io import DateSource, Grid, check_size, choose_grid, open_date
 from borderwatch.objects.morphology import clean_mask
 
 __all__ = [
@@ -211,6 +211,8 @@ def sample_windows(
     *,
     sample_px: int = SAMPLE_PX,
     seed: int = 0,
+    valid: np.ndarray | None = None,
+    valid_step: int = 1,
 ) -> list[Win]:
     """Windows of the scene sample, in raster order.
 
@@ -219,6 +221,11 @@ def sample_windows(
     (``numpy.random.default_rng(seed)``, without replacement) of tile-aligned windows
     (the input's internal tile, 256 px if it is not tiled) until ``sample_px`` pixels
     are covered.
+
+    With ``valid`` (a coarse valid-data mask, one value per ``valid_step`` x
+    ``valid_step`` grid pixels, see :func:`borderwatch.engine.read.coarse_valid`), only
+    windows holding a valid pixel are drawn: a sparse scene's sample then falls on its
+    data.
     """
     rows, cols = shape
     if rows * cols <= sample_px:
@@ -229,6 +236,16 @@ def sample_windows(
         for r in range(0, rows, th)
         for c in range(0, cols, tw)
     ]
+    if valid is not None:
+        k = valid_step
+        cells = [
+            cell
+            for cell in cells
+            if valid[
+                cell[0] // k : -(-(cell[0] + cell[2]) // k),
+                cell[1] // k : -(-(cell[1] + cell[3]) // k),
+            ].any()
+        ]
     order = np.random.default_rng(seed).permutation(len(cells))
     chosen, total = [], 0
     for k in order:
@@ -387,8 +404,10 @@ def make_plan(
     Raises
     ------
     InputError
-        Band counts differ, the sample is too small, the dates are swapped or both
-        dates are the same imagery (:func:`borderwatch.imagery.check_pair`).
+        Band counts differ, an input file is smaller than
+        :data:`borderwatch.io.MIN_INPUT_PX` on a side, the sample is too small, the
+        dates are swapped or both dates are the same imagery
+        (:func:`borderwatch.imagery.check_pair`).
     NoOverlapError
         The inputs do not overlap each other or the AOI.
     """
@@ -399,6 +418,8 @@ def make_plan(
     area = get_aoi(aoi) if isinstance(aoi, (str, os.PathLike)) else aoi
     b_src = before if isinstance(before, DateSource) else open_date(before)
     a_src = after if isinstance(after, DateSource) else open_date(after)
+    check_size(b_src)
+    check_size(a_src)
     b_src = with_options(b_src, (imagery or {}).get("before"))
     a_src = with_options(a_src, (imagery or {}).get("after"))
     check_pair(b_src, a_src, allow_reversed=allow_reversed)

@@ -16,6 +16,7 @@ that needs resampling.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,16 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 import rasterio.errors
+import rasterio.warp
 import rasterio.windows
 from affine import Affine
+from rasterio.enums import Resampling
 
 from borderwatch.errors import InputError, RasterReadError
-from borderwatch.io import Grid, read_scene
+from borderwatch.io import DateSource, Grid, open_raster, read_scene
 
 #: GDAL block cache while decoding, MB (as :data:`borderwatch.blocktasks.GDAL_CACHE_MB`).
 GDAL_CACHE_MB = 64
 
-__all__ = ["Pair", "TileReader", "read_pair", "stripe_order"]
+__all__ = ["Pair", "TileReader", "coarse_valid", "read_pair", "stripe_order"]
 
 Win = tuple[int, int, int, int]  # row0, col0, rows, cols
 _Tile = tuple[np.ndarray, np.ndarray | None]  # raw data, valid mask (None: all valid)
@@ -130,6 +133,49 @@ def read_pair(src: object, win: Win) -> Pair:
             b = read_scene(src.before, sub).data.astype(np.float32)  # type: ignore[attr-defined]
             a = read_scene(src.after, sub).data.astype(np.float32)  # type: ignore[attr-defined]
     return _finish(b, a)
+
+
+def coarse_valid(date: DateSource, grid: Grid, step: int) -> np.ndarray:
+    """Where ``date`` has valid pixels on ``grid``, one value per ``step`` x ``step`` cell.
+
+    Each file's valid-data mask (nodata, alpha, internal mask) is read decimated by
+    ``step`` with GDAL's ``average`` (a cell holding any valid pixel counts), then put
+    on the coarse grid (CRS of ``grid``, pixel ``step`` times the grid's) with
+    ``max``. Memory is that of the coarse masks only, whatever the scene's size.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool (ceil(rows / step), ceil(cols / step))``: True where every file of the
+        date has a valid pixel.
+    """
+    rows, cols = math.ceil(grid.shape[0] / step), math.ceil(grid.shape[1] / step)
+    coarse = grid.transform @ Affine.scale(step)
+    out = np.ones((rows, cols), bool)
+    for path in date.paths:
+        with open_raster(path) as ds:
+            ch, cw = max(math.ceil(ds.height / step), 1), max(math.ceil(ds.width / step), 1)
+            try:
+                mask = ds.dataset_mask(out_shape=(ch, cw), resampling=Resampling.average)
+            except rasterio.errors.RasterioError as exc:
+                raise RasterReadError(
+                    f"{path}: cannot read the valid-data mask ({_cause(exc)})"
+                ) from exc
+            dst = np.zeros((rows, cols), np.uint8)
+            rasterio.warp.reproject(
+                (mask > 0).astype(np.uint8),
+                dst,
+                src_transform=ds.transform @ Affine.scale(ds.width / cw, ds.height / ch),
+                src_crs=ds.crs,
+                dst_transform=coarse,
+                dst_crs=grid.crs,
+                src_nodata=None,
+                dst_nodata=0,
+                resampling=Resampling.max,
+                init_dest_nodata=True,
+            )
+            out &= dst > 0
+    return out
 
 
 def stripe_order(

@@ -34,7 +34,17 @@ from threadpoolctl import threadpool_limits
 from borderwatch.aoi import AOI
 from borderwatch.engine.apply import BlockResult, preview_step, task_block
 from borderwatch.engine.executors import Executor, executor_for
-from borderwatch.engine.fit import SceneModel, fit_plan, fit_scene, task_align, task_sample
+from borderwatch.engine.fit import (
+    SceneModel,
+    densest_window,
+    fit_plan,
+    fit_scene,
+    joint_valid,
+    sparse_sample,
+    task_align,
+    task_sample,
+    valid_sample_windows,
+)
 from borderwatch.engine.params import DetectParams
 from borderwatch.engine.plan import SAMPLE_PX, Plan, Win, block_halo, clip_window, make_plan
 from borderwatch.engine.pool import Progress, each
@@ -194,7 +204,16 @@ def run_plan(
         hashes = {q: hasher.submit(sha256_file, q) for q in (*src.before.paths, *src.after.paths)}
         align_win, wins, score_halo = fit_plan(plan)
         align = next(iter(ex.map(task_align, [(src, align_win)])))
+        valid = None  # coarse valid mask of both dates, read only for a sparse scene
+        if align_win is not None and "align_skipped" in align.info:
+            if tuple(align_win[2:]) != tuple(src.grid.shape):  # measure where the data are
+                valid = joint_valid(plan)
+                dense = densest_window(valid, src.grid.shape, size=max(align_win[2:]))
+                if dense != tuple(align_win):
+                    align = next(iter(ex.map(task_align, [(src, dense)])))
         log.info("co-registration: %s", {k: align.info[k] for k in ("align", "shift_px")})
+        if "align_skipped" in align.info:
+            log.warning("%s", align.info["align_skipped"])
         # The blocks' halo is known once the shift is: their first tiles decode meanwhile.
         halo = block_halo(
             align.shift, score_halo=score_halo, opening_px=p.opening_px, closing_px=p.closing_px
@@ -202,11 +221,24 @@ def run_plan(
         reads = _local_reads(plan, ex, halo, stack, tile_cache_mb)
         args = [(src, w, align, score_halo) for w in wins]
         samples = list(each(ex.map, task_sample, args, progress, "sample"))
-        scene = fit_scene(plan, align, samples)
+        redrawn = None
+        if sparse_sample(plan, samples):  # the draw missed a sparse scene's data
+            redrawn = valid_sample_windows(plan, valid)
+            log.info(
+                "%s, %s: the sample held few valid pixels; drawn again from the %d windows "
+                "holding valid pixels",
+                src.before.paths[0],
+                src.after.paths[0],
+                len(redrawn),
+            )
+            args = [(src, w, align, score_halo) for w in redrawn]
+            samples = list(each(ex.map, task_sample, args, progress, "sample (valid)"))
+        scene = fit_scene(plan, align, samples, windows=redrawn)
         del samples
         if scene.halo != halo:  # the reads above assumed this halo
             raise InternalError(f"block halo {scene.halo} px differs from the {halo} px read")
-        log.info("fit: %s threshold %.4g (%d windows)", scene.name, scene.threshold, len(wins))
+        n_wins = len(redrawn if redrawn is not None else wins)
+        log.info("fit: %s threshold %.4g (%d windows)", scene.name, scene.threshold, n_wins)
         score_w = _cog(stack, score_out, src.grid, "score", overwrite) if score_out else None
         raw = np.zeros(src.grid.shape, bool) if raw_mask else None
         valid = np.zeros(src.grid.shape, bool) if raw_mask else None

@@ -29,7 +29,6 @@ References
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,7 +40,14 @@ import rasterio.windows
 from PIL import Image
 
 from borderwatch.errors import InputError, RasterReadError
-from borderwatch.io import Grid, expand_paths, load_pair, open_date
+from borderwatch.io import (
+    Grid,
+    check_shape,
+    expand_paths,
+    load_pair,
+    open_date,
+    open_raster,
+)
 
 __all__ = [
     "OSCD_BANDS",
@@ -145,14 +151,9 @@ def read_image_array(path: PathLike) -> np.ndarray:
             if arr.shape[0] in (2, 4):  # LA / RGBA: drop alpha
                 arr = arr[:-1]
         return arr.astype(np.float32)
-    try:
-        with warnings.catch_warnings():
-            # Label rasters often carry no georeferencing; they are read as pixel grids.
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                return src.read().astype(np.float32)
-    except rasterio.errors.RasterioIOError as exc:
-        raise RasterReadError(f"{path}: cannot read raster ({exc})") from exc
+    # Label rasters often carry no georeferencing; they are read as pixel grids.
+    with open_raster(path) as src:
+        return src.read().astype(np.float32)
 
 
 def read_mask_array(path: PathLike, *, change_value: float | None = None) -> np.ndarray:
@@ -337,13 +338,8 @@ def is_georeferenced(paths: Sequence[PathLike]) -> bool:
         The file cannot be read.
     """
     first = expand_paths(paths)[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        try:
-            with rasterio.open(first) as src:
-                return src.crs is not None and not src.transform.is_identity
-        except rasterio.errors.RasterioIOError as exc:
-            raise RasterReadError(f"{first}: cannot read raster ({exc})") from exc
+    with open_raster(first) as src:
+        return src.crs is not None and not src.transform.is_identity
 
 
 def load_labelled(
@@ -391,6 +387,7 @@ def load_labelled(
             win = rasterio.windows.from_bounds(*sb.grid.bounds, transform=src.transform)
         r0, c0 = int(round(win.row_off)), int(round(win.col_off))
         rows, cols = sb.grid.shape
+        check_shape((rows, cols), path=b_src.paths[0])  # before copies of it are made
         sl = (slice(r0, r0 + rows), slice(c0, c0 + cols))
         if label[sl].shape != (rows, cols):
             raise InputError(f"{truth}: mask {label.shape} does not cover the before grid")
@@ -409,7 +406,11 @@ def load_labelled(
     b = np.concatenate([read_image_array(p) for p in expand_paths(before)])
     a = np.concatenate([read_image_array(p) for p in expand_paths(after)])
     if b.shape != a.shape or b.shape[1:] != label.shape:
-        raise InputError(f"shapes differ: before {b.shape}, after {a.shape}, truth {label.shape}")
+        raise InputError(
+            f"{before[0]}: shapes differ: before {b.shape}, after {a.shape} ({after[0]}), "
+            f"truth {label.shape} ({truth})"
+        )
+    check_shape((b.shape[1], b.shape[2]), path=before[0])
     valid = np.isfinite(b).all(axis=0) & np.isfinite(a).all(axis=0)
     names = (
         ("red", "green", "blue")

@@ -320,12 +320,10 @@ def evaluate_files(
     InputError
         The truth raster is not georeferenced in a projected CRS.
     """
-    import rasterio
-
     from borderwatch.engine import detect
-    from borderwatch.io import Grid
+    from borderwatch.io import Grid, open_raster
 
-    with rasterio.open(truth) as ds:
+    with open_raster(truth) as ds:
         if ds.crs is None or ds.crs.is_geographic or ds.transform.is_identity:
             raise InputError(f"{truth}: truth raster has no projected georeferencing")
         grid = Grid(ds.crs, ds.transform, (ds.height, ds.width))

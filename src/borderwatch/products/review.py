@@ -35,6 +35,7 @@ __all__ = [
     "MIN_IOU",
     "ReviewImport",
     "apply_reviews",
+    "check_place",
     "default_store_dir",
     "export_labels",
     "import_reviews",
@@ -48,6 +49,9 @@ MIN_IOU = 0.5
 
 _STORE_COLUMNS = ("id", "review", "note", "class", "reviewed_utc", "source")
 _LABELS = {"confirmed": 1, "rejected": 0}
+#: A place key is one plain file-name part: letters, digits and ``_ . + -``, not
+#: starting with ``.`` or ``-``, at most 100 characters.
+_PLACE_RE = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -114,12 +118,44 @@ def place_key(layers: Mapping[str, gpd.GeoDataFrame]) -> str:
             raise InputError("cannot tell the place: no 'aoi' or 'footprints' layer")
         bounds = foot.to_crs("EPSG:4326").total_bounds
         key = "bbox_" + "_".join(f"{v:.2f}" for v in bounds)
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", key)
+    key = re.sub(r"[^A-Za-z0-9_.+-]", "_", key).replace("..", "_")
+    return ("_" + key if key[:1] in ("", ".", "-") else key)[:100]
+
+
+def check_place(place: str) -> str:
+    """Return ``place`` if it is a safe place key, else raise.
+
+    The key names a file in the review store, so it must stay one plain name there:
+    no path separators, no ``..``, no leading dot or dash, no spaces or control
+    characters.
+
+    Raises
+    ------
+    InputError
+        ``place`` is not a safe key (the message says why).
+
+    Examples
+    --------
+    >>> check_place("helong")
+    'helong'
+    """
+    if _PLACE_RE.fullmatch(place) and ".." not in place:
+        return place
+    if "/" in place or "\\" in place or (os.altsep and os.altsep in place):
+        why = "contains a path separator"
+    elif ".." in place:
+        why = "contains '..'"
+    else:
+        why = "is not a plain name"
+    raise InputError(
+        f"--place {place!r} {why}; use letters, digits and _ . + - only "
+        "(not starting with . or -, at most 100 characters)"
+    )
 
 
 def store_path(store_dir: str | os.PathLike[str], place: str) -> Path:
-    """Return the store file of ``place`` in ``store_dir``."""
-    return Path(store_dir) / f"{place}.reviews.geojson"
+    """Return the store file of ``place`` in ``store_dir`` (see :func:`check_place`)."""
+    return Path(store_dir) / f"{check_place(place)}.reviews.geojson"
 
 
 def _read_layer(path: Path, layer: str) -> gpd.GeoDataFrame | None:
@@ -226,6 +262,11 @@ def _read_gpkg_layers(path: Path) -> dict[str, gpd.GeoDataFrame]:
         raise InputError(f"{path}: not a readable GeoPackage ({exc})") from exc
     if "detections" not in layers:
         raise InputError(f"{path}: no 'detections' layer; export one with detect --out FILE.gpkg")
+    for name, frame in layers.items():
+        if not isinstance(frame, gpd.GeoDataFrame):
+            raise InputError(f"{path}: layer {name!r} has no geometry; reviews need the polygons")
+        if frame.crs is None:
+            raise InputError(f"{path}: layer {name!r} has no CRS; set one (e.g. in QGIS) first")
     return layers
 
 
@@ -258,9 +299,12 @@ def import_reviews(
     Raises
     ------
     InputError
-        No ``detections`` layer, missing ``id``/``review`` columns, or an unknown
-        ``review`` value.
+        No ``detections`` layer, a layer without geometry or CRS, missing
+        ``id``/``review`` columns, an unknown ``review`` value, or an unsafe ``place``
+        (:func:`check_place`).
     """
+    if place is not None:
+        check_place(place)  # before reading anything
     src = Path(path)
     layers = _read_gpkg_layers(src)
     det = layers["detections"]
@@ -274,7 +318,7 @@ def import_reviews(
         .astype(str),
     )
     check_reviews(det["review"].tolist(), where=f"{src}")
-    key = place or place_key(layers)
+    key = place if place is not None else place_key(layers)
     reviewed_mask = (det["review"] != "unreviewed") | (det["note"] != "")
     reviewed = det[reviewed_mask]
     cleared_ids = set(det.loc[~reviewed_mask, "id"].astype(str))

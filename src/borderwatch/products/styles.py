@@ -6,7 +6,9 @@ what QGIS 3.16 and later understand: a categorized renderer on ``class`` with on
 simple fill symbol per class, and simple labels drawn from an expression.
 
 * detections: building red, fence_or_wall orange, other purple; each labelled with
-  its class and area in m2.
+  its report number (``#`` and the ``ref`` column, as in report.html); the ``review``
+  field edited through a drop-down of the allowed values (a *Value Map* widget,
+  :data:`borderwatch.products.schema.REVIEW_VALUES`).
 * aoi: a blue outline without fill, labelled with its name.
 * footprints: a grey dashed outline per date, labelled with the date.
 * coverage: categorized on ``status``: assessed a green outline, one date only an
@@ -19,15 +21,18 @@ from collections.abc import Sequence
 from xml.sax.saxutils import quoteattr
 
 from borderwatch.errors import InputError
+from borderwatch.products.schema import REVIEW_VALUES
 
 __all__ = [
     "CLASS_COLOURS",
     "COVERAGE_COLOURS",
+    "DETECTION_LABEL",
     "aoi_qml",
     "coverage_qml",
     "detections_qml",
     "footprints_qml",
     "style_for_layer",
+    "value_map_field",
 ]
 
 #: RGB colour of each detection class (Colorbrewer Set1-like, readable on imagery).
@@ -43,6 +48,9 @@ COVERAGE_COLOURS: dict[str, tuple[int, int, int]] = {
     "one_date_only": (255, 127, 0),
     "not_covered": (110, 110, 110),
 }
+
+#: Label expression of a detection: its number in the report, e.g. ``#3``.
+DETECTION_LABEL = "'#' || \"ref\""
 
 _QGIS_VERSION = "3.22.0"
 _POLYGON = 2  # QgsWkbTypes::PolygonGeometry
@@ -104,11 +112,31 @@ def _labels(expression: str, *, size_pt: float = 9.0) -> str:
     )
 
 
-def _document(renderer: str, labeling: str) -> str:
+def value_map_field(name: str, values: Sequence[str]) -> str:
+    """``<field>`` of a QML ``<fieldConfiguration>``: a Value Map (drop-down) of ``values``.
+
+    Each value is shown as itself with ``_`` read as a space; the stored text is the
+    value. Laid out as QGIS 3.22 writes it (*Layer Properties > Attributes Form*).
+    """
+    entries = "".join(
+        f'<Option type="Map"><Option type="QString" name={quoteattr(v.replace("_", " "))} '
+        f"value={quoteattr(v)}/></Option>"
+        for v in values
+    )
+    return (
+        f'<field name={quoteattr(name)} configurationFlags="None"><editWidget type="ValueMap">'
+        f'<config><Option type="Map"><Option type="List" name="map">{entries}</Option>'
+        "</Option></config></editWidget></field>"
+    )
+
+
+def _document(renderer: str, labeling: str, fields: Sequence[str] = ()) -> str:
+    categories = "Symbology|Labeling|Fields|Forms" if fields else "Symbology|Labeling"
+    config = f"<fieldConfiguration>{''.join(fields)}</fieldConfiguration>\n" if fields else ""
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-        f'<qgis version="{_QGIS_VERSION}" styleCategories="Symbology|Labeling" labelsEnabled="1">\n'
-        f"{renderer}\n{labeling}\n"
+        f'<qgis version="{_QGIS_VERSION}" styleCategories="{categories}" labelsEnabled="1">\n'
+        f"{renderer}\n{labeling}\n{config}"
         f"<layerGeometryType>{_POLYGON}</layerGeometryType>\n</qgis>\n"
     )
 
@@ -137,7 +165,10 @@ def _categorized(attr: str, values: Sequence[str], symbols: Sequence[str]) -> st
 
 
 def detections_qml() -> str:
-    """QML for the detections layer: categorized on ``class``, labelled with the area.
+    """QML for the detections layer: categorized on ``class``, labelled ``#ref``.
+
+    The ``review`` field is edited through a drop-down of
+    :data:`~borderwatch.products.schema.REVIEW_VALUES`.
 
     Returns
     -------
@@ -149,8 +180,8 @@ def detections_qml() -> str:
         for i, rgb in enumerate(CLASS_COLOURS.values())
     ]
     renderer = _categorized("class", list(CLASS_COLOURS), symbols)
-    expression = "format_number(\"area_m2\", 0) || ' m²'"
-    return _document(renderer, _labels(expression))
+    review = value_map_field("review", REVIEW_VALUES)
+    return _document(renderer, _labels(DETECTION_LABEL), [review])
 
 
 def aoi_qml() -> str:

@@ -32,6 +32,7 @@ from borderwatch.products.export import (
     write_geojson,
 )
 from borderwatch.products.gpkg import gpkg_metadata, input_hashes, run_layers, write_gpkg
+from borderwatch.products.qgis_project import check_qgis_project, write_qgis_project
 from borderwatch.products.redact import redact_record
 from borderwatch.products.review import apply_reviews, load_reviews, place_key
 from borderwatch.products.styles import detections_qml
@@ -54,7 +55,7 @@ class Products:
     reviews_applied : int
         Stored reviews put back on this run's detections.
     files : tuple of pathlib.Path
-        Layer files written (GeoPackage, GeoJSON, QML).
+        Layer files written (GeoPackage, GeoJSON, QML, QGIS project and its VRTs).
     evidence : EvidencePacket or None
         The evidence packet, if one was asked for.
     """
@@ -106,6 +107,7 @@ def check_outputs(
     *,
     evidence: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    qgis_project: Path | None = None,
 ) -> None:
     """Check every layer output (and the evidence folder) before any work starts.
 
@@ -115,7 +117,9 @@ def check_outputs(
     Raises
     ------
     InputError
-        An output suffix that is neither GeoPackage nor GeoJSON.
+        An output suffix that is neither GeoPackage nor GeoJSON, or a
+        ``qgis_project`` without a ``.gpkg`` output
+        (:func:`borderwatch.products.qgis_project.check_qgis_project`).
     OutputExistsError
         An output exists and ``overwrite`` is False, its folder is missing, or the
         evidence folder is a file or not empty.
@@ -131,6 +135,10 @@ def check_outputs(
         check_writable(out, overwrite=overwrite)
         if out.suffix.lower() in _GEOJSON_SUFFIXES:
             check_writable(out.with_suffix(".qml"), overwrite=overwrite)
+    if qgis_project is not None:
+        check_qgis_project(qgis_project, gpkg=_gpkg_of(outputs))
+        if not _inside(qgis_project, root):
+            check_writable(qgis_project, overwrite=overwrite)
     if root is not None:
         check_folder(root, overwrite=overwrite)
 
@@ -157,6 +165,11 @@ def _write_layers(
     return files
 
 
+def _gpkg_of(outputs: tuple[Path, ...]) -> Path | None:
+    """Return the first GeoPackage among the layer outputs (None if there is none)."""
+    return next((p for p in outputs if p.suffix.lower() == ".gpkg"), None)
+
+
 def write_products(
     run: DetectionRun,
     *,
@@ -167,6 +180,7 @@ def write_products(
     sign_key: Ed25519PrivateKey | None = None,
     redact: bool = False,
     command: str = "borderwatch",
+    qgis_project: Path | None = None,
 ) -> Products:
     """Write the layers and evidence of a run.
 
@@ -192,6 +206,11 @@ def write_products(
         No host name, user name or absolute path in the packet (and the GeoJSON metadata).
     command : str
         What ran, for the packet's custody log.
+    qgis_project : path, optional
+        A ``.qgz`` QGIS project of the GeoPackage output over both dates' images
+        (:func:`borderwatch.products.qgis_project.write_qgis_project`); needs a
+        ``.gpkg`` among ``outputs``. Written before the evidence, whose manifest
+        hashes it with the layers.
 
     Returns
     -------
@@ -207,23 +226,32 @@ def write_products(
     OutputWriteError
         An output could not be written (read-only folder, full disk, GDAL error).
     """
-    check_outputs(outputs, evidence=evidence, overwrite=overwrite)
+    check_outputs(outputs, evidence=evidence, overwrite=overwrite, qgis_project=qgis_project)
     layers, place, applied = analyst_layers(run, reviews_dir=reviews_dir)
     root = Path(evidence) if evidence is not None else None
+    gpkg = _gpkg_of(outputs)
     outside = [out for out in outputs if not _inside(out, root)]
     files = _write_layers(run, layers, place, outside, overwrite=overwrite, redact=redact)
+    # A project outside the packet over a GeoPackage outside it is written now, so the
+    # manifest hashes it; over a GeoPackage in the packet, once the packet is in place.
+    project_now = gpkg is not None and not _inside(gpkg, root)
+    if qgis_project is not None and gpkg is not None and project_now:
+        if not _inside(qgis_project, root):
+            files += _write_project(run, qgis_project, gpkg, overwrite=overwrite)
     if root is None:
         return Products(layers["detections"], place, applied, tuple(files), None)
     prior = prior_entries(root, redact=redact) if overwrite else []
     with atomic_folder(root, overwrite=overwrite) as stage:
-        staged = [
-            stage / Path(os.path.abspath(out)).relative_to(os.path.abspath(root))
-            for out in outputs
-            if _inside(out, root)
-        ]
+        staged = [_staged(out, root, stage) for out in outputs if _inside(out, root)]
         for p in staged:
             p.parent.mkdir(parents=True, exist_ok=True)
         inner = _write_layers(run, layers, place, staged, overwrite=False, redact=redact)
+        if qgis_project is not None and gpkg is not None and _inside(qgis_project, root):
+            # Paths relative to the staged project hold after the rename: the staging
+            # folder is a sibling of the packet folder.
+            in_stage = _staged(gpkg, root, stage) if _inside(gpkg, root) else gpkg
+            target = _staged(qgis_project, root, stage)
+            inner += _write_project(run, target, in_stage, overwrite=False)
         packet = write_packet(
             run,
             stage,
@@ -235,4 +263,22 @@ def write_products(
             prior_custody=prior,
         )
     files += [root / p.relative_to(stage) for p in inner]
+    if qgis_project is not None and gpkg is not None and not project_now:
+        if not _inside(qgis_project, root):
+            files += _write_project(run, qgis_project, gpkg, overwrite=overwrite)
     return Products(layers["detections"], place, applied, tuple(files), moved_packet(packet, root))
+
+
+def _staged(path: Path, root: Path, stage: Path) -> Path:
+    """Where ``path`` (inside the packet folder ``root``) is written in the staging folder."""
+    return stage / Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+
+
+def _write_project(run: DetectionRun, path: Path, gpkg: Path, *, overwrite: bool) -> list[Path]:
+    """Write the run's QGIS project over ``gpkg`` and both dates' images."""
+    where = run.aoi.id if run.aoi is not None else "input overlap"
+    dates = f"{run.before.source.date or '?'} -> {run.after.source.date or '?'}"
+    images = [("after", run.after.source), ("before", run.before.source)]
+    return write_qgis_project(
+        path, gpkg=gpkg, images=images, title=f"borderwatch {where} {dates}", overwrite=overwrite
+    )
