@@ -231,7 +231,9 @@ def write_gpkg(
         Layer name to QML; default :func:`borderwatch.products.styles.style_for_layer` for
         ``detections``, ``aoi``, ``footprints`` and ``coverage``. Layers without a style get none.
     metadata : mapping of str to str, optional
-        GDAL metadata items of the file and of every layer (:func:`gpkg_metadata`).
+        GDAL metadata items of every layer (:func:`gpkg_metadata`). Not of the file:
+        GDAL keeps file-level items of a GeoPackage in a ``.aux.xml`` beside it that
+        it writes on every open, which would add a file to an evidence packet.
     overwrite : bool
         Replace an existing file.
 
@@ -269,7 +271,6 @@ def write_gpkg(
                     promote_to_multi=True,
                     append=i > 0,
                     layer_metadata=dict(metadata) if metadata else None,
-                    dataset_metadata=dict(metadata) if metadata and not i else None,
                     # GeoPackage 1.2 opens in every GDAL and QGIS still in use.
                     dataset_options=None if i else {"VERSION": "1.2"},
                 )
