@@ -74,6 +74,7 @@ _NOT_REFLECTANCE = re.compile(
     r"(?:^|[_\-.])(SCL|AOT|WVP|TCI|CLD|CLDPRB|SNW|SNWPRB|MSK\w*|QA\w*|PVI)(?=[_\-.]|$)",
     re.IGNORECASE,
 )
+_BAND_TOKEN = re.compile(r"(?:^|[_\-.])(B(?:0?[1-9]|1[0-2]|8A))(?=[_\-.]|$)", re.IGNORECASE)
 _MTD_NAMES = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
 _MTD_DEPTH = 5
 
@@ -226,7 +227,9 @@ def band_offsets(
     offsets: list[float] = []
     sources: list[str] = []
     for (path, _), name in zip(file_bands, band_names, strict=True):
-        found = file_offset(path, tags=tags.get(path, {}), band=_band_key(name))
+        token = _BAND_TOKEN.search(Path(path).stem)
+        key = _band_key(name) or (_band_key(token.group(1)) if token else None)
+        found = file_offset(path, tags=tags.get(path, {}), band=key)
         offsets.append(found[0] if found else 0.0)
         if found and found[0] != 0 and found[1] not in sources:
             sources.append(found[1])
