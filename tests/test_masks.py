@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,48 +38,30 @@ from borderwatch.masks import (
 from borderwatch.radiometry import offset_record
 
 X0, Y0 = 500000.0, 4710000.0  # UTM 52N, near Helong
+UTM_EPSG = "EPSG:32652"
 UTM = CRS.from_epsg(32652)
 SAFE_L2A = "S2B_MSIL2A_20220301T023549_N0400_R089_T52TDK_20220301T060012.SAFE"
 GRANULE = "GRANULE/L2A_T52TDK_A026000_20220301T023551/IMG_DATA"
 HAVE_S2CLOUDLESS = importlib.util.find_spec("s2cloudless") is not None
 
 
-def _write(
-    path: Path,
-    data: np.ndarray,
-    *,
-    res: float,
-    crs: str | CRS = UTM,
-    origin: tuple[float, float] = (X0, Y0),
-    nodata: float | None = None,
-    tags: dict[str, str] | None = None,
-    descriptions: tuple[str, ...] = (),
-) -> Path:
-    """Write ``data`` (rows, cols) or (bands, rows, cols); JP2 (lossless) by suffix."""
-    data = np.asarray(data)
-    data = data[None] if data.ndim == 2 else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    jp2 = path.suffix.lower() == ".jp2"
-    profile = {
-        "driver": "JP2OpenJPEG" if jp2 else "GTiff",
-        "height": data.shape[1],
-        "width": data.shape[2],
-        "count": data.shape[0],
-        "dtype": data.dtype,
-        "crs": crs,
-        "transform": Affine(res, 0, origin[0], 0, -res, origin[1]),
-    }
-    if jp2:
-        profile.update(REVERSIBLE="YES", QUALITY="100")
-    if nodata is not None:
-        profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        if tags:
-            dst.update_tags(**tags)
-        for i, d in enumerate(descriptions, start=1):
-            dst.set_band_description(i, d)
-    return path
+@pytest.fixture
+def write(make_raster: Callable[..., Path]) -> Callable[..., Path]:
+    """Write ``data`` at pixel size ``res`` from ``origin`` (JP2 lossless by suffix)."""
+
+    def _write(
+        path: Path,
+        data: np.ndarray,
+        *,
+        res: float,
+        crs: str = UTM_EPSG,
+        origin: tuple[float, float] = (X0, Y0),
+        **kw: object,
+    ) -> Path:
+        transform = Affine(res, 0, origin[0], 0, -res, origin[1])
+        return make_raster(str(path), np.asarray(data), crs=crs, transform=transform, **kw)
+
+    return _write
 
 
 def _grid(res: float, rows: int, cols: int) -> Grid:
@@ -90,7 +73,7 @@ def _up(a: np.ndarray, k: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- SCL
-def _scl_product(root: Path) -> tuple[Path, np.ndarray]:
+def _scl_product(write: Callable[..., Path], root: Path) -> tuple[Path, np.ndarray]:
     """An L2A SAFE granule: B04 at 10 m (R10m), SCL at 20 m (R20m); returns B04, SCL."""
     scl = np.full((20, 20), 4, np.uint8)  # vegetation
     scl[:, 5:10] = 9  # cloud high probability
@@ -104,9 +87,9 @@ def _scl_product(root: Path) -> tuple[Path, np.ndarray]:
     scl[5, :] = 2  # dark area pixels
     scl[6, :] = 6  # water
     img = root / SAFE_L2A / GRANULE
-    _write(img / "R20m" / "T52TDK_20220301T023551_SCL_20m.jp2", scl, res=20.0)
+    write(img / "R20m" / "T52TDK_20220301T023551_SCL_20m.jp2", scl, res=20.0)
     b04 = np.full((40, 40), 1500, np.uint16)
-    path = _write(img / "R10m" / "T52TDK_20220301T023551_B04_10m.jp2", b04, res=10.0)
+    path = write(img / "R10m" / "T52TDK_20220301T023551_B04_10m.jp2", b04, res=10.0)
     return path, scl
 
 
@@ -115,8 +98,10 @@ def _scl_expected(scl: np.ndarray) -> np.ndarray:
     return np.vectorize(lambda v: lut.get(int(v), 0))(scl).astype(np.uint8)
 
 
-def test_scl_found_in_the_granules_r20m_folder_and_read_onto_10m(tmp_path: Path) -> None:
-    b04, scl = _scl_product(tmp_path)
+def test_scl_found_in_the_granules_r20m_folder_and_read_onto_10m(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    b04, scl = _scl_product(write, tmp_path)
     spec = find_mask([b04])
     assert spec.kind == "scl"
     assert spec.paths[0].endswith("R20m/T52TDK_20220301T023551_SCL_20m.jp2")
@@ -131,8 +116,10 @@ def test_scl_found_in_the_granules_r20m_folder_and_read_onto_10m(tmp_path: Path)
     assert (got[0:8, :10] == MASK_CLOUD).all()  # 0 no data, 10 cirrus, 8 medium, 1 defective
 
 
-def test_scl_window_is_the_slice_of_the_whole_and_outside_is_clear(tmp_path: Path) -> None:
-    b04, scl = _scl_product(tmp_path)
+def test_scl_window_is_the_slice_of_the_whole_and_outside_is_clear(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    b04, scl = _scl_product(write, tmp_path)
     spec = find_mask([b04])
     grid = _grid(10.0, 40, 40)
     whole = read_mask(spec, grid)
@@ -145,12 +132,12 @@ def test_scl_window_is_the_slice_of_the_whole_and_outside_is_clear(tmp_path: Pat
     np.testing.assert_array_equal(got[:, 10:50], whole)
 
 
-def test_scl_band_described_in_a_multiband_file(tmp_path: Path) -> None:
+def test_scl_band_described_in_a_multiband_file(write: Callable[..., Path], tmp_path: Path) -> None:
     data = np.zeros((2, 8, 8), np.uint16)
     data[0] = 1500
     data[1] = 4
     data[1, :4] = 9
-    path = _write(tmp_path / "stacked.tif", data, res=10.0, descriptions=("B04", "SCL"))
+    path = write(tmp_path / "stacked.tif", data, res=10.0, descriptions=("B04", "SCL"))
     spec = find_mask([path])
     assert spec.kind == "scl" and "described" in spec.detail
     got = read_mask(spec, _grid(10.0, 8, 8))
@@ -158,7 +145,7 @@ def test_scl_band_described_in_a_multiband_file(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- QA_PIXEL
-def test_landsat_qa_pixel_bits(tmp_path: Path) -> None:
+def test_landsat_qa_pixel_bits(write: Callable[..., Path], tmp_path: Path) -> None:
     prefix = "LC08_L2SP_118032_20220301_20220308_02_T1"
     # Known Collection 2 values: 21824 clear land (bits 6, 8, 10, 12, 14), 22280 cloud
     # (bit 3 + high confidence), 23888 cloud shadow (bit 4), 30048 snow (bit 5), 1 fill,
@@ -168,10 +155,10 @@ def test_landsat_qa_pixel_bits(tmp_path: Path) -> None:
     expected = [0, 1, 2, 3, 1, 1, 1, 2, 1, 1]
     qa = np.array([values] * 4, np.uint16)
     sr = np.full((4, len(values)), 9000, np.uint16)
-    band = _write(tmp_path / f"{prefix}_SR_B4.TIF", sr, res=30.0, nodata=0)
-    _write(tmp_path / f"{prefix}_QA_PIXEL.TIF", qa, res=30.0, nodata=1)
+    band = write(tmp_path / f"{prefix}_SR_B4.TIF", sr, res=30.0, nodata=0)
+    write(tmp_path / f"{prefix}_QA_PIXEL.TIF", qa, res=30.0, nodata=1)
     # Another scene's QA in the same folder must not be taken.
-    _write(tmp_path / "LC09_L2SP_999999_20220401_20220402_02_T1_QA_PIXEL.TIF", qa * 0, res=30.0)
+    write(tmp_path / "LC09_L2SP_999999_20220401_20220402_02_T1_QA_PIXEL.TIF", qa * 0, res=30.0)
     spec = find_mask([band])
     assert spec.kind == "qa_pixel"
     assert Path(spec.paths[0]).name == f"{prefix}_QA_PIXEL.TIF"
@@ -182,7 +169,9 @@ def test_landsat_qa_pixel_bits(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- user masks
-def test_user_mask_in_another_crs_and_resolution(tmp_path: Path) -> None:
+def test_user_mask_in_another_crs_and_resolution(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
     grid = _grid(10.0, 60, 60)
     to_ll = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
     lon0, lat0 = to_ll.transform(X0 - 50, Y0 + 50)
@@ -192,7 +181,7 @@ def test_user_mask_in_another_crs_and_resolution(tmp_path: Path) -> None:
     mask = np.zeros((rows, cols), np.uint8)
     mask[rows // 4 : rows // 2, cols // 5 : cols // 2] = 7  # any nonzero value is cloud
     mask[-10:, -10:] = 255  # declared nodata: the mask says nothing there
-    path = _write(
+    path = write(
         tmp_path / "clouds_2021-05-03.tif",
         mask,
         res=res,
@@ -215,9 +204,11 @@ def test_user_mask_in_another_crs_and_resolution(tmp_path: Path) -> None:
     assert got[-1, -1] == MASK_CLEAR  # nodata corner
 
 
-def test_user_mask_with_codes_tag_keeps_shadow_and_snow(tmp_path: Path) -> None:
+def test_user_mask_with_codes_tag_keeps_shadow_and_snow(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
     codes = np.array([[0, 1, 2, 3, 9]], np.uint8)
-    path = _write(tmp_path / "mask.tif", codes, res=10.0, tags={masks.USER_MASK_TAG[0]: "codes"})
+    path = write(tmp_path / "mask.tif", codes, res=10.0, tags={masks.USER_MASK_TAG[0]: "codes"})
     spec = find_mask([], user_mask=path)
     assert "mask codes" in spec.detail
     got = read_mask(spec, _grid(5.0, 2, 10))
@@ -229,11 +220,11 @@ def test_user_mask_missing_is_one_clear_error(tmp_path: Path) -> None:
         find_mask([], user_mask=tmp_path / "nope.tif")
 
 
-def test_user_mask_wins_and_none_says_why(tmp_path: Path) -> None:
-    b04, _ = _scl_product(tmp_path)
-    user = _write(tmp_path / "m.tif", np.ones((4, 4), np.uint8), res=10.0)
+def test_user_mask_wins_and_none_says_why(write: Callable[..., Path], tmp_path: Path) -> None:
+    b04, _ = _scl_product(write, tmp_path)
+    user = write(tmp_path / "m.tif", np.ones((4, 4), np.uint8), res=10.0)
     assert find_mask([b04], user_mask=user).kind == "user"
-    plain = _write(tmp_path / "plain" / "scene.tif", np.ones((4, 4), np.uint16), res=10.0)
+    plain = write(tmp_path / "plain" / "scene.tif", np.ones((4, 4), np.uint16), res=10.0)
     spec = find_mask([plain.parent])  # a folder, as detect takes it
     assert spec.kind == "none" and "scene.tif" in spec.detail
     assert (read_mask(spec, _grid(10.0, 3, 5)) == MASK_CLEAR).all()
@@ -253,7 +244,7 @@ _CLOUD = dict(
 )  # fmt: skip
 
 
-def _l1c_granule(root: Path, *, date: str = "20220301") -> Path:
+def _l1c_granule(write: Callable[..., Path], root: Path, *, date: str = "20220301") -> Path:
     """L1C band files at 20 m, 2.4 km square, a 600 m bright cloud in the middle.
 
     Sensed after baseline 04.00, so the DNs carry +1000 (RADIO_ADD_OFFSET -1000).
@@ -265,14 +256,17 @@ def _l1c_granule(root: Path, *, date: str = "20220301") -> Path:
     for band, land in _LAND.items():
         refl = np.where(cloud, _CLOUD[band], land)
         dn = (refl * 10000 + 1000).astype(np.uint16)
-        _write(folder / f"T52TDK_{date}T023551_{band}.tif", dn, res=20.0)
+        write(folder / f"T52TDK_{date}T023551_{band}.tif", dn, res=20.0)
     return folder / f"T52TDK_{date}T023551_B04.tif"
 
 
 def test_l1c_without_the_clouds_extra_is_kind_none_with_the_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    write: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    b04 = _l1c_granule(tmp_path)
+    b04 = _l1c_granule(write, tmp_path)
     monkeypatch.setattr(masks, "_have_s2cloudless", lambda: False)
     with caplog.at_level(logging.WARNING, logger="borderwatch.masks"):
         spec = find_mask([b04])
@@ -286,8 +280,10 @@ def test_l1c_without_the_clouds_extra_is_kind_none_with_the_reason(
 
 
 @pytest.mark.skipif(not HAVE_S2CLOUDLESS, reason="s2cloudless (extra 'clouds') not installed")
-def test_s2cloudless_flags_a_bright_cloud_and_not_clear_land(tmp_path: Path) -> None:
-    b04 = _l1c_granule(tmp_path)
+def test_s2cloudless_flags_a_bright_cloud_and_not_clear_land(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    b04 = _l1c_granule(write, tmp_path)
     spec = find_mask([b04])
     assert spec.kind == "s2cloudless" and len(spec.paths) == 10
     grid = _grid(10.0, 240, 240)
@@ -305,17 +301,19 @@ def test_s2cloudless_flags_a_bright_cloud_and_not_clear_land(tmp_path: Path) -> 
 _REFL = np.array([[0.05, 0.12, 0.30], [0.01, 0.25, 0.50]])  # 0.01: below the offset
 
 
-def _pair_across_baseline(root: Path) -> tuple[Path, Path]:
+def _pair_across_baseline(write: Callable[..., Path], root: Path) -> tuple[Path, Path]:
     before = root / "S2A_MSIL2A_20211215T023551_N0301_R089_T52TDK_20211215T050000.SAFE"
     after = root / SAFE_L2A
     dn = (_REFL * 10000).astype(np.uint16)
-    b = _write(before / "T52TDK_20211215T023551_B04_10m.tif", dn, res=10.0)
-    a = _write(after / "T52TDK_20220301T023551_B04_10m.tif", dn + 1000, res=10.0)
+    b = write(before / "T52TDK_20211215T023551_B04_10m.tif", dn, res=10.0)
+    a = write(after / "T52TDK_20220301T023551_B04_10m.tif", dn + 1000, res=10.0)
     return b, a
 
 
-def test_products_either_side_of_baseline_04_read_the_same(tmp_path: Path) -> None:
-    b, a = _pair_across_baseline(tmp_path)
+def test_products_either_side_of_baseline_04_read_the_same(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    b, a = _pair_across_baseline(write, tmp_path)
     sb, sa = open_date([b]), open_date([a])
     assert sb.offsets == () and sa.offsets == (-1000.0,)
     assert sa.offset_source == "Sentinel-2 product name (baseline 04.00)"
@@ -324,7 +322,7 @@ def test_products_either_side_of_baseline_04_read_the_same(tmp_path: Path) -> No
     np.testing.assert_array_equal(vb, va)
     np.testing.assert_allclose(va[0], np.round(_REFL * 10000), atol=0.5)
     # A non-Sentinel-2 file with the same numbers is untouched.
-    other = _write(
+    other = write(
         tmp_path / "worldview_2022-03-01.tif", (_REFL * 10000 + 1000).astype(np.uint16), res=10.0
     )
     so = open_date([other])
@@ -338,21 +336,21 @@ def test_products_either_side_of_baseline_04_read_the_same(tmp_path: Path) -> No
     assert offset_record(sb.band_names, sb.offsets, sb.offset_source) is None
 
 
-def test_offset_clips_at_zero_and_keeps_nodata(tmp_path: Path) -> None:
+def test_offset_clips_at_zero_and_keeps_nodata(write: Callable[..., Path], tmp_path: Path) -> None:
     dn = np.array([[0, 500, 1000, 2500]], np.uint16)
-    path = _write(
-        tmp_path / SAFE_L2A / "T52TDK_20220301T023551_B08_10m.tif", dn, res=10.0, nodata=0
-    )
+    path = write(tmp_path / SAFE_L2A / "T52TDK_20220301T023551_B08_10m.tif", dn, res=10.0, nodata=0)
     data = read_scene(open_date([path]), _grid(10.0, 1, 4)).data[0, 0]
     assert np.isnan(data[0])  # nodata stays nodata
     np.testing.assert_array_equal(data[1:], [0.0, 0.0, 1500.0])
 
 
-def test_offset_from_mtd_xml_tags_and_sensing_date(tmp_path: Path) -> None:
+def test_offset_from_mtd_xml_tags_and_sensing_date(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
     dn = np.full((2, 2), 2000, np.uint16)
     # A renamed granule (no product name) with the product metadata five folders up.
     root = tmp_path / "granule_copy"
-    band = _write(root / "GRANULE" / "L2A" / "IMG_DATA" / "R10m" / "B04.tif", dn, res=10.0)
+    band = write(root / "GRANULE" / "L2A" / "IMG_DATA" / "R10m" / "B04.tif", dn, res=10.0)
     offsets = "".join(
         f'<BOA_ADD_OFFSET band_id="{i}">{-1000 if i != 3 else -900}</BOA_ADD_OFFSET>'
         for i in range(13)
@@ -365,12 +363,12 @@ def test_offset_from_mtd_xml_tags_and_sensing_date(tmp_path: Path) -> None:
     )
     src = open_date([band])
     assert src.offsets == (-900.0,) and src.offset_source == "MTD_MSIL2A.xml BOA_ADD_OFFSET"
-    two = _write(root / "GRANULE" / "L2A" / "IMG_DATA" / "R10m" / "x_B04.tif", dn, res=10.0)
-    three = _write(root / "GRANULE" / "L2A" / "IMG_DATA" / "R10m" / "x_B02.tif", dn, res=10.0)
+    two = write(root / "GRANULE" / "L2A" / "IMG_DATA" / "R10m" / "x_B04.tif", dn, res=10.0)
+    three = write(root / "GRANULE" / "L2A" / "IMG_DATA" / "R10m" / "x_B02.tif", dn, res=10.0)
     both = open_date([three, two])
     assert both.band_names == ("B02", "B04") and both.offsets == (-1000.0, -900.0)
     # Tags win over the product name: a harmonised export says offset 0.
-    tagged = _write(
+    tagged = write(
         tmp_path / SAFE_L2A / "T52TDK_20220301T023551_B04_10m.tif",
         dn,
         res=10.0,
@@ -378,23 +376,23 @@ def test_offset_from_mtd_xml_tags_and_sensing_date(tmp_path: Path) -> None:
     )
     assert open_date([tagged]).offsets == ()
     # Tile names only: the sensing date decides (>= 2022-01-25: baseline >= 04.00).
-    late = _write(tmp_path / "T52TDK_20220126T023551_B04.tif", dn, res=10.0)
-    early = _write(tmp_path / "T52TDK_20220124T023551_B04.tif", dn, res=10.0)
+    late = write(tmp_path / "T52TDK_20220126T023551_B04.tif", dn, res=10.0)
+    early = write(tmp_path / "T52TDK_20220124T023551_B04.tif", dn, res=10.0)
     assert open_date([late]).offsets == (-1000.0,)
     assert "assumed from the sensing date 2022-01-26" in str(open_date([late]).offset_source)
     assert open_date([early]).offsets == ()
     # The SCL (a classification) is never shifted.
-    scl = _write(tmp_path / SAFE_L2A / "T52TDK_20220301T023551_SCL_20m.tif", dn, res=20.0)
+    scl = write(tmp_path / SAFE_L2A / "T52TDK_20220301T023551_SCL_20m.tif", dn, res=20.0)
     assert open_date([scl]).offsets == ()
 
 
-def test_native_block_reads_are_harmonised_too(tmp_path: Path) -> None:
+def test_native_block_reads_are_harmonised_too(write: Callable[..., Path], tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     refl = rng.uniform(0.05, 0.4, (64, 64))
     dn = (refl * 10000).astype(np.uint16)
     before = tmp_path / "S2A_MSIL2A_20211215T023551_N0301_R089_T52TDK_20211215T050000.SAFE"
-    b = _write(before / "T52TDK_20211215T023551_B04_10m.tif", dn, res=10.0)
-    a = _write(tmp_path / SAFE_L2A / "T52TDK_20220301T023551_B04_10m.tif", dn + 1000, res=10.0)
+    b = write(before / "T52TDK_20211215T023551_B04_10m.tif", dn, res=10.0)
+    a = write(tmp_path / SAFE_L2A / "T52TDK_20220301T023551_B04_10m.tif", dn + 1000, res=10.0)
     sb, sa = open_date([b]), open_date([a])
     grid = choose_grid([sb, sa], match=sb)
     src = pair_source(sb, sa, grid)

@@ -124,6 +124,17 @@ _SCL_NAME = re.compile(r"(?:^|[_\-.])SCL(?:[_\-.]|$)", re.IGNORECASE)
 _QA_NAME = re.compile(r"(?:^|[_\-.])QA_PIXEL(?:[_\-.]|$)", re.IGNORECASE)
 _BAND_TOKEN = re.compile(r"(?<=[_\-.])B(?:0[1-9]|1[0-2]|8A)(?=[_\-.]|$)", re.IGNORECASE)
 _RASTER = (".tif", ".tiff", ".jp2")
+#: Mask band files found by name or description: kind, name, description, title, legend.
+_BAND_MASKS: tuple[tuple[MaskKind, re.Pattern[str], str, str, str], ...] = (
+    ("scl", _SCL_NAME, "SCL", "Sentinel-2 SCL", "3 shadow, 8-10 cloud, 11 snow, 0-1 unusable"),
+    (
+        "qa_pixel",
+        _QA_NAME,
+        "QA_PIXEL",
+        "Landsat QA_PIXEL",
+        "bits 0-3 cloud (fill, dilated cloud, cirrus, cloud), 4 shadow, 5 snow",
+    ),
+)
 _L2A = re.compile(r"MSIL2A|(?:^|/)L2A_", re.IGNORECASE)
 
 
@@ -302,32 +313,18 @@ def find_mask(
     """
     if user_mask is not None:
         path = str(user_mask)
-        with open_raster(path) as src:
-            codes = src.tags().get(USER_MASK_TAG[0], "").strip().lower() == USER_MASK_TAG[1]
         convention = (
             "values are mask codes (0 clear, 1 cloud, 2 shadow, 3 snow)"
-            if codes
+            if _declares_codes(path)
             else "nonzero = cloud"
         )
         return MaskSpec("user", (path,), f"user mask {Path(path).name}: {convention}")
     files = _date_files(paths)
-    found = _find_band_file(files, _SCL_NAME, ("SCL",))
-    if found is not None:
-        name = Path(found[0]).name
-        return MaskSpec(
-            "scl",
-            (found[0],),
-            f"Sentinel-2 SCL {name} ({found[1]}): 3 shadow, 8-10 cloud, 11 snow, 0-1 unusable",
-        )
-    found = _find_band_file(files, _QA_NAME, ("QA_PIXEL",))
-    if found is not None:
-        name = Path(found[0]).name
-        return MaskSpec(
-            "qa_pixel",
-            (found[0],),
-            f"Landsat QA_PIXEL {name} ({found[1]}): bits 0-3 cloud "
-            "(fill, dilated cloud, cirrus, cloud), 4 shadow, 5 snow",
-        )
+    for kind, name_re, description, title, legend in _BAND_MASKS:
+        found = _find_band_file(files, name_re, (description,))
+        if found is not None:
+            detail = f"{title} {Path(found[0]).name} ({found[1]}): {legend}"
+            return MaskSpec(kind, (found[0],), detail)
     bands = _s2cloudless_files(files, band_names)
     if bands is not None:
         if not _have_s2cloudless():
@@ -400,10 +397,14 @@ def _codes_qa(raw: np.ndarray) -> np.ndarray:
     )
 
 
-def _codes_user(raw: np.ndarray, path: str) -> np.ndarray:
+def _declares_codes(path: str) -> bool:
+    """Whether a user mask raster carries the tag :data:`USER_MASK_TAG` (values are codes)."""
     with open_raster(path) as src:
-        codes = src.tags().get(USER_MASK_TAG[0], "").strip().lower() == USER_MASK_TAG[1]
-    if codes:
+        return src.tags().get(USER_MASK_TAG[0], "").strip().lower() == USER_MASK_TAG[1]
+
+
+def _codes_user(raw: np.ndarray, path: str) -> np.ndarray:
+    if _declares_codes(path):
         known = (raw >= MASK_CLEAR) & (raw <= MASK_SNOW)
         return np.where(known, raw, np.where(raw > 0, MASK_CLOUD, MASK_CLEAR))
     return np.where(raw > 0, MASK_CLOUD, MASK_CLEAR)
