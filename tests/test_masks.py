@@ -405,3 +405,22 @@ def test_native_block_reads_are_harmonised_too(write: Callable[..., Path], tmp_p
             np.testing.assert_array_equal(q.before, q.after)
             r0, c0, h, w = win
             np.testing.assert_array_equal(q.after[0], dn[r0 : r0 + h, c0 : c0 + w])
+
+
+def test_run_metadata_records_the_offset_per_date(
+    write: Callable[..., Path], tmp_path: Path
+) -> None:
+    from borderwatch.engine import detect, run_metadata
+
+    rng = np.random.default_rng(1)
+    dn = rng.integers(500, 3000, (4, 48, 48)).astype(np.uint16)
+    before = tmp_path / "S2A_MSIL2A_20211215T023551_N0301_R089_T52TDK_20211215T050000.SAFE"
+    b = write(before / "T52TDK_20211215T023551_10m.tif", dn, res=10.0)
+    a = write(tmp_path / SAFE_L2A / "T52TDK_20220301T023551_10m.tif", dn + 1000, res=10.0)
+    run = detect(b, a)
+    meta = run_metadata(run, hash_inputs=False)
+    assert meta["inputs"]["before"]["radiometric_offset"] is None
+    after = meta["inputs"]["after"]["radiometric_offset"]
+    assert after["offset_dn"] == {f"band{i}": -1000.0 for i in range(1, 5)}
+    assert after["source"] == "Sentinel-2 product name (baseline 04.00)"
+    assert len(run.objects) == 0  # same reflectance once harmonised: nothing changed
