@@ -247,7 +247,9 @@ _CLOUD = dict(
 def _l1c_granule(write: Callable[..., Path], root: Path, *, date: str = "20220301") -> Path:
     """L1C band files at 20 m, 2.4 km square, a 600 m bright cloud in the middle.
 
-    Sensed after baseline 04.00, so the DNs carry +1000 (RADIO_ADD_OFFSET -1000).
+    Sensed after baseline 04.00, so the DNs carry +1000 (RADIO_ADD_OFFSET -1000): read
+    without harmonisation, the clear land (+0.1 reflectance) has a cloud probability
+    near 1, so the clear-land assertion also checks the offset.
     """
     folder = root / "L1C_T52TDK_A026000_20220301T023551" / "IMG_DATA"
     n = 120

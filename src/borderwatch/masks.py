@@ -36,9 +36,13 @@ Sources, in the order :func:`find_mask` tries them:
     package and runs offline. It needs the optional extra ``borderwatch[clouds]``;
     without it :func:`find_mask` says so and gives kind ``"none"``. The detector runs
     on a coarse lattice of about :data:`S2CLOUDLESS_RES_M` m (TOA reflectance =
-    harmonised DN / 10000, see :mod:`borderwatch.radiometry`), with the package's
-    settings for that scale (threshold 0.4, averaging disk 4, dilation disk 2), and the
-    mask is put on the grid by nearest neighbour. It flags clouds only, not shadows.
+    harmonised DN / 10000, see :mod:`borderwatch.radiometry`; unharmonised, clear land
+    reads as cloud), with the settings of the package's published
+    examples (threshold 0.4, averaging disk 4, dilation disk 2 coarse pixels; the
+    library's own defaults are 1 and 1), and the mask is put on the grid by nearest
+    neighbour. It flags clouds only, not shadows. Each window is computed with
+    :data:`_S2CLOUDLESS_MARGIN` coarse pixels of context, so a window equals the same
+    part of the whole grid's mask.
 ``none``
     No mask: every pixel :data:`MASK_CLEAR`; the detail says why.
 
