@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from rasterio.crs import CRS
 from borderwatch import masks
 from borderwatch.engine.plan import pair_source
 from borderwatch.engine.read import TileReader, read_pair
-from borderwatch.errors import InputError, RasterReadError
+from borderwatch.errors import InputError, MissingDependencyError, RasterReadError
 from borderwatch.io import Grid, choose_grid, open_date, read_scene
 from borderwatch.masks import (
     MASK_CLEAR,
@@ -279,6 +280,19 @@ def test_l1c_without_the_clouds_extra_is_kind_none_with_the_reason(
     (b04.parent / "T52TDK_20220301T023551_B10.tif").unlink()
     monkeypatch.setattr(masks, "_have_s2cloudless", lambda: True)
     assert find_mask([b04]).kind == "none"
+
+
+def test_asking_for_s2cloudless_without_the_extra_is_one_clear_error(
+    write: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b04 = _l1c_granule(write, tmp_path)
+    monkeypatch.setitem(sys.modules, "s2cloudless", None)  # import fails as if absent
+    masks._detector.cache_clear()
+    try:
+        with pytest.raises(MissingDependencyError, match=r"pip install 'borderwatch\[clouds\]'"):
+            read_mask(MaskSpec("s2cloudless", (str(b04),)), _grid(10.0, 8, 8))
+    finally:
+        masks._detector.cache_clear()
 
 
 @pytest.mark.skipif(not HAVE_S2CLOUDLESS, reason="s2cloudless (extra 'clouds') not installed")
