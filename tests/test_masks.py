@@ -440,3 +440,32 @@ def test_run_metadata_records_the_offset_per_date(
     assert after["offset_dn"] == {f"band{i}": -1000.0 for i in range(1, 5)}
     assert after["source"] == "Sentinel-2 product name (baseline 04.00)"
     assert len(run.objects) == 0  # same reflectance once harmonised: nothing changed
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not HAVE_S2CLOUDLESS, reason="s2cloudless (extra 'clouds') not installed")
+def test_s2cloudless_on_real_oscd_l1c_scenes(shared_data: Path) -> None:
+    """OSCD (Daudt et al. 2018) L1C tiles, 13 single-band GeoTIFFs per date.
+
+    Paris 2017-11-07 has two small cumulus clouds (seen in its RGB quicklook, at about
+    row 70 / col 335 and row 545 / col 205 of the 10 m grid); Rennes 2015-08-21 and
+    Beihai 2018-03-09 are cloud-free.
+    """
+    from scipy import ndimage
+
+    root = shared_data / "oscd" / "Onera Satellite Change Detection dataset - Images"
+
+    def cloud(city: str, imgs: str) -> np.ndarray:
+        b04 = sorted((root / city / imgs).glob("*_B04.tif"))[0]
+        spec = find_mask([b04])
+        assert spec.kind == "s2cloudless", spec.detail
+        return read_mask(spec, choose_grid([open_date([b04])])) == MASK_CLOUD
+
+    paris = cloud("paris", "imgs_2")
+    labels, n = ndimage.label(paris)
+    assert n == 2
+    centres = sorted(ndimage.center_of_mass(paris, labels, [1, 2]))
+    np.testing.assert_allclose(centres, [(70, 335), (545, 205)], atol=10)
+    assert 0.03 < paris.mean() < 0.10
+    assert not cloud("rennes", "imgs_1").any()
+    assert not cloud("beihai", "imgs_2").any()
