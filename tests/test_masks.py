@@ -228,6 +228,7 @@ def test_user_mask_wins_and_none_says_why(write: Callable[..., Path], tmp_path: 
     plain = write(tmp_path / "plain" / "scene.tif", np.ones((4, 4), np.uint16), res=10.0)
     spec = find_mask([plain.parent])  # a folder, as detect takes it
     assert spec.kind == "none" and "scene.tif" in spec.detail
+    assert find_mask(str(b04)).kind == "scl"  # one path, not a sequence of characters
     assert (read_mask(spec, _grid(10.0, 3, 5)) == MASK_CLEAR).all()
     with pytest.raises(InputError, match="unknown mask kind"):
         MaskSpec("fmask")  # type: ignore[arg-type]

@@ -179,8 +179,10 @@ def _is_local(path: str) -> bool:
     return "://" not in path and not path.startswith("/vsi")
 
 
-def _date_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+def _date_files(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[str]:
     """Return the date's files, folders expanded to their rasters (URLs and STAC JSON as given)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     out: list[str] = []
     for p in map(str, paths):
         if _is_local(p) and Path(p).is_dir():
@@ -210,8 +212,11 @@ def _beside(files: Sequence[str]) -> list[str]:
 
 
 def _described(path: str, names: Sequence[str]) -> int | None:
-    """1-based band whose description is one of ``names`` (case-insensitive), else None."""
-    if _is_local(path) and not Path(path).is_file():
+    """1-based band whose description is one of ``names`` (case-insensitive), else None.
+
+    Only local files are opened: a URL's header would cost a request per date.
+    """
+    if not (_is_local(path) and Path(path).is_file()):
         return None
     try:
         with open_raster(path) as src:
@@ -295,7 +300,7 @@ def _have_s2cloudless() -> bool:
 
 
 def find_mask(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
     user_mask: str | os.PathLike[str] | None = None,
     band_names: Sequence[str] = (),
