@@ -67,13 +67,16 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
         transform: Affine | None = UTM52_ORIGIN,
         nodata: float | None = None,
         tags: dict[str, str] | None = None,
+        descriptions: tuple[str, ...] = (),
     ) -> Path:
         data = np.asarray(data)
         if data.ndim == 2:
             data = data[None]
-        path = tmp_path / name
+        path = tmp_path / name  # an absolute name is kept as is
+        path.parent.mkdir(parents=True, exist_ok=True)
+        jp2 = path.suffix.lower() == ".jp2"  # lossless JPEG 2000, as Sentinel-2 ships
         profile = {
-            "driver": "GTiff",
+            "driver": "JP2OpenJPEG" if jp2 else "GTiff",
             "height": data.shape[1],
             "width": data.shape[2],
             "count": data.shape[0],
@@ -85,10 +88,14 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
             profile["transform"] = transform
         if nodata is not None:
             profile["nodata"] = nodata
+        if jp2:
+            profile.update(REVERSIBLE="YES", QUALITY="100")
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(data)
             if tags:
                 dst.update_tags(**tags)
+            for i, d in enumerate(descriptions, start=1):
+                dst.set_band_description(i, d)
         return path
 
     return _make

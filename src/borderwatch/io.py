@@ -34,6 +34,7 @@ from shapely.ops import transform as _shp_transform
 
 from borderwatch.errors import InputError, NoOverlapError, RasterReadError
 from borderwatch.imagery import Imagery, file_imagery, merge_imagery
+from borderwatch.radiometry import apply_offsets, band_offsets
 
 __all__ = [
     "expand_paths",
@@ -48,6 +49,7 @@ __all__ = [
     "open_date",
     "open_raster",
     "read_scene",
+    "source_window",
 ]
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt", ".png", ".hdr", "")
@@ -125,6 +127,12 @@ class DateSource:
     imagery : Imagery
         Date, credit, scene id and synthetic flag and where each came from
         (:mod:`borderwatch.imagery`).
+    offsets : tuple of float
+        Radiometric offset (DN) added to each band when its pixels are decoded, clipped
+        at 0 (Sentinel-2 baseline >= 04.00: ``-1000``, see :mod:`borderwatch.radiometry`);
+        ``()`` for none.
+    offset_source : str or None
+        Where the offsets came from (product name, ``MTD_MSIL2A.xml``, tags...).
     """
 
     paths: tuple[str, ...]
@@ -134,6 +142,8 @@ class DateSource:
     min_res_m: float
     file_bands: tuple[tuple[str, int], ...] = field(repr=False)
     imagery: Imagery = field(default_factory=Imagery)
+    offsets: tuple[float, ...] = ()
+    offset_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +262,7 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     foot = None
     res = math.inf
     metas: list[Imagery] = []
+    tags: dict[str, dict[str, str]] = {}
     for path in files:
         with open_raster(path) as src:
             if src.transform == Affine.identity() and (src.gcps[0] or src.rpcs):
@@ -272,9 +283,10 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
             fp = box(*bounds)
             foot = fp if foot is None else foot.union(fp)
             res = min(res, _res_metres(src))
+            tags[path] = src.tags()
             metas.append(
                 file_imagery(
-                    path, src.tags(), envi=src.tags(ns="ENVI"), descriptions=src.descriptions
+                    path, tags[path], envi=src.tags(ns="ENVI"), descriptions=src.descriptions
                 )
             )
             band_idx = [
@@ -292,7 +304,18 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
                 file_bands.append((path, i))
     assert foot is not None
     meta = merge_imagery(metas)
-    return DateSource(tuple(files), tuple(names), meta.date, foot, res, tuple(file_bands), meta)
+    offsets, offset_source = band_offsets(file_bands, names, tags)
+    return DateSource(
+        tuple(files),
+        tuple(names),
+        meta.date,
+        foot,
+        res,
+        tuple(file_bands),
+        meta,
+        offsets,
+        offset_source,
+    )
 
 
 def check_size(source: DateSource, *, min_px: int = MIN_INPUT_PX) -> None:
@@ -442,6 +465,34 @@ def _outer_window(win: rasterio.windows.Window, pad: int = 0) -> rasterio.window
     return rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
 
 
+def source_window(
+    src: rasterio.DatasetReader, grid: Grid, *, pad: int = 3
+) -> rasterio.windows.Window | None:
+    """Whole-pixel window of ``src`` covering ``grid``, grown by ``pad`` pixels.
+
+    The pad lets resampling kernels at the grid's edge see real data.
+
+    Returns
+    -------
+    rasterio.windows.Window or None
+        Inside the file; None when the file does not reach the grid at all.
+
+    Raises
+    ------
+    InputError
+        The grid's bounds cannot be transformed into the file's CRS.
+    """
+    try:
+        sb = rasterio.warp.transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
+    except Exception as exc:  # noqa: BLE001 - PROJ raises several types
+        raise InputError(f"{src.name}: cannot transform grid bounds ({_short(exc)})") from exc
+    win = _outer_window(rasterio.windows.from_bounds(*sb, transform=src.transform), pad=pad)
+    try:
+        return win.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+    except rasterio.errors.WindowError:
+        return None
+
+
 def _valid_of(
     src: rasterio.DatasetReader, band: int, window: rasterio.windows.Window
 ) -> np.ndarray:
@@ -482,24 +533,12 @@ def read_scene(
     nb = len(source.file_bands)
     data = np.full((nb, rows, cols), np.nan, dtype=np.float32)
     valid = np.ones((rows, cols), dtype=bool)
-    left, bottom, right, top = grid.bounds
     k = 0
     for path in source.paths:
         bands = [b for (p, b) in source.file_bands if p == path]
         with open_raster(path) as src:
-            try:
-                sb = rasterio.warp.transform_bounds(
-                    grid.crs, src.crs, left, bottom, right, top, densify_pts=21
-                )
-            except Exception as exc:  # noqa: BLE001
-                raise InputError(f"{path}: cannot transform grid bounds ({_short(exc)})") from exc
-            win = rasterio.windows.from_bounds(*sb, transform=src.transform)
-            # A few pixels of margin so resampling kernels at the edge see real data.
-            win = _outer_window(win, pad=3)
-            full = rasterio.windows.Window(0, 0, src.width, src.height)
-            try:
-                win = win.intersection(full)
-            except rasterio.errors.WindowError:
+            win = source_window(src, grid)
+            if win is None:
                 valid[:] = False  # this file does not reach the grid at all
                 k += len(bands)
                 continue
@@ -514,9 +553,11 @@ def read_scene(
                     f"{path}: cannot decode pixels ({_short(exc)}); is it truncated?"
                 ) from exc
             file_valid = masks.all(axis=0).astype(np.uint8)
+            arr[~masks] = np.nan
+            if source.offsets:  # Sentinel-2 baseline >= 04.00 (borderwatch.radiometry)
+                apply_offsets(arr, source.offsets[k : k + len(bands)])
             for j in range(len(bands)):
                 band = arr[j]
-                band[~masks[j]] = np.nan
                 dst = np.full((rows, cols), np.nan, dtype=np.float32)
                 rasterio.warp.reproject(
                     np.where(np.isnan(band), 0, band).astype(np.float32),

@@ -32,6 +32,7 @@ from rasterio.enums import Resampling
 
 from borderwatch.errors import InputError, RasterReadError
 from borderwatch.io import DateSource, Grid, open_raster, read_scene
+from borderwatch.radiometry import apply_offsets
 
 #: GDAL block cache while decoding, MB (as :data:`borderwatch.blocktasks.GDAL_CACHE_MB`).
 GDAL_CACHE_MB = 64
@@ -127,6 +128,8 @@ def read_pair(src: object, win: Win) -> Pair:
             fwin = (r0 + native[0], c0 + native[1], h, w)
             b = _read_path_window(src.before.paths[0], bands, fwin)  # type: ignore[attr-defined]
             a = _read_path_window(src.after.paths[0], bands, fwin)  # type: ignore[attr-defined]
+            apply_offsets(b, src.before.offsets)  # type: ignore[attr-defined]
+            apply_offsets(a, src.after.offsets)  # type: ignore[attr-defined]
         else:
             g: Grid = src.grid  # type: ignore[attr-defined]
             sub = Grid(g.crs, g.transform @ Affine.translation(c0, r0), (h, w))
@@ -327,6 +330,8 @@ class TileReader:
             out_arr[:, max(rows[1], rows[0]) :] = np.nan
             out_arr[:, :, : cols[0]] = np.nan
             out_arr[:, :, max(cols[1], cols[0]) :] = np.nan
+        apply_offsets(dates[0], self._src.before.offsets)  # type: ignore[attr-defined]
+        apply_offsets(dates[1], self._src.after.offsets)  # type: ignore[attr-defined]
         with self._lock:
             for t in tiles:
                 self._uses[t] -= 1

@@ -22,6 +22,7 @@ from borderwatch.errors import InternalError
 from borderwatch.io import DateSource, Grid
 from borderwatch.products.coverage import coverage_summary
 from borderwatch.products.export import sha256_file
+from borderwatch.radiometry import offset_record
 
 __all__ = ["ChangeInfo", "DateRef", "DetectionRun", "Preview", "run_metadata"]
 
@@ -218,7 +219,9 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
     dict
         JSON-serialisable. ``inputs.before``/``inputs.after`` hold the date's
         :class:`~borderwatch.imagery.Imagery` fields (``date``, ``date_source``,
-        ``credit``, ``credit_source``, ``scene_id``, ``synthetic``) and its ``files``;
+        ``credit``, ``credit_source``, ``scene_id``, ``synthetic``), its ``files`` and
+        its ``radiometric_offset`` (:func:`borderwatch.radiometry.offset_record`: the
+        Sentinel-2 baseline >= 04.00 offset applied per band and its source, or None);
         ``synthetic`` is true when either date is synthetic imagery.
     """
     import numpy
@@ -253,7 +256,13 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
             **dict(zip(("confidence", "caveat"), aoi_caveat(run.aoi), strict=True)),
         },
         "inputs": {
-            role: {**ref.source.imagery.record(), "files": files(ref)}
+            role: {
+                **ref.source.imagery.record(),
+                "files": files(ref),
+                "radiometric_offset": offset_record(
+                    ref.source.band_names, ref.source.offsets, ref.source.offset_source
+                ),
+            }
             for role, ref in (("before", run.before), ("after", run.after))
         },
         "synthetic": run.before.source.imagery.synthetic or run.after.source.imagery.synthetic,
