@@ -386,7 +386,10 @@ def monitor(
     for e in entries:
         src = open_date(list(e.paths))
         check_size(src)
-        src = with_options(src, ImageryOptions(date=e.date, credit=e.credit, scene_id=e.scene_id))
+        given = ImageryOptions(  # the stack's values over the files' (a file's own date stays)
+            date=e.date if e.date != src.date else None, credit=e.credit, scene_id=e.scene_id
+        )
+        src = with_options(src, given)
         sources.append(src)
     first = sources[0]
     for e, src in zip(entries[1:], sources[1:], strict=True):
