@@ -224,9 +224,15 @@ def test_dates_repeated_from_file_metadata(stack: Path, tmp_path: Path):
     ("text", "expect"),
     [
         ("date,file\n2020-01-01,d0.tif\n", ":1: missing column path"),
-        ("date,path\n2020-01-01,d0.tif\n2020-13-40,d1.tif\n", ":3: date: '2020-13-40' is not a date"),
+        (
+            "date,path\n2020-01-01,d0.tif\n2020-13-40,d1.tif\n",
+            ":3: date: '2020-13-40' is not a date",
+        ),
         ("date,path\n2020-01-01,d0.tif\n2020-02-01,nothere.tif\n", ":3: file not found:"),
-        ("date,path\n2020-01-01,d0.tif\n2020-01-01,d1.tif\n", ":3: date 2020-01-01 is already on line 2"),
+        (
+            "date,path\n2020-01-01,d0.tif\n2020-01-01,d1.tif\n",
+            ":3: date 2020-01-01 is already on line 2",
+        ),
     ],
 )
 def test_stack_csv_errors(stack: Path, tmp_path: Path, text: str, expect: str):
@@ -235,7 +241,9 @@ def test_stack_csv_errors(stack: Path, tmp_path: Path, text: str, expect: str):
     with pytest.raises(InputError, match=None) as err:
         read_stack_csv(csv)
     assert f"{csv}{expect}" in str(err.value)
-    r = CliRunner().invoke(main, ["monitor", "--stack", str(csv), "--out", str(tmp_path / "x.gpkg")])
+    r = CliRunner().invoke(
+        main, ["monitor", "--stack", str(csv), "--out", str(tmp_path / "x.gpkg")]
+    )
     assert r.exit_code == 2
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0] == f"borderwatch: error: {err.value}"

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from borderwatch.cli.options import _date_option, detect_options, detect_params, packet_options, print_packet
+from borderwatch.cli.options import (
+    _date_option,
+    detect_options,
+    detect_params,
+    packet_options,
+    print_packet,
+)
 from borderwatch.errors import InputError, MissingDependencyError
 from borderwatch.products.export import check_folder, check_writable, lies_in
 from borderwatch.progress import progress_reporter
@@ -46,7 +52,7 @@ def stack_entries(
     start: str | None,
     end: str | None,
 ) -> list[Any]:
-    """The stack's entries from exactly one of ``--stack``, ``--date`` or ``--stac``."""
+    """Return the stack's entries from exactly one of ``--stack``, ``--date`` or ``--stac``."""
     from borderwatch.monitor import entries_from_dates, read_stack_csv
 
     given = [n for n, v in (("--stack", stack), ("--date", dates), ("--stac", stac)) if v]
@@ -78,9 +84,19 @@ def stack_entries(
     help="One date's raster or folder (repeat; dates from the files' metadata).",
 )
 @click.option("--stac", default=None, help="STAC Catalog or Item(s) to select dates from.")
-@click.option("--from", "start", default=None, callback=_date_option, help="First date, YYYY-MM-DD (with --stac).")
-@click.option("--to", "end", default=None, callback=_date_option, help="Last date, YYYY-MM-DD (with --stac).")
-@click.option("--aoi", default=None, help="Catalogue id/name or AOI file; default: the stack's overlap.")
+@click.option(
+    "--from",
+    "start",
+    default=None,
+    callback=_date_option,
+    help="First date, YYYY-MM-DD (with --stac).",
+)
+@click.option(
+    "--to", "end", default=None, callback=_date_option, help="Last date, YYYY-MM-DD (with --stac)."
+)
+@click.option(
+    "--aoi", default=None, help="Catalogue id/name or AOI file; default: the stack's overlap."
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

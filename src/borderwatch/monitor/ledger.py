@@ -65,7 +65,7 @@ class LedgerAccumulator:
         self.best[cut] = np.minimum(best, codes)
 
     def frame(self, records: Any) -> pd.DataFrame:
-        """The ledger: one row per date, then the ``total`` row (areas m2, shares of the region)."""
+        """Return the ledger: a row per date, then ``total`` (m2, shares of the region)."""
         total = np.bincount(self.second[self.region], minlength=len(_CODES))[: len(_CODES)]
         rows = []
         for k, rec in enumerate(records):

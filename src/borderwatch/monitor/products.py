@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
-import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from rasterio.windows import Window
 
 from borderwatch import __version__
 from borderwatch.aoi import aoi_caveat
@@ -44,6 +42,7 @@ from borderwatch.monitor.track import (
     bracket_words,
 )
 from borderwatch.products.custody import append_entry, custody_declaration, prior_entries
+from borderwatch.products.evidence import _to_uint8 as to_uint8
 from borderwatch.products.evidence import (
     _write_png,
     chip_window,
@@ -51,7 +50,6 @@ from borderwatch.products.evidence import (
     stretch_limits,
     true_colour_bands,
 )
-from borderwatch.products.evidence import _to_uint8 as to_uint8
 from borderwatch.products.export import atomic_folder, atomic_write, sha256_file, write_geojson
 from borderwatch.products.gpkg import write_gpkg
 from borderwatch.products.manifest import write_manifest
@@ -87,7 +85,7 @@ class MonitorPacket:
 
 
 def monitor_layers(run: MonitorRun) -> dict[str, gpd.GeoDataFrame]:
-    """The GeoPackage layers ``structures``, ``observations``, ``coverage`` (grid CRS)."""
+    """Return the GeoPackage layers ``structures``, ``observations``, ``coverage`` (grid CRS)."""
     s = run.structures
     geoms = dict(zip(s["id"], s.geometry.values, strict=True))
     obs = gpd.GeoDataFrame(
@@ -166,10 +164,7 @@ def monitor_metadata(run: MonitorRun) -> dict[str, Any]:
         "synthetic": any(r.source.imagery.synthetic for r in run.dates),
         "summary": {
             "structures": len(run.structures),
-            **{
-                f"status_{k}": int(v)
-                for k, v in run.structures["status"].value_counts().items()
-            },
+            **{f"status_{k}": int(v) for k, v in run.structures["status"].value_counts().items()},
         },
         "coverage": _records(run.ledger),
         "corridor": run.corridor,
@@ -186,7 +181,9 @@ def monitor_metadata(run: MonitorRun) -> dict[str, Any]:
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for row in frame.to_dict("records"):
-        out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+        out.append(
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        )
     return out
 
 
@@ -197,7 +194,10 @@ def summary_lines(run: MonitorRun) -> list[str]:
     lines = [
         f"{len(run.structures)} structures in {where} over {len(run.dates)} dates "
         f"({run.dates[0].date} -> {run.dates[-1].date}): "
-        + ", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("new", "transient", "present_throughout", "unconfirmed")),
+        + ", ".join(
+            f"{int(counts.get(k, 0))} {k}"
+            for k in ("new", "transient", "present_throughout", "unconfirmed")
+        ),
         "coverage (per date, then total):",
         *ledger_lines(run.ledger),
     ]
@@ -250,7 +250,9 @@ def _strip(run: MonitorRun, row: Any, folder: Path, synthetic: bool) -> list[dic
     return out
 
 
-def _report(root: Path, run: MonitorRun, strips: dict[str, list[dict[str, Any]]], record: dict[str, Any]) -> Path:
+def _report(
+    root: Path, run: MonitorRun, strips: dict[str, list[dict[str, Any]]], record: dict[str, Any]
+) -> Path:
     rows = []
     for _, r in run.structures.iterrows():
         rows.append(
@@ -260,19 +262,23 @@ def _report(root: Path, run: MonitorRun, strips: dict[str, list[dict[str, Any]]]
                 "strip": strips.get(r["id"], []),
             }
         )
-    html = _environment().get_template("monitor.html.j2").render(
-        title=run.aoi.name if run.aoi is not None else "stack overlap",
-        synthetic=record["synthetic"],
-        structures=rows,
-        ledger=record["coverage"],
-        dates=record["dates"],
-        corridor=run.corridor,
-        summary=summary_lines(run),
-        created=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M"),
-        version=__version__,
-        rules=record["parameters"]["rules"],
-        crs=str(run.grid.crs),
-        res=run.grid.res[0],
+    html = (
+        _environment()
+        .get_template("monitor.html.j2")
+        .render(
+            title=run.aoi.name if run.aoi is not None else "stack overlap",
+            synthetic=record["synthetic"],
+            structures=rows,
+            ledger=record["coverage"],
+            dates=record["dates"],
+            corridor=run.corridor,
+            summary=summary_lines(run),
+            created=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M"),
+            version=__version__,
+            rules=record["parameters"]["rules"],
+            crs=str(run.grid.crs),
+            res=run.grid.res[0],
+        )
     )
     path = root / "report.html"
     with atomic_write(path, overwrite=False) as tmp:
@@ -334,9 +340,8 @@ def _write_layers(run: MonitorRun, out: Path, *, overwrite: bool) -> list[Path]:
             "coverage": coverage_qml(),
         }
         return [write_gpkg(layers, out, styles=styles, metadata=meta, overwrite=overwrite)]
-    meta = monitor_metadata(run)
-    meta["observations"] = _records(run.observations)
-    write_geojson(run.structures, out, metadata=meta, overwrite=overwrite)
+    record = {**monitor_metadata(run), "observations": _records(run.observations)}
+    write_geojson(run.structures, out, metadata=record, overwrite=overwrite)
     qml = out.with_suffix(".qml")
     with atomic_write(qml, overwrite=overwrite) as tmp:
         tmp.write_text(detections_qml(), encoding="utf-8")
@@ -370,7 +375,13 @@ def write_monitor_products(
         prior = prior_entries(evidence, redact=redact) if overwrite else []
         with atomic_folder(evidence, overwrite=overwrite) as stage:
             staged = _packet(
-                run, stage, others=files, sign_key=sign_key, redact=redact, command=command, prior=prior
+                run,
+                stage,
+                others=files,
+                sign_key=sign_key,
+                redact=redact,
+                command=command,
+                prior=prior,
             )
         move = lambda p: evidence / p.relative_to(stage)  # noqa: E731
         packet = dataclasses.replace(

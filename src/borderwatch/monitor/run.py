@@ -165,8 +165,11 @@ class MonitorRun:
         self.close()
 
     def read_date(self, k: int, window: Window) -> np.ndarray:
-        """Date ``k``'s clear pixels in a grid window (``float32 (bands, rows, cols)``, NaN
-        where not clear), from its staged copy (the input is not read again)."""
+        """Read date ``k``'s clear pixels in a grid window from its staged copy.
+
+        Returns ``float32 (bands, rows, cols)``, NaN where not clear; the input is not
+        read again.
+        """
         with rasterio.open(self.dates[k].staged) as src:
             return src.read(window=window, boundless=True, fill_value=np.nan)
 
@@ -191,7 +194,7 @@ def _window(w: Win) -> Window:
 
 
 def _footprint_on(source: DateSource, grid: Grid) -> np.ndarray:
-    """True where the date's files reach the (sub-)grid (outside: no imagery)."""
+    """Return True where the date's files reach the (sub-)grid (outside: no imagery)."""
     from rasterio.warp import transform_geom
 
     geom = transform_geom("EPSG:4326", grid.crs, shapely.geometry.mapping(source.footprint))
@@ -209,7 +212,7 @@ def _stage(
 ) -> tuple[str, tuple[str, ...]]:
     """Read one date once onto the grid: its clear pixels and its state codes."""
     staged, state = rec_paths
-    kind, mpaths = "none", ()
+    kind, mpaths = "none", tuple[str, ...]()
     bands = len(source.band_names)
     with (
         _tif(staged, grid, count=bands, dtype="float32", nodata=float("nan")) as ds,
@@ -232,8 +235,11 @@ def _stage(
 
 
 def _stack_grid(sources: Sequence[DateSource], area: AOI | None, params: DetectParams) -> Grid:
-    """One grid for the whole stack: the AOI inside the union of the dates (a date that
-    misses part of the AOI has no imagery there), or without an AOI the dates' overlap."""
+    """Choose one grid for the whole stack.
+
+    The AOI inside the union of the dates (a date that misses part of the AOI has no
+    imagery there), or without an AOI the dates' overlap.
+    """
     res = params.resolution or min(s.min_res_m for s in sources)
     if area is None:
         return choose_grid(sources, crs=params.crs, resolution=res, margin_m=params.margin_m)
@@ -254,7 +260,7 @@ def _scene_label(entry: StackEntry, source: DateSource) -> str:
 
 
 def _region(area: AOI | None, grid: Grid, sources: Sequence[DateSource]) -> Any:
-    """The assessed region, grid CRS: the AOI inside the grid, or the dates' overlap."""
+    """Return the assessed region, grid CRS: the AOI inside the grid, or the dates' overlap."""
     from rasterio.warp import transform_geom
 
     left, bottom, right, top = grid.bounds
@@ -267,16 +273,14 @@ def _region(area: AOI | None, grid: Grid, sources: Sequence[DateSource]) -> Any:
         return shapely.intersection(poly, box)
     poly, crs = aoi_polygon(area, width_m=area.properties.get("width_m"))
     if crs != grid.crs:
-        poly = shapely.geometry.shape(
-            transform_geom(crs, grid.crs, shapely.geometry.mapping(poly))
-        )
+        poly = shapely.geometry.shape(transform_geom(crs, grid.crs, shapely.geometry.mapping(poly)))
     return shapely.intersection(poly, box)
 
 
 def _compare(
     ref: Path, rec: DateRecord, prev: str, grid: Grid, params: DetectParams, out: Path
 ) -> tuple[gpd.GeoDataFrame | None, float | None, str, dict[str, Any]]:
-    """The engine's pair pass: reference vs this date's staged copy."""
+    """Run the engine's pair pass: reference vs this date's staged copy."""
     e = rec.entry
     imagery = {
         "before": ImageryOptions(date=prev, scene_id="reference"),
@@ -306,16 +310,17 @@ def _update(
     blocks: Sequence[Win],
     acc: _ledger.LedgerAccumulator,
 ) -> None:
-    """Fill the reference with the date's clear pixels where it had none; write the
-    date's score (0 where it filled the reference); add the date to the ledger."""
+    """Fill the reference with the date's clear pixels where it had none.
+
+    Also write the date's score (0 where it filled the reference) and add the date to
+    the ledger.
+    """
     eng = rasterio.open(engine_score) if engine_score is not None else None
     try:
         with (
             rasterio.open(rec.staged) as st,
             rasterio.open(rec.state) as sm,
-            _tif(
-                rec.score, acc.grid, count=1, dtype="float32", nodata=float("nan")
-            ) as out,
+            _tif(rec.score, acc.grid, count=1, dtype="float32", nodata=float("nan")) as out,
         ):
             for w in blocks:
                 win = _window(w)
@@ -399,15 +404,21 @@ def monitor(
                 f"has {len(first.band_names)}; give the same bands for every date"
             )
     grid = _stack_grid(sources, area, params)
-    blocks = [w for _, w in block_layout(grid.shape, block_size=block_size or DEFAULT_BLOCK_SIZE).blocks()]
-    log.info("monitor: %d dates on a %s x %s px grid, %d blocks", len(entries), *grid.shape, len(blocks))
+    blocks = [
+        w for _, w in block_layout(grid.shape, block_size=block_size or DEFAULT_BLOCK_SIZE).blocks()
+    ]
+    log.info(
+        "monitor: %d dates on a %s x %s px grid, %d blocks", len(entries), *grid.shape, len(blocks)
+    )
     hashes: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix="borderwatch-monitor-", dir=workdir))
     try:
         region = _region(area, grid, sources)
         acc = _ledger.LedgerAccumulator(grid, region, len(entries))
         ref_path = tmp / "reference.tif"
-        with _tif(ref_path, grid, count=len(first.band_names), dtype="float32", nodata=float("nan")) as ref:
+        with _tif(
+            ref_path, grid, count=len(first.band_names), dtype="float32", nodata=float("nan")
+        ) as ref:
             for w in blocks:  # starts empty: nothing is known before the first date
                 nan = np.full((len(first.band_names), w[2], w[3]), np.nan, np.float32)
                 ref.write(nan, window=_window(w))
@@ -421,19 +432,31 @@ def monitor(
             paths = (tmp / f"date{k:03d}.tif", tmp / f"state{k:03d}.tif")
             kind, mpaths = _stage(paths, src, e, grid, blocks)
             rec = DateRecord(
-                e, src, _scene_label(e, src), kind, mpaths, None, 0, "", *paths, tmp / f"score{k:03d}.tif"
+                e,
+                src,
+                _scene_label(e, src),
+                kind,
+                mpaths,
+                None,
+                0,
+                "",
+                *paths,
+                tmp / f"score{k:03d}.tif",
             )
-            objs, thr, note, eparams = None, None, "reference" if k == 0 else "", {}
-            engine_score = None
+            objs: gpd.GeoDataFrame | None = None
+            thr: float | None = None
+            note = "reference" if k == 0 else ""
+            engine_score: Path | None = None
             if k > 0:
                 engine_score = tmp / f"engine{k:03d}.tif"
-                objs, thr, note, eparams = _compare(ref_path, rec, entries[k - 1].date, grid, params, engine_score)
+                objs, thr, note, eparams = _compare(
+                    ref_path, rec, entries[k - 1].date, grid, params, engine_score
+                )
                 if objs is None:
                     engine_score = None
                 engine_params = engine_params or eparams
-            rec = DateRecord(
-                e, src, rec.scene, kind, mpaths, thr, 0 if objs is None else len(objs), note,
-                rec.staged, rec.state, rec.score,
+            rec = dataclasses.replace(
+                rec, threshold=thr, detections=0 if objs is None else len(objs), note=note
             )
             with rasterio.open(ref_path, "r+") as ref:
                 _update(ref, k, rec, engine_score, blocks, acc)
@@ -453,6 +476,17 @@ def monitor(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return MonitorRun(
-        records, grid, area, region, params, structures, observations, ledger, hashes,
-        started, tmp, corridor, engine_params,
+        records,
+        grid,
+        area,
+        region,
+        params,
+        structures,
+        observations,
+        ledger,
+        hashes,
+        started,
+        tmp,
+        corridor,
+        engine_params,
     )

@@ -97,7 +97,9 @@ def read_stack_csv(path: str | os.PathLike[str]) -> list[StackEntry]:
         raise InputError(f"{csv_path}: cannot read the stack ({exc.__class__.__name__})") from exc
     rows = list(csv.reader(text.splitlines()))
     if not rows:
-        raise InputError(f"{csv_path}:1: empty stack; write a header 'date,path' and one row per date")
+        raise InputError(
+            f"{csv_path}:1: empty stack; write a header 'date,path' and one row per date"
+        )
     header = [h.strip().lower() for h in rows[0]]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:

@@ -185,7 +185,9 @@ def _member_attrs(members: list[tuple[int, Any]]) -> dict[str, Any]:
     rows = [r for _, r in members]
     big = max(rows, key=lambda r: float(r.get("area_m2", 0.0)))
     conf = [float(r["confidence"]) for r in rows if "confidence" in r and pd.notna(r["confidence"])]
-    score = [float(r[c]) for r in rows for c in ("score", "mean_score") if c in r and pd.notna(r[c])]
+    score = [
+        float(r[c]) for r in rows for c in ("score", "mean_score") if c in r and pd.notna(r[c])
+    ]
     return {
         "class": big.get("class", "other"),
         "confidence": max(conf) if conf else np.nan,
@@ -278,8 +280,11 @@ def assess(
 
 
 def bracket_words(row: Any, observations: pd.DataFrame) -> str:
-    """The bracket in words, e.g. ``not present on 2020-05-03 (scene X); present on
-    2020-09-14 (scene Y) and on 3 later images``."""
+    """Write a structure's bracket in words.
+
+    E.g. ``not present on 2020-05-03 (scene X); present on 2020-09-14 (scene Y) and on
+    3 later images``.
+    """
     mine = observations[observations["id"] == row["id"]]
     parts = []
     if row["last_absent"]:
@@ -288,7 +293,9 @@ def bracket_words(row: Any, observations: pd.DataFrame) -> str:
         later = mine[(mine["date"] > row["first_present"]) & (mine["state"] == "present")]
         n = len(later)
         tail = f" and on {n} later image{'s' if n != 1 else ''}" if n else ""
-        parts.append(f"present on {row['first_present']} (scene {row['first_present_scene']}){tail}")
+        parts.append(
+            f"present on {row['first_present']} (scene {row['first_present_scene']}){tail}"
+        )
     else:
         parts.append("never present on an assessable image")
     gone = mine[(mine["date"] > (row["first_present"] or "")) & (mine["state"] == "absent")]
