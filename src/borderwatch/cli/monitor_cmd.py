@@ -12,6 +12,7 @@ from borderwatch.cli.options import (
     _date_option,
     detect_options,
     detect_params,
+    grid_options,
     packet_options,
     print_packet,
 )
@@ -109,13 +110,7 @@ def stack_entries(
     default=None,
     help="Write an evidence packet (image strips, report.html, manifest.json) here.",
 )
-@click.option(
-    "--resolution",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Analysis pixel size in metres (default: finest input).",
-)
-@click.option("--crs", default=None, help="Analysis CRS (default: local UTM zone).")
+@grid_options
 @detect_options
 @packet_options(redact=False)
 @click.pass_context
@@ -129,28 +124,16 @@ def monitor_command(
     aoi: str | None,
     out: Path,
     evidence: Path | None,
-    resolution: float | None,
-    crs: str | None,
-    method: Any,
-    threshold: str,
-    min_area_m2: float,
     overwrite: bool,
     sign_key: Any = None,
     redact: bool = False,
-    **quality: Any,
+    **options: Any,
 ) -> None:
     """Find structures over a stack of dates and date each one by a bracket."""
     from borderwatch.monitor import monitor
     from borderwatch.monitor.products import summary_lines, write_monitor_products
 
-    params = detect_params(
-        method=method,
-        threshold=threshold,
-        min_area_m2=min_area_m2,
-        resolution=resolution,
-        crs=crs,
-        **quality,
-    )
+    params = detect_params(**options)  # method, threshold, resolution, crs, ...
     # Every output is checked before the work starts.
     if out.suffix.lower() not in _SUFFIXES:
         raise InputError(f"{out}: unknown output type; use .gpkg, .geojson or .json")

@@ -41,23 +41,21 @@ from borderwatch.monitor.track import (
     PRESENT_SHARE,
     bracket_words,
 )
-from borderwatch.products.custody import append_entry, custody_declaration, prior_entries
+from borderwatch.products.custody import prior_entries
 from borderwatch.products.evidence import _to_uint8 as to_uint8
 from borderwatch.products.evidence import (
     _write_png,
     chip_window,
     render_chip,
+    seal_packet,
     stretch_limits,
     true_colour_bands,
 )
-from borderwatch.products.export import atomic_folder, atomic_write, sha256_file, write_geojson
+from borderwatch.products.export import atomic_folder, atomic_write, write_geojson
 from borderwatch.products.gpkg import write_gpkg
-from borderwatch.products.manifest import write_manifest
 from borderwatch.products.redact import redact_record
 from borderwatch.products.report import _environment
-from borderwatch.products.signing import fingerprint, sign_file
 from borderwatch.products.styles import aoi_qml, coverage_qml, detections_qml
-from borderwatch.products.timestamp import write_timestamp_request
 
 __all__ = [
     "MonitorPacket",
@@ -307,21 +305,17 @@ def _packet(
     }
     report = _report(root, run, strips, record)
     chips = tuple(root / c["png"] for s in strips.values() for c in s)
-    declaration = custody_declaration(command=command, redact=redact, prior=prior)
-    manifest = write_manifest(
+    manifest, digest, _, signature, signed_by = seal_packet(
         root,
         inputs=run.input_sha256,
         outputs=[*others, report, *chips],
         record=record,
         started_utc=run.started_utc,
+        sign_key=sign_key,
         redact=redact,
-        custody=declaration,
+        command=command,
+        prior_custody=prior,
     )
-    digest = sha256_file(manifest)
-    signature = sign_file(manifest, sign_key) if sign_key is not None else None
-    write_timestamp_request(manifest, sha256_hex=digest)
-    append_entry(root, declaration, manifest_sha256=digest, prior=prior)
-    signed_by = fingerprint(sign_key.public_key()) if sign_key is not None else None
     return MonitorPacket(root, report, manifest, digest, signature, signed_by, chips)
 
 
