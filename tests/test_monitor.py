@@ -280,3 +280,64 @@ def test_outputs_checked_before_work(stack: Path, tmp_path: Path):
 )
 def test_status_rules(states, status, last_absent, first_present):
     assert status_of(states) == (status, last_absent, first_present)
+
+
+def test_signed_redacted_packet_verifies(stack: Path, tmp_path: Path):
+    from borderwatch.products.manifest import verify_packet
+    from borderwatch.products.signing import generate_keys
+
+    keys = generate_keys(tmp_path / "keys")
+    packet = tmp_path / "packet"
+    r = CliRunner().invoke(
+        main,
+        [
+            "monitor",
+            "--stack",
+            str(stack),
+            "--out",
+            str(tmp_path / "m.gpkg"),
+            "--evidence",
+            str(packet),
+            "--sign-key",
+            str(keys.private),
+            "--redact",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert f"signed by key {keys.fingerprint}" in r.output
+    result = verify_packet(packet)
+    assert result.ok and result.signed_by == keys.fingerprint
+    text = (packet / "manifest.json").read_text()
+    assert str(stack.parent) not in text  # absolute paths cut to names
+
+
+def test_stac_without_module_is_one_line(stack: Path, tmp_path: Path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "borderwatch.stac", None)  # import fails
+    base = ["monitor", "--stac", str(stack.parent), "--out", str(tmp_path / "m.gpkg")]
+    r = CliRunner().invoke(main, base)
+    assert r.exit_code == 2 and "--stac needs --from" in r.output
+    r = CliRunner().invoke(main, [*base, "--from", "2020-01-01", "--to", "2021-01-01"])
+    assert r.exit_code == 2
+    assert "module borderwatch.stac is missing" in r.output
+    r = CliRunner().invoke(main, [*base, "--stack", str(stack)])
+    assert r.exit_code == 2 and "got --stack and --stac" in r.output
+
+
+def test_corridor_aoi_gets_km(stack: Path, tmp_path: Path):
+    folder = stack.parent
+    aoi = gpd.read_file(aoi_file(folder))
+    aoi["border_km"] = 0.5
+    path = tmp_path / "corridor.geojson"
+    aoi.to_file(path)
+    with monitor(read_stack_csv(stack), aoi=str(path)) as run:
+        total = run.ledger.set_index("date").loc["total"]
+        assert total["assessed_km"] == pytest.approx(0.5 * total["assessed_share"])
+        cut = run.ledger.set_index("date").loc["2020-11-02"]
+        assert cut["no_imagery_km"] == pytest.approx(0.5 * cut["no_imagery_share"])
+        assert run.corridor is not None and run.corridor["border_km"] == 0.5
+        assert run.corridor["new_fence_km"] == pytest.approx(
+            run.structures.query("`class` == 'fence_or_wall' and status == 'new'")["length_m"].sum()
+            / 1000
+        )
