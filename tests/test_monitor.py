@@ -19,6 +19,7 @@ from borderwatch.cli import main
 from borderwatch.errors import InputError
 from borderwatch.monitor import monitor, read_stack_csv
 from borderwatch.monitor.track import status_of
+from borderwatch.products.gpkg import read_layer_styles
 from borderwatch.synthetic.pair import make_pair
 
 DATES = ["2020-03-01", "2020-05-03", "2020-07-10", "2020-09-14", "2020-11-02", "2021-01-20"]
@@ -160,8 +161,9 @@ def test_ledger_sums_and_areas(monitored, stack: Path):
     assert led.loc["2020-03-01", "no_imagery_m2"] == 0.0
     assert "total (assessed on 2+ dates): assessed" in r.output
     assert "2 new, 1 transient" in r.output and "manifest sha256" in r.output
-    styles = pyogrio.list_layers(gpkg)
-    assert {"structures", "observations", "coverage"} <= {n for n, _ in styles}
+    assert {"structures", "observations", "coverage"} <= {n for n, _ in pyogrio.list_layers(gpkg)}
+    styles = read_layer_styles(gpkg)
+    assert 'attr="state"' in styles["observations"] and 'attr="class"' in styles["structures"]
 
 
 def test_packet_strips_bracket_words_and_manifest(monitored, stack: Path):
@@ -341,3 +343,14 @@ def test_corridor_aoi_gets_km(stack: Path, tmp_path: Path):
             run.structures.query("`class` == 'fence_or_wall' and status == 'new'")["length_m"].sum()
             / 1000
         )
+
+
+def test_blocks_give_the_same_answer(stack: Path):
+    aoi = aoi_file(stack.parent)
+    with (
+        monitor(read_stack_csv(stack), aoi=aoi) as one,
+        monitor(read_stack_csv(stack), aoi=aoi, block_size=32) as many,
+    ):
+        cols = ["id", "date", "state", "clear_share", "score"]
+        assert one.observations[cols].equals(many.observations[cols])
+        assert one.ledger.equals(many.ledger)

@@ -55,7 +55,7 @@ from borderwatch.products.export import atomic_folder, atomic_write, write_geojs
 from borderwatch.products.gpkg import write_gpkg
 from borderwatch.products.redact import redact_record
 from borderwatch.products.report import _environment
-from borderwatch.products.styles import aoi_qml, coverage_qml, detections_qml
+from borderwatch.products.styles import detections_qml, ledger_qml, observations_qml
 
 __all__ = [
     "MonitorPacket",
@@ -330,8 +330,8 @@ def _write_layers(run: MonitorRun, out: Path, *, overwrite: bool) -> list[Path]:
         }
         styles = {
             "structures": detections_qml(),
-            "observations": aoi_qml(),
-            "coverage": coverage_qml(),
+            "observations": observations_qml(),
+            "coverage": ledger_qml(),
         }
         return [write_gpkg(layers, out, styles=styles, metadata=meta, overwrite=overwrite)]
     record = {**monitor_metadata(run), "observations": _records(run.observations)}
