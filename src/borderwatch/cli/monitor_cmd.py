@@ -146,7 +146,10 @@ def monitor_command(
         check_folder(evidence, overwrite=overwrite)
     entries = stack_entries(stack=stack, dates=dates, stac=stac, aoi=aoi, start=start, end=end)
     quiet = bool(ctx.obj.get("quiet"))
-    with progress_reporter(quiet=quiet), monitor(entries, aoi=aoi, params=params) as run:
+    with (
+        progress_reporter(quiet=quiet) as progress,
+        monitor(entries, aoi=aoi, params=params, progress=progress) as run,
+    ):
         files, packet = write_monitor_products(
             run,
             out=out,

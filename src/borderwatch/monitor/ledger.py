@@ -39,10 +39,12 @@ class LedgerAccumulator:
     """Pixel counts per date and status, and the per-pixel best two statuses over dates.
 
     Memory: the region mask and two ``uint8`` grids, whatever the number of dates.
+    ``off_grid_m2`` is the region's area beyond the grid (m2): no imagery on any date.
     """
 
-    def __init__(self, grid: Grid, region: Any, n_dates: int) -> None:
+    def __init__(self, grid: Grid, region: Any, n_dates: int, *, off_grid_m2: float = 0.0) -> None:
         self.grid = grid
+        self.off_grid_m2 = off_grid_m2
         self.region = (
             rasterio.features.geometry_mask(
                 [region], out_shape=grid.shape, transform=grid.transform, invert=True
@@ -75,10 +77,11 @@ class LedgerAccumulator:
 
     def _row(self, date: str, scene: str, mask: str, counts: np.ndarray) -> dict[str, Any]:
         px = self.grid.pixel_area
-        region = float(self.region.sum()) * px
+        region = float(self.region.sum()) * px + self.off_grid_m2
         row: dict[str, Any] = {"date": date, "scene": scene, "mask": mask}
         for name, n in zip(LEDGER_STATUSES, counts, strict=True):
             row[f"{name}_m2"] = float(n) * px
+        row["no_imagery_m2"] += self.off_grid_m2
         row["masked_m2"] = row["cloud_m2"] + row["shadow_m2"] + row["snow_m2"]
         row["region_m2"] = region
         for name in ("assessed", "masked", "nodata", "no_imagery"):

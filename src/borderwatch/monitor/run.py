@@ -44,6 +44,7 @@ from rasterio.windows import Window
 from borderwatch.aoi import AOI, aoi_polygon, aoi_polygon_lonlat, get_aoi
 from borderwatch.engine import DetectParams, detect
 from borderwatch.engine.plan import DEFAULT_BLOCK_SIZE, Win, block_layout
+from borderwatch.engine.pool import Progress
 from borderwatch.errors import InputError
 from borderwatch.imagery import ImageryOptions, with_options
 from borderwatch.io import DateSource, Grid, check_size, choose_grid, open_date, read_scene
@@ -218,6 +219,7 @@ def _stage(
         _tif(staged, grid, count=bands, dtype="float32", nodata=float("nan")) as ds,
         _tif(state, grid, count=1, dtype="uint8", nodata=None) as dst,
     ):
+        ds.descriptions = source.band_names  # the methods find band roles by name
         for w in blocks:
             sub = grid.window_grid(_window(w))
             scene = read_scene(source, sub)
@@ -259,8 +261,12 @@ def _scene_label(entry: StackEntry, source: DateSource) -> str:
     return entry.scene_id or source.imagery.scene_id or Path(source.paths[0]).name
 
 
-def _region(area: AOI | None, grid: Grid, sources: Sequence[DateSource]) -> Any:
-    """Return the assessed region, grid CRS: the AOI inside the grid, or the dates' overlap."""
+def _region(area: AOI | None, grid: Grid, sources: Sequence[DateSource]) -> tuple[Any, float]:
+    """Return the region on the grid (grid CRS) and the region's area off the grid, m2.
+
+    The region is the AOI, or without one the dates' overlap. The grid covers the AOI
+    only where some date has imagery: the rest has no imagery on any date.
+    """
     from rasterio.warp import transform_geom
 
     left, bottom, right, top = grid.bounds
@@ -270,15 +276,22 @@ def _region(area: AOI | None, grid: Grid, sources: Sequence[DateSource]) -> Any:
         poly = shapely.geometry.shape(
             transform_geom("EPSG:4326", grid.crs, shapely.geometry.mapping(overlap))
         )
-        return shapely.intersection(poly, box)
+        return shapely.intersection(poly, box), 0.0
     poly, crs = aoi_polygon(area, width_m=area.properties.get("width_m"))
     if crs != grid.crs:
         poly = shapely.geometry.shape(transform_geom(crs, grid.crs, shapely.geometry.mapping(poly)))
-    return shapely.intersection(poly, box)
+    inside = shapely.intersection(poly, box)
+    return inside, max(float(poly.area - inside.area), 0.0)
 
 
 def _compare(
-    ref: Path, rec: DateRecord, prev: str, grid: Grid, params: DetectParams, out: Path
+    ref: Path,
+    rec: DateRecord,
+    prev: str,
+    grid: Grid,
+    params: DetectParams,
+    out: Path,
+    progress: Progress | None,
 ) -> tuple[gpd.GeoDataFrame | None, float | None, str, dict[str, Any]]:
     """Run the engine's pair pass: reference vs this date's staged copy."""
     e = rec.entry
@@ -295,6 +308,7 @@ def _compare(
             score_out=out,
             imagery=imagery,
             allow_reversed=True,
+            progress=progress,
         )
     except InputError as exc:  # e.g. no clear pixel shared with the reference
         log.warning("%s: not compared with the reference: %s", e.date, exc)
@@ -351,6 +365,7 @@ def monitor(
     params: DetectParams | None = None,
     block_size: int | None = None,
     workdir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
 ) -> MonitorRun:
     """Monitor a stack of dates: structures, their bracketed dates, and a coverage ledger.
 
@@ -366,6 +381,8 @@ def monitor(
         Block edge, pixels, of the staging and reference passes.
     workdir : path, optional
         Folder for the temporary rasters (default: the system's temporary folder).
+    progress : Progress, optional
+        Progress sink of each date's engine pass (:mod:`borderwatch.progress`).
 
     Returns
     -------
@@ -413,12 +430,13 @@ def monitor(
     hashes: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix="borderwatch-monitor-", dir=workdir))
     try:
-        region = _region(area, grid, sources)
-        acc = _ledger.LedgerAccumulator(grid, region, len(entries))
+        region, off_grid_m2 = _region(area, grid, sources)
+        acc = _ledger.LedgerAccumulator(grid, region, len(entries), off_grid_m2=off_grid_m2)
         ref_path = tmp / "reference.tif"
         with _tif(
             ref_path, grid, count=len(first.band_names), dtype="float32", nodata=float("nan")
         ) as ref:
+            ref.descriptions = first.band_names
             for w in blocks:  # starts empty: nothing is known before the first date
                 nan = np.full((len(first.band_names), w[2], w[3]), np.nan, np.float32)
                 ref.write(nan, window=_window(w))
@@ -450,7 +468,7 @@ def monitor(
             if k > 0:
                 engine_score = tmp / f"engine{k:03d}.tif"
                 objs, thr, note, eparams = _compare(
-                    ref_path, rec, entries[k - 1].date, grid, params, engine_score
+                    ref_path, rec, entries[k - 1].date, grid, params, engine_score, progress
                 )
                 if objs is None:
                     engine_score = None
