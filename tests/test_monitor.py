@@ -235,6 +235,8 @@ def test_dates_repeated_from_file_metadata(stack: Path, tmp_path: Path):
             "date,path\n2020-01-01,d0.tif\n2020-01-01,d1.tif\n",
             ":3: date 2020-01-01 is already on line 2",
         ),
+        ("date,path\n2020-01-01,d0.tif\n2020-02-01,./d0.tif\n", ":3: the same files as line 2"),
+        ("date,path\n", ":2: the stack has no date"),
     ],
 )
 def test_stack_csv_errors(stack: Path, tmp_path: Path, text: str, expect: str):

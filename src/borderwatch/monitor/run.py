@@ -236,6 +236,19 @@ def _stage(
     return kind, mpaths
 
 
+def _check_distinct(entries: Sequence[StackEntry]) -> None:
+    """Refuse the same files on two dates (one image cannot date anything)."""
+    seen: dict[tuple[str, ...], StackEntry] = {}
+    for e in entries:
+        key = tuple(sorted(str(Path(p).resolve()) if "://" not in p else p for p in e.paths))
+        if key in seen:
+            raise InputError(
+                f"{e.where()}: the same files as date {seen[key].date} are given for "
+                f"{e.date}; give each image once"
+            )
+        seen[key] = e
+
+
 def _stack_grid(sources: Sequence[DateSource], area: AOI | None, params: DetectParams) -> Grid:
     """Choose one grid for the whole stack.
 
@@ -403,6 +416,7 @@ def monitor(
     entries = sorted(entries, key=lambda e: (e.date, e.scene_id or ""))
     if len(entries) < 2:
         raise InputError(f"a stack needs at least two dates; got {len(entries)}")
+    _check_distinct(entries)
     area = get_aoi(aoi) if isinstance(aoi, (str, os.PathLike)) else aoi
     sources = []
     for e in entries:

@@ -87,8 +87,8 @@ def read_stack_csv(path: str | os.PathLike[str]) -> list[StackEntry]:
     ------
     InputError
         The file cannot be read, a required column is missing, a date does not parse,
-        a file (or mask) does not exist, the same date and scene id appear twice, or
-        the stack has no row. The message is one line ``STACK.csv:N: ...``.
+        a file (or mask) does not exist, the same date and scene id or the same files
+        appear twice, or the stack has no row. The message is one line ``STACK.csv:N: ...``.
     """
     csv_path = Path(path)
     try:
@@ -110,6 +110,7 @@ def read_stack_csv(path: str | os.PathLike[str]) -> list[StackEntry]:
     folder = csv_path.parent
     entries: list[StackEntry] = []
     seen: dict[tuple[str, str], int] = {}
+    files: dict[tuple[str, ...], int] = {}
     for n, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
@@ -136,6 +137,10 @@ def read_stack_csv(path: str | os.PathLike[str]) -> list[StackEntry]:
                 f"{seen[key]}; give each date (and scene) once"
             )
         seen[key] = n
+        same = tuple(sorted(os.path.normpath(p) for p in paths))
+        if same in files:
+            raise InputError(f"{where}: the same files as line {files[same]}; give each image once")
+        files[same] = n
         entries.append(StackEntry(date, paths, cells.get("credit") or None, scene, mask, n))
     if not entries:
         raise InputError(f"{csv_path}:2: the stack has no date; add one row per date")

@@ -241,6 +241,7 @@ def assess(
     frame["area_m2"] = frame.geometry.area
     table = analyst_table(frame, input_hashes=input_hashes)
     table = table.drop(columns=[c for c in _DROP if c in table.columns])
+    table["id"] = table["id"].astype(str)  # also when there is no structure
     obs_rows = []
     extra: dict[str, list[Any]] = {c: [] for c in BRACKET_COLUMNS}
     for i, sid in enumerate(table["id"]):
