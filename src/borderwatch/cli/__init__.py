@@ -39,6 +39,7 @@ _COMMANDS = {
     "keygen": ("borderwatch.cli.keygen_cmd", "keygen"),  # packet signing keys (issue 14)
     "evaluate": ("borderwatch.cli.evaluate_cmd", "evaluate"),  # accuracy (issue 3)
     "train": ("borderwatch.cli.train_cmd", "train"),  # optional learned mode (issue 3)
+    "monitor": ("borderwatch.cli.monitor_cmd", "monitor_command"),  # stacks (issue 15)
 }
 
 

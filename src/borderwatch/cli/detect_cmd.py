@@ -10,6 +10,7 @@ import click
 from borderwatch.cli.options import (
     detect_options,
     detect_params,
+    grid_options,
     imagery_options,
     packet_options,
     print_packet,
@@ -149,13 +150,7 @@ def run_and_write(
     "--out FILE.gpkg) over both dates' images in true colour, paths relative to it.",
 )
 @store_option
-@click.option(
-    "--resolution",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Analysis pixel size in metres (default: finest input).",
-)
-@click.option("--crs", default=None, help="Analysis CRS (default: local UTM zone).")
+@grid_options
 @imagery_options
 @detect_options
 @packet_options(redact=False)

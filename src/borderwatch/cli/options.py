@@ -106,6 +106,17 @@ def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def grid_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--resolution`` and ``--crs`` (the analysis grid) of ``detect`` and ``monitor``."""
+    fn = click.option("--crs", default=None, help="Analysis CRS (default: local UTM zone).")(fn)
+    return click.option(
+        "--resolution",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Analysis pixel size in metres (default: finest input).",
+    )(fn)
+
+
 def scale_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Block-by-block and dask options shared by ``detect`` and ``batch``."""
     opts = [

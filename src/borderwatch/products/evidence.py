@@ -26,7 +26,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -510,6 +510,43 @@ def moved_packet(packet: EvidencePacket, folder: Path) -> EvidencePacket:
     )
 
 
+def seal_packet(
+    root: Path,
+    *,
+    inputs: Mapping[str, str],
+    outputs: Sequence[Path],
+    record: Mapping[str, Any],
+    started_utc: str,
+    sign_key: Ed25519PrivateKey | None,
+    redact: bool,
+    command: str,
+    prior_custody: Sequence[bytes] = (),
+) -> tuple[Path, str, Path, Path | None, str | None]:
+    """Write a packet's manifest, signature, time-stamp request and custody entry.
+
+    Returns
+    -------
+    tuple
+        ``(manifest, manifest SHA-256, custody log, signature or None, signer or None)``.
+    """
+    declaration = custody_declaration(command=command, redact=redact, prior=prior_custody)
+    manifest = write_manifest(
+        root,
+        inputs=inputs,
+        outputs=outputs,
+        record=record,
+        started_utc=started_utc,
+        redact=redact,
+        custody=declaration,
+    )
+    digest = sha256_file(manifest)
+    signature = sign_file(manifest, sign_key) if sign_key is not None else None
+    write_timestamp_request(manifest, sha256_hex=digest)
+    custody = append_entry(root, declaration, manifest_sha256=digest, prior=prior_custody)
+    signed_by = fingerprint(sign_key.public_key()) if sign_key is not None else None
+    return manifest, digest, custody, signature, signed_by
+
+
 def write_packet(
     run: DetectionRun,
     root: Path,
@@ -561,21 +598,17 @@ def write_packet(
     outputs += [
         root / p for c in chips for p in (c.before_png, c.after_png, c.before_tif, c.after_tif)
     ]
-    declaration = custody_declaration(command=command, redact=redact, prior=prior_custody)
-    manifest = write_manifest(
+    manifest, digest, custody, signature, signed_by = seal_packet(
         root,
         inputs=run.input_sha256,
         outputs=outputs,
         record=record,
         started_utc=run.started_utc,
+        sign_key=sign_key,
         redact=redact,
-        custody=declaration,
+        command=command,
+        prior_custody=prior_custody,
     )
-    digest = sha256_file(manifest)
-    signature = sign_file(manifest, sign_key) if sign_key is not None else None
-    write_timestamp_request(manifest, sha256_hex=digest)
-    custody = append_entry(root, declaration, manifest_sha256=digest, prior=prior_custody)
-    signed_by = fingerprint(sign_key.public_key()) if sign_key is not None else None
     return EvidencePacket(
         root, tuple(chips), overview, report, manifest, digest, custody, signature, signed_by
     )

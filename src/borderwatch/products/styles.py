@@ -224,6 +224,42 @@ def coverage_qml() -> str:
     return _document(renderer, _labels(expression, size_pt=8))
 
 
+#: Colour of each state in a monitoring run's ``observations`` layer.
+STATE_COLOURS: dict[str, tuple[int, int, int]] = {
+    "present": (227, 26, 28),
+    "absent": (51, 160, 44),
+    "unassessable": (110, 110, 110),
+}
+
+
+def observations_qml() -> str:
+    """QML for a monitoring run's observations: categorized on ``state``, labelled with the date.
+
+    Filter the layer on ``date`` in QGIS to see one image's states.
+    """
+    symbols = [
+        _fill_symbol(
+            str(i),
+            fill=_rgba(rgb, 90),
+            fill_style="b_diagonal" if state == "unassessable" else "solid",
+            outline=_rgba(rgb, 255),
+            width_mm=0.5,
+        )
+        for i, (state, rgb) in enumerate(STATE_COLOURS.items())
+    ]
+    renderer = _categorized("state", list(STATE_COLOURS), symbols)
+    return _document(renderer, _labels('"date" || \' \' || "state"', size_pt=8))
+
+
+def ledger_qml() -> str:
+    """QML for a monitoring run's coverage ledger: the region, labelled date and share assessed."""
+    symbol = _fill_symbol(
+        "0", fill="0,0,0,0", fill_style="no", outline=_rgba((51, 160, 44), 255), width_mm=0.6
+    )
+    expression = "\"date\" || ' assessed ' || format_number(100 * \"assessed_share\", 1) || ' %'"
+    return _document(_single(symbol), _labels(expression, size_pt=8))
+
+
 def style_for_layer(layer: str) -> str:
     """QML for one of the exported layers: ``detections``, ``aoi``, ``footprints``, ``coverage``.
 

@@ -1,0 +1,305 @@
+"""Structures across dates: linking each date's objects, states per date, brackets, status.
+
+Rules (stated in the products):
+
+- **Linking.** Objects of the dates, in date order, join a structure when their overlap
+  with its footprint is at least :data:`LINK_OVERLAP` of the smaller of the two areas;
+  the footprint is the union of its objects. Otherwise an object starts a structure.
+- **State per date.** The footprint plus a :data:`BUFFER_PX`-pixel buffer is read from
+  the date's state and score rasters. ``clear_share`` is the share of those pixels that
+  are clear and scored. Under :data:`CLEAR_FLOOR` the date is ``unassessable`` (cloud,
+  shadow, snow, outside the image, nodata): never ``absent``. Otherwise it is
+  ``present`` when the engine found one of the structure's objects on that date, or when
+  at least :data:`PRESENT_SHARE` of the footprint's clear pixels score above the date's
+  threshold; else ``absent``. Where a date filled the reference its score is 0: the
+  first clear view of a place is what later dates are compared with.
+- **Status and bracket.** After the last ``absent`` date, if every later assessable date
+  is ``present`` and there are at least two of them (or the one is the stack's last
+  date): ``new``, bracketed by that last absent date and the first present one after it.
+  Present on every assessable date: ``present_throughout``. Present and later absent
+  again: ``transient``. Present only on one assessable date that is not the last of the
+  stack and never absent after it: ``unconfirmed`` (one scene cannot make or date a
+  structure).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.features
+import shapely
+from rasterio.windows import Window, from_bounds
+
+from borderwatch.io import Grid
+from borderwatch.monitor.masks import CLEAR
+from borderwatch.products.schema import analyst_table
+
+__all__ = [
+    "BRACKET_COLUMNS",
+    "BUFFER_PX",
+    "CLEAR_FLOOR",
+    "LINK_OVERLAP",
+    "PRESENT_SHARE",
+    "STATES",
+    "STATUSES",
+    "assess",
+    "bracket_words",
+    "link",
+    "status_of",
+]
+
+#: Overlap (share of the smaller area) that links an object to a structure.
+LINK_OVERLAP = 0.3
+#: Buffer around a footprint whose pixels must be clear too, grid pixels.
+BUFFER_PX = 2
+#: Least clear share of footprint plus buffer for a date to be assessable.
+CLEAR_FLOOR = 0.6
+#: Share of a footprint's clear pixels above the threshold that makes it present.
+PRESENT_SHARE = 0.5
+#: States of a structure on a date.
+STATES = ("present", "absent", "unassessable")
+#: Statuses of a structure over the stack.
+STATUSES = ("new", "transient", "present_throughout", "unconfirmed")
+#: Columns added to the analyst columns in layer ``structures``.
+BRACKET_COLUMNS = (
+    "last_absent",
+    "last_absent_scene",
+    "first_present",
+    "first_present_scene",
+    "n_present",
+    "n_absent",
+    "n_unassessable",
+    "status",
+)
+_DROP = ("before_date", "after_date", "residual_shift_px")
+
+
+def link(per_date: Sequence[gpd.GeoDataFrame | None]) -> list[dict[str, Any]]:
+    """Group the dates' objects into structures (see the module notes).
+
+    Returns
+    -------
+    list of dict
+        ``geometry`` (union), ``members`` (list of ``(date index, object row)``).
+    """
+    out: list[dict[str, Any]] = []
+    for k, objs in enumerate(per_date):
+        if objs is None:
+            continue
+        for _, row in objs.iterrows():
+            g = row.geometry
+            best, share = None, 0.0
+            for s in out:
+                inter = shapely.intersection(s["geometry"], g).area
+                small = min(s["geometry"].area, g.area)
+                ov = inter / small if small > 0 else 0.0
+                if ov >= LINK_OVERLAP and ov > share:
+                    best, share = s, ov
+            if best is None:
+                out.append({"geometry": g, "members": [(k, row)]})
+            else:
+                best["geometry"] = shapely.union(best["geometry"], g)
+                best["members"].append((k, row))
+    return out
+
+
+def status_of(states: Sequence[str]) -> tuple[str, int | None, int | None]:
+    """Status, and the bracket ``(last absent, first present)`` date indices.
+
+    Examples
+    --------
+    >>> status_of(["absent", "absent", "present", "unassessable", "present"])
+    ('new', 1, 2)
+    >>> status_of(["absent", "present", "present", "absent"])
+    ('transient', 0, 1)
+    >>> status_of(["unassessable", "present", "present"])
+    ('present_throughout', None, 1)
+    """
+    present = [i for i, s in enumerate(states) if s == "present"]
+    absent = [i for i, s in enumerate(states) if s == "absent"]
+    if not present:
+        return "unconfirmed", (absent[-1] if absent else None), None
+    if not absent:
+        return "present_throughout", None, present[0]
+    after = [i for i in present if i > absent[-1]]
+    if not after:
+        before = [i for i in absent if i < present[0]]
+        return "transient", (before[-1] if before else None), present[0]
+    if len(after) >= 2 or after[0] == len(states) - 1:
+        return "new", absent[-1], after[0]
+    return "unconfirmed", absent[-1], after[0]
+
+
+def _window(geom: Any, grid: Grid, pad: int) -> Window:
+    win = from_bounds(*geom.bounds, transform=grid.transform)
+    r0 = max(math.floor(win.row_off) - pad, 0)
+    c0 = max(math.floor(win.col_off) - pad, 0)
+    r1 = min(math.ceil(win.row_off + win.height) + pad, grid.shape[0])
+    c1 = min(math.ceil(win.col_off + win.width) + pad, grid.shape[1])
+    return Window(c0, r0, max(c1 - c0, 1), max(r1 - r0, 1))
+
+
+def _masks(geom: Any, grid: Grid, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    sub = grid.window_grid(win)
+    foot = rasterio.features.geometry_mask(
+        [geom], out_shape=sub.shape, transform=sub.transform, invert=True
+    )
+    if not foot.any():  # a sliver: the pixel under its centre
+        foot = rasterio.features.geometry_mask(
+            [geom], out_shape=sub.shape, transform=sub.transform, invert=True, all_touched=True
+        )
+    buf = rasterio.features.geometry_mask(
+        [geom.buffer(BUFFER_PX * grid.res[0])],
+        out_shape=sub.shape,
+        transform=sub.transform,
+        invert=True,
+    )
+    return foot, buf | foot
+
+
+def _observe(
+    geom: Any, grid: Grid, state: Any, score: Any, threshold: float | None, detected: bool
+) -> tuple[str, float, float]:
+    win = _window(geom, grid, BUFFER_PX + 1)
+    foot, buf = _masks(geom, grid, win)
+    codes = state.read(1, window=win)
+    sc = score.read(1, window=win)
+    ok = (codes == CLEAR) & np.isfinite(sc)
+    clear_share = float(ok[buf].mean()) if buf.any() else 0.0
+    vals = sc[foot & ok]
+    mean = float(vals.mean()) if vals.size else float("nan")
+    if clear_share < CLEAR_FLOOR or not vals.size:
+        return "unassessable", clear_share, mean
+    above = float((vals > threshold).mean()) if threshold is not None else 0.0
+    present = detected or above >= PRESENT_SHARE
+    return ("present" if present else "absent"), clear_share, mean
+
+
+def _member_attrs(members: list[tuple[int, Any]]) -> dict[str, Any]:
+    rows = [r for _, r in members]
+    big = max(rows, key=lambda r: float(r.get("area_m2", 0.0)))
+    conf = [float(r["confidence"]) for r in rows if "confidence" in r and pd.notna(r["confidence"])]
+    score = [
+        float(r[c]) for r in rows for c in ("score", "mean_score") if c in r and pd.notna(r[c])
+    ]
+    return {
+        "class": big.get("class", "other"),
+        "confidence": max(conf) if conf else np.nan,
+        "score": max(score) if score else np.nan,
+    }
+
+
+def assess(
+    per_date: Sequence[gpd.GeoDataFrame | None],
+    records: Sequence[Any],
+    grid: Grid,
+    *,
+    input_hashes: Sequence[str],
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Link the objects and decide every structure's state on every date.
+
+    Parameters
+    ----------
+    per_date : sequence of GeoDataFrame or None
+        Each date's objects from the engine (grid CRS), None where not compared.
+    records : sequence of DateRecord
+        The dates (:class:`borderwatch.monitor.run.DateRecord`), with their rasters.
+    grid : Grid
+        The analysis grid.
+    input_hashes : sequence of str
+        SHA-256 of every input, in date order (the stable ids' seed).
+
+    Returns
+    -------
+    structures : geopandas.GeoDataFrame
+        Analyst columns (:func:`borderwatch.products.schema.analyst_table`, without the
+        pair's ``before_date``/``after_date``/``residual_shift_px``), then
+        :data:`BRACKET_COLUMNS`; grid CRS.
+    observations : pandas.DataFrame
+        ``id, date, scene, state, clear_share, score``.
+    """
+    groups = link(per_date)
+    states: list[list[tuple[str, float, float]]] = [[] for _ in groups]
+    for k, rec in enumerate(records):
+        with rasterio.open(rec.state) as st, rasterio.open(rec.score) as sc:
+            for i, g in enumerate(groups):
+                detected = any(m == k for m, _ in g["members"])
+                states[i].append(_observe(g["geometry"], grid, st, sc, rec.threshold, detected))
+    geoms = [shapely.make_valid(g["geometry"]) for g in groups]
+    frame = gpd.GeoDataFrame(
+        [_member_attrs(g["members"]) for g in groups] or None,
+        columns=["class", "confidence", "score"],
+        geometry=geoms,
+        crs=grid.crs,
+    )
+    frame["area_m2"] = frame.geometry.area
+    table = analyst_table(frame, input_hashes=input_hashes)
+    table = table.drop(columns=[c for c in _DROP if c in table.columns])
+    table["id"] = table["id"].astype(str)  # also when there is no structure
+    obs_rows = []
+    extra: dict[str, list[Any]] = {c: [] for c in BRACKET_COLUMNS}
+    for i, sid in enumerate(table["id"]):
+        names = [s for s, _, _ in states[i]]
+        status, last_abs, first_pres = status_of(names)
+        extra["last_absent"].append(records[last_abs].date if last_abs is not None else "")
+        extra["last_absent_scene"].append(records[last_abs].scene if last_abs is not None else "")
+        extra["first_present"].append(records[first_pres].date if first_pres is not None else "")
+        extra["first_present_scene"].append(
+            records[first_pres].scene if first_pres is not None else ""
+        )
+        extra["n_present"].append(names.count("present"))
+        extra["n_absent"].append(names.count("absent"))
+        extra["n_unassessable"].append(names.count("unassessable"))
+        extra["status"].append(status)
+        for rec, (state, clear, score) in zip(records, states[i], strict=True):
+            obs_rows.append(
+                {
+                    "id": sid,
+                    "date": rec.date,
+                    "scene": rec.scene,
+                    "state": state,
+                    "clear_share": round(clear, 4),
+                    "score": score,
+                }
+            )
+    geometry = table.geometry
+    table = pd.DataFrame(table.drop(columns=table.geometry.name))
+    for c in BRACKET_COLUMNS:
+        table[c] = pd.Series(extra[c], index=table.index, dtype=object if c[0] != "n" else np.int64)
+    cols = [c for c in table.columns if c not in ("review", "note")] + ["review", "note"]
+    structures = gpd.GeoDataFrame(table[cols], geometry=geometry, crs=grid.crs)
+    observations = pd.DataFrame(
+        obs_rows, columns=["id", "date", "scene", "state", "clear_share", "score"]
+    )
+    return structures, observations
+
+
+def bracket_words(row: Any, observations: pd.DataFrame) -> str:
+    """Write a structure's bracket in words.
+
+    E.g. ``not present on 2020-05-03 (scene X); present on 2020-09-14 (scene Y) and on
+    3 later images``.
+    """
+    mine = observations[observations["id"] == row["id"]]
+    parts = []
+    if row["last_absent"]:
+        parts.append(f"not present on {row['last_absent']} (scene {row['last_absent_scene']})")
+    if row["first_present"]:
+        later = mine[(mine["date"] > row["first_present"]) & (mine["state"] == "present")]
+        n = len(later)
+        tail = f" and on {n} later image{'s' if n != 1 else ''}" if n else ""
+        parts.append(
+            f"present on {row['first_present']} (scene {row['first_present_scene']}){tail}"
+        )
+    else:
+        parts.append("never present on an assessable image")
+    gone = mine[(mine["date"] > (row["first_present"] or "")) & (mine["state"] == "absent")]
+    if row["status"] == "transient" and len(gone):
+        parts.append(f"absent again on {gone['date'].iloc[0]} (scene {gone['scene'].iloc[0]})")
+    return "; ".join(parts)
