@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from borderwatch.errors import InputError
+from borderwatch.remote import is_url
 
 if TYPE_CHECKING:  # io imports this module
     from borderwatch.io import DateSource
@@ -335,8 +336,11 @@ def _full_digest(path: str) -> str:
 
 
 def _same_bytes(a: Sequence[str], b: Sequence[str]) -> bool:
-    """Whether two dates hold the same file contents (sizes, then 1 MiB, then SHA-256)."""
-    if len(a) != len(b):
+    """Whether two dates hold the same file contents (sizes, then 1 MiB, then SHA-256).
+
+    Remote files (URLs) are not downloaded to be compared: only the same URLs match.
+    """
+    if len(a) != len(b) or any(map(is_url, (*a, *b))):
         return False
     sizes_a = sorted(os.path.getsize(p) for p in a)
     if sizes_a != sorted(os.path.getsize(p) for p in b):

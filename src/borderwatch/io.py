@@ -16,7 +16,7 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +34,7 @@ from shapely.ops import transform as _shp_transform
 
 from borderwatch.errors import InputError, NoOverlapError, RasterReadError
 from borderwatch.imagery import Imagery, file_imagery, merge_imagery
+from borderwatch.remote import is_url
 
 __all__ = [
     "expand_paths",
@@ -44,6 +45,7 @@ __all__ = [
     "check_shape",
     "check_size",
     "choose_grid",
+    "file_window",
     "load_pair",
     "open_date",
     "open_raster",
@@ -167,11 +169,19 @@ class Scene:
 
 
 def expand_paths(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[str]:
-    """File paths of one date: files as given, folders expanded to their rasters (sorted)."""
+    """File paths of one date: files as given, folders expanded to their rasters (sorted).
+
+    An ``http(s)://`` URL is kept as it is (a remote raster, see
+    :mod:`borderwatch.remote`); a STAC Item JSON file becomes its band assets'
+    hrefs (:func:`borderwatch.stac.item_date`).
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[str] = []
     for p in paths:
+        if is_url(p):
+            out.append(str(p))
+            continue
         path = Path(p)
         if path.is_dir():
             found = sorted(
@@ -182,6 +192,10 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
             if not found:
                 raise RasterReadError(f"{path}: folder holds no .tif/.tiff/.jp2 raster")
             out.extend(found)
+        elif path.suffix.lower() == ".json" and path.is_file():
+            from borderwatch.stac import item_date  # stac imports io's callers
+
+            out.extend(item_date(path).paths)
         else:
             out.append(str(path))
     if not out:
@@ -198,9 +212,10 @@ def open_raster(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     Raises
     ------
     RasterReadError
-        The file is missing or not a readable raster.
+        The file is missing or not a readable raster (a URL: not reachable or not a
+        raster there).
     """
-    if not Path(path).exists():
+    if not is_url(path) and not Path(path).exists():
         raise RasterReadError(f"{path}: no such file")
     try:
         with warnings.catch_warnings():
@@ -232,8 +247,12 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     Parameters
     ----------
     paths : path or sequence of paths
-        One multi-band raster, several single-band rasters (one per band), or a folder
-        of ``.tif``/``.jp2`` files (taken in name order).
+        One multi-band raster, several single-band rasters (one per band), a folder
+        of ``.tif``/``.jp2`` files (taken in name order), ``http(s)://`` URLs of
+        remote rasters (Cloud Optimized GeoTIFFs: only the windows needed are ever
+        fetched, see :mod:`borderwatch.remote`), or one local STAC Item JSON file
+        (its band assets are the files, its ``datetime`` the date, its ``id`` the
+        scene id, its providers the credit; :func:`borderwatch.stac.item_date`).
 
     Returns
     -------
@@ -246,7 +265,42 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     InputError
         A file has no CRS or no geotransform.
     """
-    files = expand_paths(paths)
+    given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    items = [p for p in given if not is_url(p) and Path(p).suffix.lower() == ".json"]
+    if items:
+        return _open_item(items[0], given)
+    return _open_files(expand_paths(given))
+
+
+def _open_item(item: str | os.PathLike[str], given: Sequence[object]) -> DateSource:
+    """Open a date given as a STAC Item JSON: its band assets, datetime, id and credit."""
+    from borderwatch.stac import item_date  # stac uses pystac, loaded only for items
+
+    if len(given) > 1:
+        raise InputError(
+            f"{item}: a STAC item is a whole date; give it alone, not with other files"
+        )
+    found = item_date(item)
+    source = _open_files(list(found.paths))
+    single = {p: n for p, n in zip(found.paths, found.band_names, strict=True) if n}
+    counts = {p: sum(1 for q, _ in source.file_bands if q == p) for p in source.paths}
+    names = tuple(
+        single[p] if p in single and counts[p] == 1 else name
+        for (p, _), name in zip(source.file_bands, source.band_names, strict=True)
+    )
+    meta = replace(
+        source.imagery,
+        date=found.date,
+        date_source=f"STAC item {Path(item).name} datetime",
+        scene_id=found.scene_id,
+    )
+    if found.credit is not None:
+        meta = replace(meta, credit=found.credit, credit_source="STAC item")
+    return replace(source, band_names=names, date=meta.date, imagery=meta)
+
+
+def _open_files(files: list[str]) -> DateSource:
+    """:func:`open_date` of plain raster files (local paths or URLs)."""
     names: list[str] = []
     file_bands: list[tuple[str, int]] = []
     foot = None
@@ -442,6 +496,30 @@ def _outer_window(win: rasterio.windows.Window, pad: int = 0) -> rasterio.window
     return rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
 
 
+def file_window(
+    src: rasterio.DatasetReader, grid: Grid, *, pad: int = 3
+) -> rasterio.windows.Window | None:
+    """Whole-pixel window of ``src`` covering ``grid`` plus ``pad`` pixels, or None.
+
+    The window :func:`read_scene` reads (the margin lets resampling kernels at the
+    edge see real data), clipped to the file; None when the grid misses the file.
+
+    Raises
+    ------
+    InputError
+        The grid's bounds cannot be transformed into the file's CRS.
+    """
+    try:
+        sb = rasterio.warp.transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
+    except Exception as exc:  # noqa: BLE001 - PROJ raises several types
+        raise InputError(f"{src.name}: cannot transform grid bounds ({_short(exc)})") from exc
+    win = _outer_window(rasterio.windows.from_bounds(*sb, transform=src.transform), pad=pad)
+    try:
+        return win.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+    except rasterio.errors.WindowError:
+        return None
+
+
 def _valid_of(
     src: rasterio.DatasetReader, band: int, window: rasterio.windows.Window
 ) -> np.ndarray:
@@ -482,24 +560,12 @@ def read_scene(
     nb = len(source.file_bands)
     data = np.full((nb, rows, cols), np.nan, dtype=np.float32)
     valid = np.ones((rows, cols), dtype=bool)
-    left, bottom, right, top = grid.bounds
     k = 0
     for path in source.paths:
         bands = [b for (p, b) in source.file_bands if p == path]
         with open_raster(path) as src:
-            try:
-                sb = rasterio.warp.transform_bounds(
-                    grid.crs, src.crs, left, bottom, right, top, densify_pts=21
-                )
-            except Exception as exc:  # noqa: BLE001
-                raise InputError(f"{path}: cannot transform grid bounds ({_short(exc)})") from exc
-            win = rasterio.windows.from_bounds(*sb, transform=src.transform)
-            # A few pixels of margin so resampling kernels at the edge see real data.
-            win = _outer_window(win, pad=3)
-            full = rasterio.windows.Window(0, 0, src.width, src.height)
-            try:
-                win = win.intersection(full)
-            except rasterio.errors.WindowError:
+            win = file_window(src, grid)
+            if win is None:
                 valid[:] = False  # this file does not reach the grid at all
                 k += len(bands)
                 continue
