@@ -344,6 +344,8 @@ def test_remote_cogs_read_with_windowed_requests_only(http_root, tmp_path):
     }.items():
         out = tmp_path / f"{how}.geojson"
         args = ["detect", "--before", str(b), "--after", str(a), "--aoi", str(aoi)]
+        if how == "remote":  # the evidence packet's chips are read over HTTP too
+            args += ["--evidence", str(tmp_path / "packet")]
         r = CliRunner().invoke(main, [*args, "--out", str(out)])
         assert r.exit_code == 0, r.output
         runs[how] = out
@@ -371,3 +373,36 @@ def test_remote_cogs_read_with_windowed_requests_only(http_root, tmp_path):
             digest.update(src.read(window=strip).tobytes())
     assert rec["sha256"] == digest.hexdigest()
     assert meta["before"]["date"] == "2019-06-14"  # read from the remote file's tags
+    manifest = json.loads((tmp_path / "packet" / "manifest.json").read_text())
+    inputs = {f["path"]: f for f in manifest["files"] if f["role"] == "input"}
+    assert set(inputs) == {f"{base}/before.tif", f"{base}/after.tif"}
+    assert inputs[f"{base}/before.tif"]["sha256"] == rec["sha256"]
+    assert inputs[f"{base}/after.tif"]["sha256_of"] == WINDOW_SHA256_OF
+    assert inputs[f"{base}/after.tif"]["bytes"] == sizes["/after.tif"]
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "packet")])
+    assert r.exit_code == 0, r.output
+    assert "not checked: 2 remote inputs" in r.output
+
+
+def test_missing_remote_file_is_one_line(http_root, tmp_path):
+    base, root, log = http_root
+    tiles = sample_tiles_dir()
+    r = CliRunner().invoke(
+        main,
+        ["detect", "--before", f"{base}/missing.tif", "--after", str(tiles / "after.tif")],
+    )
+    assert r.exit_code == 2, r.output
+    line = r.output.strip().splitlines()[-1]
+    assert f"{base}/missing.tif: not a readable raster" in line
+    assert log and all(path == "/missing.tif" for _, path, _, _ in log)
+
+
+def test_local_paths_leave_gdal_settings_alone():
+    from rasterio.env import getenv, hasenv
+
+    from borderwatch.remote import REMOTE_GDAL_CONFIG, remote_env
+
+    with remote_env([["a.tif", "b.tif"], "c.json"]):
+        assert not hasenv() or "GDAL_DISABLE_READDIR_ON_OPEN" not in getenv()
+    with remote_env([["a.tif"], "https://example.org/b.tif"]):  # nothing is fetched here
+        assert {k: getenv()[k] for k in REMOTE_GDAL_CONFIG} == REMOTE_GDAL_CONFIG

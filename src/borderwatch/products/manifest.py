@@ -377,8 +377,17 @@ def verify_packet(
     )
     problems = [f"symlink: {name} -> {links[name]}" for name in sorted(links)] + problems
     notes = []
-    if unchecked:
-        notes.append(f"not checked: {len(unchecked)} files outside the packet (paths redacted)")
+    remote = [name for name in unchecked if is_url(name)]
+    if remote:  # never downloaded: their sha256 is of the window the run read
+        notes.append(
+            f"not checked: {len(remote)} remote inputs (their sha256 is of the pixels of "
+            "the window read, see borderwatch.remote.window_record)"
+        )
+    if len(unchecked) > len(remote):
+        notes.append(
+            f"not checked: {len(unchecked) - len(remote)} files outside the packet "
+            "(paths redacted)"
+        )
     own = {MANIFEST_NAME}
     manifest_sha = sha256_file(path)
     if "custody" in doc:
