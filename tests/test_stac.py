@@ -224,6 +224,7 @@ def test_detect_on_stac_items(stac_dir, tmp_path):
     assert meta["before"]["scene_id"] == "S2_before" and meta["after"]["date"] == "2021-09-02"
     names = [f["name"] for f in meta["after"]["files"]]
     assert names == ["file1.tif", "file2.tif", "file3.tif", "file4.tif"]
+    assert meta["after"]["stac_item"] == str(after.resolve())
 
 
 # ----------------------------------------------------------------- COG over HTTP

@@ -116,6 +116,9 @@ class Imagery:
         The provider's product or scene identifier.
     synthetic : bool
         A file carries the tag ``SYNTHETIC=yes`` (borderwatch's generated imagery).
+    stac_item : str or None
+        The STAC Item JSON the date was given as (absolute path; its ``id`` is
+        ``scene_id``, its band assets the files), see :mod:`borderwatch.stac`.
     """
 
     date: str | None = None
@@ -124,6 +127,7 @@ class Imagery:
     credit_source: str | None = None
     scene_id: str | None = None
     synthetic: bool = False
+    stac_item: str | None = None
 
     def record(self) -> dict[str, object]:
         """Return the JSON-serialisable fields."""

@@ -293,6 +293,7 @@ def _open_item(item: str | os.PathLike[str], given: Sequence[object]) -> DateSou
         date=found.date,
         date_source=f"STAC item {Path(item).name} datetime",
         scene_id=found.scene_id,
+        stac_item=str(Path(item).resolve()),
     )
     if found.credit is not None:
         meta = replace(meta, credit=found.credit, credit_source="STAC item")

@@ -385,8 +385,7 @@ def verify_packet(
         )
     if len(unchecked) > len(remote):
         notes.append(
-            f"not checked: {len(unchecked) - len(remote)} files outside the packet "
-            "(paths redacted)"
+            f"not checked: {len(unchecked) - len(remote)} files outside the packet (paths redacted)"
         )
     own = {MANIFEST_NAME}
     manifest_sha = sha256_file(path)
