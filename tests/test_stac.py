@@ -10,11 +10,10 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
-import threading
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import geopandas as gpd
@@ -230,75 +229,36 @@ def test_detect_on_stac_items(stac_dir, tmp_path):
 # ----------------------------------------------------------------- COG over HTTP
 
 
-class _RangeHandler(SimpleHTTPRequestHandler):
-    """GET with a single ``Range: bytes=a-b`` (206), HEAD with ETag; logs every request."""
-
-    requests: list[tuple[str, str, int, int]]  # (method, path, first byte, length)
-
-    def log_message(self, *args: object) -> None:  # keep pytest output clean
-        pass
-
-    def _file(self) -> Path | None:
-        path = Path(self.translate_path(self.path))
-        return path if path.is_file() else None
-
-    def _headers(self, path: Path, code: int, length: int) -> None:
-        st = path.stat()
-        self.send_response(code)
-        self.send_header("Content-Type", "image/tiff")
-        self.send_header("Content-Length", str(length))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", f'"{st.st_size:x}-{st.st_mtime_ns:x}"')
-        self.send_header("Last-Modified", self.date_time_string(int(st.st_mtime)))
-
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
-        path = self._file()
-        self.requests.append(("HEAD", self.path, 0, 0))
-        if path is None:
-            self.send_error(404)
-            return
-        self._headers(path, 200, path.stat().st_size)
-        self.end_headers()
-
-    def do_GET(self) -> None:  # noqa: N802
-        path = self._file()
-        if path is None:
-            self.requests.append(("GET", self.path, 0, 0))
-            self.send_error(404)
-            return
-        size = path.stat().st_size
-        m = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-        start, end = (0, size - 1) if m is None else (int(m[1]), int(m[2] or size - 1))
-        end = min(end, size - 1)
-        self.requests.append(("GET", self.path, start, end - start + 1))
-        self._headers(path, 200 if m is None else 206, end - start + 1)
-        if m is not None:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.end_headers()
-        with path.open("rb") as fh:
-            fh.seek(start)
-            self.wfile.write(fh.read(end - start + 1))
+def _requests(log_file: Path) -> list[tuple[str, str, int, int]]:
+    lines = log_file.read_text().splitlines() if log_file.exists() else []
+    return [tuple(json.loads(line)) for line in lines]
 
 
 @pytest.fixture
-def http_root(tmp_path: Path, monkeypatch) -> Iterator[tuple[str, Path, list]]:
-    """A loopback HTTP server with Range support over a folder; stopped at the end."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+def http_root(tmp_path: Path) -> Iterator[tuple[str, Path, Callable[[], list]]]:
+    """A loopback HTTP server with Range support over a folder; stopped at the end.
+
+    It runs in its own process (``tests/range_server.py``), as a real server would:
+    in this process its thread would wait on the GIL that GDAL's opening holds. The
+    third value returns the requests so far: ``(method, path, first byte, length)``.
+    """
     root = tmp_path / "www"
     root.mkdir()
-    log: list[tuple[str, str, int, int]] = []
-    handler = type("Handler", (_RangeHandler,), {"requests": log})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root, log
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    log_file = tmp_path / "requests.jsonl"
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    server = [sys.executable, str(Path(__file__).with_name("range_server.py"))]
+    with subprocess.Popen(
+        [*server, str(root), str(log_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**env, "NO_PROXY": "127.0.0.1"},
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            port = int(proc.stdout.readline())
+            yield f"http://127.0.0.1:{port}", root, partial(_requests, log_file)
+        finally:
+            proc.terminate()
 
 
 def _big_cog(source: Path, dest: Path, *, reps: int = 4) -> None:
@@ -355,8 +315,9 @@ def test_remote_cogs_read_with_windowed_requests_only(http_root, tmp_path):
     assert remote == local and len(local) > 0
     # Only byte ranges were asked for, and far fewer bytes than the files hold.
     sizes = {f"/{n}.tif": (root / f"{n}.tif").stat().st_size for n in ("before", "after")}
-    gets = [r for r in log if r[0] == "GET"]
-    assert gets and all(path in sizes for _, path, _, _ in log)
+    requests = log()
+    gets = [r for r in requests if r[0] == "GET"]
+    assert gets and all(path in sizes for _, path, _, _ in requests)
     assert all(length < sizes[path] for _, path, _, length in gets)
     for path, size in sizes.items():
         fetched = sum(length for _, p, _, length in gets if p == path)
@@ -395,7 +356,7 @@ def test_missing_remote_file_is_one_line(http_root, tmp_path):
     assert r.exit_code == 2, r.output
     line = r.output.strip().splitlines()[-1]
     assert f"{base}/missing.tif: not a readable raster" in line
-    assert log and all(path == "/missing.tif" for _, path, _, _ in log)
+    assert log() and all(path == "/missing.tif" for _, path, _, _ in log())
 
 
 def test_local_paths_leave_gdal_settings_alone():
