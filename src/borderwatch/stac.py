@@ -408,7 +408,7 @@ def stack_from_stac(
     """
     dates = select_dates(source, aoi_lonlat=aoi_lonlat, start=start, end=end)
     try:
-        from borderwatch.monitor.stack import StackEntry  # type: ignore[import-not-found]
+        from borderwatch.monitor.stack import StackEntry
     except ImportError:
         return list(dates)
     return [
