@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from borderwatch.errors import InputError
+from borderwatch.remote import is_url
 
 if TYPE_CHECKING:  # io imports this module
     from borderwatch.io import DateSource
@@ -115,6 +116,9 @@ class Imagery:
         The provider's product or scene identifier.
     synthetic : bool
         A file carries the tag ``SYNTHETIC=yes`` (borderwatch's generated imagery).
+    stac_item : str or None
+        The STAC Item JSON the date was given as (absolute path; its ``id`` is
+        ``scene_id``, its band assets the files), see :mod:`borderwatch.stac`.
     """
 
     date: str | None = None
@@ -123,6 +127,7 @@ class Imagery:
     credit_source: str | None = None
     scene_id: str | None = None
     synthetic: bool = False
+    stac_item: str | None = None
 
     def record(self) -> dict[str, object]:
         """Return the JSON-serialisable fields."""
@@ -335,8 +340,11 @@ def _full_digest(path: str) -> str:
 
 
 def _same_bytes(a: Sequence[str], b: Sequence[str]) -> bool:
-    """Whether two dates hold the same file contents (sizes, then 1 MiB, then SHA-256)."""
-    if len(a) != len(b):
+    """Whether two dates hold the same file contents (sizes, then 1 MiB, then SHA-256).
+
+    Remote files (URLs) are not downloaded to be compared: only the same URLs match.
+    """
+    if len(a) != len(b) or any(map(is_url, (*a, *b))):
         return False
     sizes_a = sorted(os.path.getsize(p) for p in a)
     if sizes_a != sorted(os.path.getsize(p) for p in b):

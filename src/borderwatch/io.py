@@ -16,7 +16,7 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +35,7 @@ from shapely.ops import transform as _shp_transform
 from borderwatch.errors import InputError, NoOverlapError, RasterReadError
 from borderwatch.imagery import Imagery, file_imagery, merge_imagery
 from borderwatch.radiometry import apply_offsets, band_offsets
+from borderwatch.remote import is_url
 
 __all__ = [
     "expand_paths",
@@ -177,11 +178,19 @@ class Scene:
 
 
 def expand_paths(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[str]:
-    """File paths of one date: files as given, folders expanded to their rasters (sorted)."""
+    """File paths of one date: files as given, folders expanded to their rasters (sorted).
+
+    An ``http(s)://`` URL is kept as it is (a remote raster, see
+    :mod:`borderwatch.remote`); a STAC Item JSON file becomes its band assets'
+    hrefs (:func:`borderwatch.stac.item_date`).
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[str] = []
     for p in paths:
+        if is_url(p):
+            out.append(str(p))
+            continue
         path = Path(p)
         if path.is_dir():
             found = sorted(
@@ -192,6 +201,10 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
             if not found:
                 raise RasterReadError(f"{path}: folder holds no .tif/.tiff/.jp2 raster")
             out.extend(found)
+        elif path.suffix.lower() == ".json" and path.is_file():
+            from borderwatch.stac import item_date  # stac imports io's callers
+
+            out.extend(item_date(path).paths)
         else:
             out.append(str(path))
     if not out:
@@ -208,9 +221,10 @@ def open_raster(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     Raises
     ------
     RasterReadError
-        The file is missing or not a readable raster.
+        The file is missing or not a readable raster (a URL: not reachable or not a
+        raster there).
     """
-    if not Path(path).exists():
+    if not is_url(path) and not Path(path).exists():
         raise RasterReadError(f"{path}: no such file")
     try:
         with warnings.catch_warnings():
@@ -242,8 +256,12 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     Parameters
     ----------
     paths : path or sequence of paths
-        One multi-band raster, several single-band rasters (one per band), or a folder
-        of ``.tif``/``.jp2`` files (taken in name order).
+        One multi-band raster, several single-band rasters (one per band), a folder
+        of ``.tif``/``.jp2`` files (taken in name order), ``http(s)://`` URLs of
+        remote rasters (Cloud Optimized GeoTIFFs: only the windows needed are ever
+        fetched, see :mod:`borderwatch.remote`), or one local STAC Item JSON file
+        (its band assets are the files, its ``datetime`` the date, its ``id`` the
+        scene id, its providers the credit; :func:`borderwatch.stac.item_date`).
 
     Returns
     -------
@@ -256,7 +274,43 @@ def open_date(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) 
     InputError
         A file has no CRS or no geotransform.
     """
-    files = expand_paths(paths)
+    given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    items = [p for p in given if not is_url(p) and Path(p).suffix.lower() == ".json"]
+    if items:
+        return _open_item(items[0], given)
+    return _open_files(expand_paths(given))
+
+
+def _open_item(item: str | os.PathLike[str], given: Sequence[object]) -> DateSource:
+    """Open a date given as a STAC Item JSON: its band assets, datetime, id and credit."""
+    from borderwatch.stac import item_date  # stac uses pystac, loaded only for items
+
+    if len(given) > 1:
+        raise InputError(
+            f"{item}: a STAC item is a whole date; give it alone, not with other files"
+        )
+    found = item_date(item)
+    source = _open_files(list(found.paths))
+    single = {p: n for p, n in zip(found.paths, found.band_names, strict=True) if n}
+    counts = {p: sum(1 for q, _ in source.file_bands if q == p) for p in source.paths}
+    names = tuple(
+        single[p] if p in single and counts[p] == 1 else name
+        for (p, _), name in zip(source.file_bands, source.band_names, strict=True)
+    )
+    meta = replace(
+        source.imagery,
+        date=found.date,
+        date_source=f"STAC item {Path(item).name} datetime",
+        scene_id=found.scene_id,
+        stac_item=str(Path(item).resolve()),
+    )
+    if found.credit is not None:
+        meta = replace(meta, credit=found.credit, credit_source="STAC item")
+    return replace(source, band_names=names, date=meta.date, imagery=meta)
+
+
+def _open_files(files: list[str]) -> DateSource:
+    """:func:`open_date` of plain raster files (local paths or URLs)."""
     names: list[str] = []
     file_bands: list[tuple[str, int]] = []
     foot = None
@@ -470,7 +524,8 @@ def source_window(
 ) -> rasterio.windows.Window | None:
     """Whole-pixel window of ``src`` covering ``grid``, grown by ``pad`` pixels.
 
-    The pad lets resampling kernels at the grid's edge see real data.
+    The window :func:`read_scene` reads (the pad lets resampling kernels at the
+    grid's edge see real data), clipped to the file.
 
     Returns
     -------

@@ -312,7 +312,10 @@ def find_mask(
     paths : sequence of path
         The date's files (or folder), as :func:`borderwatch.io.open_date` takes them.
     user_mask : path, optional
-        A mask raster given for the date; it wins over everything else.
+        A mask raster given for the date; it wins over everything else. A Sentinel-2
+        SCL or Landsat QA_PIXEL raster given here (recognised by its name or band
+        description, as among a date's files; e.g. a STAC item's ``scl`` asset) is
+        read as that product, not as a user mask.
     band_names : sequence of str
         The date's band names (:attr:`borderwatch.io.DateSource.band_names`), so that a
         multi-band file with the s2cloudless bands is recognised.
@@ -330,6 +333,10 @@ def find_mask(
     """
     if user_mask is not None:
         path = str(user_mask)
+        for kind, name_re, description, title, legend in _BAND_MASKS:
+            found = _find_band_file([path], name_re, (description,))
+            if found is not None and found[0] == path:
+                return MaskSpec(kind, (path,), f"{title} {Path(path).name} (given): {legend}")
         convention = (
             "values are mask codes (0 clear, 1 cloud, 2 shadow, 3 snow)"
             if _declares_codes(path)

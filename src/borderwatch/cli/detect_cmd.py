@@ -23,6 +23,7 @@ from borderwatch.products.coverage import coverage_lines, coverage_summary
 from borderwatch.products.review import default_store_dir
 from borderwatch.products.write import check_outputs, write_products
 from borderwatch.progress import progress_reporter
+from borderwatch.remote import remote_env
 
 __all__ = ["detect_command", "print_summary", "run_and_write"]
 
@@ -80,32 +81,33 @@ def run_and_write(
     check_outputs(  # before the long work
         layer_outs, evidence=evidence, overwrite=overwrite, qgis_project=qgis_project
     )
-    with progress_reporter(quiet=quiet) as progress:
-        run = detect(
-            before,
-            after,
-            aoi=aoi,
-            params=params,
-            block_size=block_size,
-            scheduler=scheduler,
-            score_out=score_out,
-            mask_out=mask_out,
+    with remote_env([before, after]):  # GDAL settings for URL inputs, chips included
+        with progress_reporter(quiet=quiet) as progress:
+            run = detect(
+                before,
+                after,
+                aoi=aoi,
+                params=params,
+                block_size=block_size,
+                scheduler=scheduler,
+                score_out=score_out,
+                mask_out=mask_out,
+                overwrite=overwrite,
+                progress=progress,
+                imagery=imagery,
+                allow_reversed=allow_reversed,
+            )
+        products = write_products(
+            run,
+            outputs=layer_outs,
+            evidence=evidence,
+            reviews_dir=reviews_dir,
             overwrite=overwrite,
-            progress=progress,
-            imagery=imagery,
-            allow_reversed=allow_reversed,
+            sign_key=sign_key,
+            redact=redact,
+            command=command,
+            qgis_project=qgis_project,
         )
-    products = write_products(
-        run,
-        outputs=layer_outs,
-        evidence=evidence,
-        reviews_dir=reviews_dir,
-        overwrite=overwrite,
-        sign_key=sign_key,
-        redact=redact,
-        command=command,
-        qgis_project=qgis_project,
-    )
     outputs = [*products.files, *run.outputs.values()]
     if products.evidence is not None:
         outputs += [products.evidence.report, products.evidence.manifest]
@@ -118,16 +120,18 @@ def run_and_write(
     "before",
     multiple=True,
     required=True,
-    type=click.Path(path_type=Path),
-    help="Before-date raster (repeat for one file per band, or give a folder).",
+    type=click.Path(),
+    help="Before-date raster (repeat for one file per band, or give a folder), a STAC Item "
+    "JSON, or an http(s) URL of a COG (only the windows needed are fetched).",
 )
 @click.option(
     "--after",
     "after",
     multiple=True,
     required=True,
-    type=click.Path(path_type=Path),
-    help="After-date raster (repeat for one file per band, or give a folder).",
+    type=click.Path(),
+    help="After-date raster (repeat for one file per band, or give a folder), a STAC Item "
+    "JSON, or an http(s) URL of a COG (only the windows needed are fetched).",
 )
 @click.option("--aoi", default=None, help="Catalogue id/name or AOI file; default: input overlap.")
 @click.option(
@@ -159,8 +163,8 @@ def run_and_write(
 @click.pass_context
 def detect_command(
     ctx: click.Context,
-    before: tuple[Path, ...],
-    after: tuple[Path, ...],
+    before: tuple[str, ...],
+    after: tuple[str, ...],
     aoi: str | None,
     out: Path | None,
     resolution: float | None,

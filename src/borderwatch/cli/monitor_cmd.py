@@ -19,6 +19,7 @@ from borderwatch.cli.options import (
 from borderwatch.errors import InputError, MissingDependencyError
 from borderwatch.products.export import check_folder, check_writable, lies_in
 from borderwatch.progress import progress_reporter
+from borderwatch.remote import remote_env
 
 __all__ = ["monitor_command", "stack_entries"]
 
@@ -147,6 +148,7 @@ def monitor_command(
     entries = stack_entries(stack=stack, dates=dates, stac=stac, aoi=aoi, start=start, end=end)
     quiet = bool(ctx.obj.get("quiet"))
     with (
+        remote_env([e.paths for e in entries]),  # GDAL settings for URL inputs, strips included
         progress_reporter(quiet=quiet) as progress,
         monitor(entries, aoi=aoi, params=params, progress=progress) as run,
     ):

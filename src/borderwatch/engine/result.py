@@ -23,6 +23,7 @@ from borderwatch.io import DateSource, Grid
 from borderwatch.products.coverage import coverage_summary
 from borderwatch.products.export import sha256_file
 from borderwatch.radiometry import offset_record
+from borderwatch.remote import is_url, window_record
 
 __all__ = ["ChangeInfo", "DateRef", "DetectionRun", "Preview", "run_metadata"]
 
@@ -229,7 +230,9 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
 
     def files(ref: DateRef) -> list[dict[str, Any]]:
         return [
-            {
+            window_record(p, run.grid, sha256=run.input_sha256.get(p), hash_pixels=hash_inputs)
+            if is_url(p)
+            else {
                 "path": str(Path(p).resolve()),
                 "name": Path(p).name,
                 "sha256": (run.input_sha256.get(p) or sha256_file(p)) if hash_inputs else None,

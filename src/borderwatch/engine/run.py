@@ -55,7 +55,9 @@ from borderwatch.imagery import ImageryOptions
 from borderwatch.io import DateSource, Grid
 from borderwatch.objects.construction import classify_merged
 from borderwatch.objects.merge import merge_blocks
-from borderwatch.products.export import check_writable, sha256_file
+from borderwatch.products.export import check_writable
+from borderwatch.remote import input_sha256 as hash_input
+from borderwatch.remote import remote_env
 
 __all__ = ["TILE_CACHE_MB", "detect", "run_plan"]
 
@@ -201,7 +203,10 @@ def run_plan(
         )
         # Blocks are the parallelism: BLAS threads inside them only oversubscribe.
         stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
-        hashes = {q: hasher.submit(sha256_file, q) for q in (*src.before.paths, *src.after.paths)}
+        # Local files whole; remote ones by the window read (never downloaded whole).
+        hashes = {
+            q: hasher.submit(hash_input, q, src.grid) for q in (*src.before.paths, *src.after.paths)
+        }
         align_win, wins, score_halo = fit_plan(plan)
         align = next(iter(ex.map(task_align, [(src, align_win)])))
         valid = None  # coarse valid mask of both dates, read only for a sparse scene
@@ -388,33 +393,34 @@ def detect(
     for out in (score_out, mask_out):
         if out is not None:
             check_writable(out, overwrite=overwrite)
-    plan = make_plan(
-        before,
-        after,
-        aoi=aoi,
-        params=params,
-        grid=grid,
-        block_size=block_size,
-        sample_px=sample_px,
-        seed=seed,
-        imagery=imagery,
-        allow_reversed=allow_reversed,
-    )
-    log.info(
-        "plan: grid %s x %s px at %.3g m, %d blocks, %d sample windows",
-        *plan.grid.shape,
-        plan.grid.res[0],
-        len(plan.blocks),
-        len(plan.sample),
-    )
-    return run_plan(
-        plan,
-        scheduler=scheduler,
-        workers=workers,
-        score_out=score_out,
-        mask_out=mask_out,
-        overwrite=overwrite,
-        progress=progress,
-        tile_cache_mb=tile_cache_mb,
-        raw_mask=raw_mask,
-    )
+    with remote_env([before, after]):  # GDAL settings for URL inputs
+        plan = make_plan(
+            before,
+            after,
+            aoi=aoi,
+            params=params,
+            grid=grid,
+            block_size=block_size,
+            sample_px=sample_px,
+            seed=seed,
+            imagery=imagery,
+            allow_reversed=allow_reversed,
+        )
+        log.info(
+            "plan: grid %s x %s px at %.3g m, %d blocks, %d sample windows",
+            *plan.grid.shape,
+            plan.grid.res[0],
+            len(plan.blocks),
+            len(plan.sample),
+        )
+        return run_plan(
+            plan,
+            scheduler=scheduler,
+            workers=workers,
+            score_out=score_out,
+            mask_out=mask_out,
+            overwrite=overwrite,
+            progress=progress,
+            tile_cache_mb=tile_cache_mb,
+            raw_mask=raw_mask,
+        )

@@ -36,6 +36,7 @@ from borderwatch.errors import InputError
 __all__ = [
     "CONSTRUCTION_SIGN",
     "ROLES",
+    "band_role",
     "band_roles",
     "compute_indices",
     "index_change",
@@ -76,7 +77,8 @@ _ALIASES = {
 _S2_RE = re.compile(r"B(0?[1-9]|1[0-2]|8A)$", re.IGNORECASE)
 
 
-def _role_of(name: str) -> str | None:
+def band_role(name: str) -> str | None:
+    """Role (one of :data:`ROLES`) of a band name (``B04``, ``red``, ``nir08``...), or None."""
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
     if key in _ALIASES:
         return _ALIASES[key]
@@ -115,7 +117,7 @@ def band_roles(band_names: Sequence[str], *, n_bands: int | None = None) -> dict
     """
     roles: dict[str, int] = {}
     for i, name in enumerate(band_names):
-        role = _role_of(str(name))
+        role = band_role(str(name))
         if role is not None and role not in roles:
             roles[role] = i
     count = len(band_names) if band_names else (n_bands or 0)

@@ -138,8 +138,6 @@ def chi2_threshold(values: np.ndarray | None = None, *, dof: int, p_value: float
     return float(special.chdtri(dof, p_value))  # chi-square inverse survival
 
 
-
-
 def otsu_threshold(values: np.ndarray, *, bins: int = 512) -> float:
     """Otsu's threshold of a 1-D sample (NaNs ignored).
 

@@ -52,7 +52,7 @@ from borderwatch.monitor import ledger as _ledger
 from borderwatch.monitor import track
 from borderwatch.monitor.masks import CLEAR, NO_IMAGERY, NODATA, date_mask
 from borderwatch.monitor.stack import StackEntry
-from borderwatch.products.export import sha256_file
+from borderwatch.remote import input_sha256
 
 __all__ = ["DateRecord", "MonitorRun", "monitor"]
 
@@ -460,7 +460,7 @@ def monitor(
         for k, (e, src) in enumerate(zip(entries, sources, strict=True)):
             for p in (*src.paths, *((e.mask,) if e.mask else ())):
                 if p not in hashes:
-                    hashes[p] = sha256_file(p)
+                    hashes[p] = input_sha256(p, grid)  # a URL: the window read
             paths = (tmp / f"date{k:03d}.tif", tmp / f"state{k:03d}.tif")
             kind, mpaths = _stage(paths, src, e, grid, blocks)
             rec = DateRecord(

@@ -23,13 +23,13 @@ from pathlib import Path
 
 from borderwatch.errors import InputError
 from borderwatch.imagery import parse_date
+from borderwatch.remote import is_url
 
 __all__ = ["REQUIRED_COLUMNS", "StackEntry", "entries_from_dates", "read_stack_csv"]
 
 #: Columns a stack CSV must have; ``credit``, ``scene_id`` and ``mask`` are optional.
 REQUIRED_COLUMNS = ("date", "path")
 _OPTIONAL = ("credit", "scene_id", "mask")
-_REMOTE = ("http://", "https://", "/vsicurl/")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class StackEntry:
 
 
 def _local(value: str, folder: Path) -> str:
-    if value.startswith(_REMOTE):
+    if is_url(value):
         return value
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else folder / p)
@@ -122,12 +122,12 @@ def read_stack_csv(path: str | os.PathLike[str]) -> list[StackEntry]:
             raise InputError(f"{where}: empty path; give the date's raster, band files or folder")
         paths = tuple(_local(p, folder) for p in raw)
         for p in paths:
-            if not p.startswith(_REMOTE) and not Path(p).exists():
+            if not is_url(p) and not Path(p).exists():
                 raise InputError(f"{where}: file not found: {p}")
         mask = cells.get("mask") or None
         if mask is not None:
             mask = _local(mask, folder)
-            if not mask.startswith(_REMOTE) and not Path(mask).exists():
+            if not is_url(mask) and not Path(mask).exists():
                 raise InputError(f"{where}: mask file not found: {mask}")
         scene = cells.get("scene_id") or None
         key = (date, scene or "")

@@ -35,6 +35,7 @@ from borderwatch.products.export import atomic_write, sha256_file
 from borderwatch.products.redact import REDACTED
 from borderwatch.products.signing import SIGNATURE_SUFFIX, check_signature
 from borderwatch.products.timestamp import TSQ_SUFFIX, TSR_SUFFIX, timestamp_request
+from borderwatch.remote import WINDOW_SHA256_OF, head_info, is_url, url_name
 
 __all__ = [
     "MANIFEST_NAME",
@@ -131,8 +132,22 @@ def file_entry(
 
     The path is relative to ``root`` for a file inside it; otherwise absolute, or with
     ``redact`` the bare file name. ``sha256`` is the file's hash when the caller
-    already has it (inputs hashed once per run); otherwise it is computed here.
+    already has it (inputs hashed once per run); otherwise it is computed here. A
+    remote input (URL) is never downloaded: its ``sha256`` must be given (the pixels
+    of the window the run read, :func:`borderwatch.remote.window_record`) and its
+    size is the server's ``Content-Length``.
     """
+    if is_url(path):
+        if not sha256:
+            raise InputError(f"{path}: a remote input needs the hash of the window read")
+        return {
+            "path": url_name(str(path)) if redact else str(path),
+            "in_packet": False,
+            "role": role,
+            "bytes": head_info(str(path))["bytes"],
+            "sha256": sha256,
+            "sha256_of": WINDOW_SHA256_OF,
+        }
     p = Path(path).resolve()
     try:
         name, inside = p.relative_to(root.resolve()).as_posix(), True
@@ -362,8 +377,16 @@ def verify_packet(
     )
     problems = [f"symlink: {name} -> {links[name]}" for name in sorted(links)] + problems
     notes = []
-    if unchecked:
-        notes.append(f"not checked: {len(unchecked)} files outside the packet (paths redacted)")
+    remote = [name for name in unchecked if is_url(name)]
+    if remote:  # never downloaded: their sha256 is of the window the run read
+        notes.append(
+            f"not checked: {len(remote)} remote inputs (their sha256 is of the pixels of "
+            "the window read, see borderwatch.remote.window_record)"
+        )
+    if len(unchecked) > len(remote):
+        notes.append(
+            f"not checked: {len(unchecked) - len(remote)} files outside the packet (paths redacted)"
+        )
     own = {MANIFEST_NAME}
     manifest_sha = sha256_file(path)
     if "custody" in doc:
