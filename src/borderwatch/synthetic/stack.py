@@ -41,23 +41,10 @@ from rasterio.crs import CRS
 from scipy import ndimage
 
 from borderwatch.errors import InputError, OutputExistsError
+from borderwatch.synthetic import ground as gr
+from borderwatch.synthetic import structures as st
 from borderwatch.synthetic.frame import EPSG, LAYOUT_M, Box, Grid
-from borderwatch.synthetic.ground import (
-    apply_season,
-    draw_illumination,
-    fourier_shift,
-    quantise,
-    render_ground,
-    smooth_noise,
-)
 from borderwatch.synthetic.pair import BAND_NAMES, atomic_write, validate_scene, write_raster
-from borderwatch.synthetic.structures import (
-    EXISTING,
-    new_structures,
-    paint_ring,
-    paint_structures,
-    truth_footprints,
-)
 
 __all__ = ["MASK_CLOUD", "MASK_SHADOW", "DateTruth", "StackTruth", "make_stack", "stack_dates"]
 
@@ -347,8 +334,8 @@ def make_stack(
     tex_rng, layout_rng, plan_rng, date_rng, cloud_rng, noise_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
     )
-    ground, tex = render_ground(grid, tex_rng)
-    boxes, ring, tower = new_structures(layout_rng)
+    ground, tex = gr.render_ground(grid, tex_rng)
+    boxes, ring, tower = st.new_structures(layout_rng)
     buildings = [*boxes, tower]
     n = len(iso)
     built, removed = _plan_dates(plan_rng, n, len(buildings) + 1)
@@ -356,7 +343,7 @@ def make_stack(
     no_cover = nodata_plan[0] if nodata_plan is not None else None
     cloud_plan = _plan_clouds(plan_rng, n, built, avoid=no_cover) if clouds else {}
     footprints = [*buildings, ring]  # ids 1..len, as truth_footprints numbers them
-    season_field = 1.0 + 0.25 * smooth_noise(date_rng, (size, size), 150.0 / pixel_m)
+    season_field = 1.0 + 0.25 * gr.smooth_noise(date_rng, (size, size), 150.0 / pixel_m)
     shifts = _plan_shifts(date_rng, n, misregistration=misregistration)
 
     records = []
@@ -368,22 +355,22 @@ def make_stack(
             if construction and built[k] <= i and i < (removed[k] or n)
         ]
         if construction and built[-1] <= i:
-            paint_ring(img, grid, ring)
-        img = paint_structures(img, grid, tex, [*EXISTING, *standing])
+            st.paint_ring(img, grid, ring)
+        img = st.paint_structures(img, grid, tex, [*st.EXISTING, *standing])
         season = 0.8 * (1.0 - math.cos(2 * math.pi * (_doy(date) - 196) / 365.25))
-        img = apply_season(img, (season_field * season).astype(np.float32))
+        img = gr.apply_season(img, (season_field * season).astype(np.float32))
         psf = _PSF_SIGMA_M / pixel_m
         img = ndimage.gaussian_filter(img, (0, psf, psf), mode="reflect")
         if shifts[i] != (0.0, 0.0):
-            img = fourier_shift(img, shifts[i])
-        gains, offsets = draw_illumination(date_rng)
+            img = gr.fourier_shift(img, shifts[i])
+        gains, offsets = gr.draw_illumination(date_rng)
         img = img * gains[:, None, None] + offsets[:, None, None]
         mask = np.zeros((size, size), dtype=np.uint8)
         for k in cloud_plan.get(i, ()):
             _draw_cloud(img, mask, grid, footprints[k], cloud_rng)
         if noise_sigma > 0:
             img = img + noise_rng.normal(0.0, noise_sigma, img.shape)
-        dn = np.array(quantise(img))
+        dn = np.array(gr.quantise(img))
         nodata = np.zeros((size, size), dtype=bool)
         region = None
         if nodata_plan is not None and nodata_plan[0] == i:
@@ -409,7 +396,7 @@ def make_stack(
             )
         )
 
-    structures = truth_footprints(buildings, ring, left=left, top=top, off=grid.off)
+    structures = st.truth_footprints(buildings, ring, left=left, top=top, off=grid.off)
     structures["built"] = [iso[b] for b in built]
     structures["removed"] = pd.Series(
         [None if r is None else iso[r] for r in removed], index=structures.index, dtype=object
@@ -524,7 +511,7 @@ def _draw_cloud(
     x, y = grid.coords()
     radius = math.hypot(target.w, target.h) / 2 + rng.uniform(12.0, 25.0)
     cx, cy = target.cx + rng.uniform(-4, 4), target.cy + rng.uniform(-4, 4)
-    wobble = smooth_noise(rng, (grid.size, grid.size), 8.0 / grid.pixel_m)
+    wobble = gr.smooth_noise(rng, (grid.size, grid.size), 8.0 / grid.pixel_m)
     edge = 4.0  # soft edge, metres
 
     def blob(dx: float, dy: float) -> NDArray[np.float32]:
