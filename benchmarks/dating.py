@@ -210,7 +210,8 @@ def score_dating(
     -------
     pandas.DataFrame
         Per true structure: ``id, built, found_id, status, last_absent, first_present,
-        contains, width_days, tight_days, tight``.
+        contains, width_days, tight_days, tight`` (``tight``: the bracket contains the
+        true date and is as narrow as the tightest one).
     """
     out = truth.merge(matches, left_on="id", right_on="truth_id", how="left")
     by_id = structures.set_index("id")
@@ -236,7 +237,7 @@ def score_dating(
                 "contains": bool(dated and bracket_contains(lo, hi, r.built)),
                 "width_days": width,
                 "tight_days": tight,
-                "tight": bool(dated and not math.isnan(width) and width == tight),
+                "tight": bool(dated and bracket_contains(lo, hi, r.built) and width == tight),
             }
         )
     return pd.DataFrame(rows)
@@ -518,15 +519,16 @@ def _f(v: Any, fmt: str = ".2f") -> str:
     return format(v, fmt) if isinstance(v, float) else str(v)
 
 
-def report(res: dict[str, Any], *, command: str) -> str:
-    """The Markdown tables of a run."""
+def report(res: dict[str, Any], *, command: str, product: str | None = None) -> str:
+    """The Markdown tables of a run (``product``: the PYTHONPATH the CLI ran with)."""
     import borderwatch
 
     lines = [
         "# Dating benchmark: brackets per structure from `borderwatch monitor`",
         "",
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC with `{command}`; borderwatch "
-        f"{borderwatch.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs.",
+        f"{borderwatch.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs"
+        + (f"; the `borderwatch monitor` CLI run from PYTHONPATH={product}." if product else "."),
         "",
         "Matching: IoU >= 0.3 with the best output structure, else an output structure "
         "containing the true structure's representative point or with its own inside it. "
@@ -630,7 +632,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
     command = "python benchmarks/dating.py " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report(res, command=command.strip()), encoding="utf-8")
+    text = report(res, command=command.strip(), product=args.product_pythonpath)
+    args.out.write_text(text, encoding="utf-8")
     rows = res["synthetic"].pop("rows")
     args.out.with_suffix(".json").write_text(
         json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8"
