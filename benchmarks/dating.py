@@ -309,8 +309,13 @@ def synthetic_truth(truth: Any) -> tuple[pd.DataFrame, dict[Any, set[str]], dict
     rows = []
     masked: dict[Any, set[str]] = {}
     nodata: dict[Any, set[str]] = {}
+    from borderwatch.errors import BorderwatchError
+
     for sid, built in zip(truth.structures["id"], truth.structures["built"], strict=True):
-        lo, hi = truth.tightest_bracket(int(sid))
+        try:
+            lo, hi = truth.tightest_bracket(int(sid))
+        except BorderwatchError:  # never assessable from its built date on
+            lo = hi = None
         rows.append({"id": sid, "built": built, "tight_lo": lo, "tight_hi": hi})
         for d in truth.dates:
             if d.masked_share.get(int(sid), 0.0) >= 0.5:
