@@ -547,6 +547,8 @@ def report(res: dict[str, Any], *, command: str, product: str | None = None) -> 
         "absent on nodata date | false new / km2 (area km2) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if list(res["synthetic"]) == ["rows"]:
+        lines[-2:] = ["Not run (--skip-synthetic)."]
     for name, r in res["synthetic"].items():
         if name == "rows":
             continue
@@ -614,6 +616,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--mem-dates", type=int, nargs="+", default=[4, 8, 12, 24])
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-sn7", action="store_true")
+    ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument(
         "--product-pythonpath",
         default=None,
@@ -624,27 +627,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     env = dict(os.environ)
     if args.product_pythonpath:
         env["PYTHONPATH"] = args.product_pythonpath
-    res: dict[str, Any] = {}
+    res: dict[str, Any] = {"sn7": {"skipped": "not run yet"}}
+    command = "python benchmarks/dating.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command.strip()
     with tempfile.TemporaryDirectory(prefix="bw-dating-") as tmp:
         work = Path(tmp)
-        res["synthetic"] = run_synthetic(args.seeds, args.size, work / "syn", env)
+        res["synthetic"] = (
+            {"rows": []}
+            if args.skip_synthetic
+            else run_synthetic(args.seeds, args.size, work / "syn", env)
+        )
+        write_results(res, args.out, command=command, product=args.product_pythonpath)
         res["sn7"] = (
             {"skipped": "--skip-sn7"} if args.skip_sn7 else run_sn7(args.data, work / "sn7", env)
         )
+        write_results(res, args.out, command=command, product=args.product_pythonpath)
         if not args.skip_speed:
             res["speed"] = run_speed(
                 args.speed_size, args.mem_size, args.mem_dates, work / "speed", env
             )
-    command = "python benchmarks/dating.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    text = report(res, command=command.strip(), product=args.product_pythonpath)
-    args.out.write_text(text, encoding="utf-8")
-    rows = res["synthetic"].pop("rows")
-    args.out.with_suffix(".json").write_text(
-        json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8"
-    )
-    pd.DataFrame(rows).to_csv(args.out.with_suffix(".csv"), index=False)
+            write_results(res, args.out, command=command, product=args.product_pythonpath)
     print(f"wrote {args.out} (+ .json, .csv)")
+
+
+def write_results(res: dict[str, Any], out: Path, *, command: str, product: str | None) -> None:
+    """Write the Markdown, JSON and CSV results (after each section, so a cut run keeps them)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report(res, command=command, product=product), encoding="utf-8")
+    doc = {**res, "synthetic": {k: v for k, v in res["synthetic"].items() if k != "rows"}}
+    out.with_suffix(".json").write_text(
+        json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8"
+    )
+    pd.DataFrame(res["synthetic"]["rows"]).to_csv(out.with_suffix(".csv"), index=False)
 
 
 if __name__ == "__main__":
