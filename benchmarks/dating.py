@@ -50,7 +50,6 @@ import math
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -262,21 +261,13 @@ def summarise(scored: pd.DataFrame) -> dict[str, Any]:
 
 
 def timed(cmd: list[str], *, env: dict[str, str]) -> tuple[float, float, str]:
-    """Run ``cmd`` under /usr/bin/time; return (wall s, peak RSS MiB, status)."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", tf.name, *cmd],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        wall, kb = tf.read().strip().splitlines()[-1].split()
-    status = (
-        "ok"
-        if proc.returncode == 0
-        else f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:160]
-    )
-    return float(wall), float(kb) / 1024, status
+    """Run ``cmd`` under /usr/bin/time; (wall s, peak RSS MiB, status), as throughput.py."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from throughput import timed as _timed
+
+    return _timed(cmd, env=env)
 
 
 def run_monitor(stack_csv: Path, out: Path, *, env: dict[str, str]) -> tuple[float, float, str]:
