@@ -21,7 +21,8 @@ land cover, season, sub-pixel shift, quantisation), :mod:`.structures` (existing
 new structures, the fence ring, painting, truth polygons), :mod:`.pair`
 (:class:`SyntheticPair`, :func:`make_pair`, :func:`write_pair` and the file writers)
 and :mod:`.stack` (:func:`make_stack`: many dates with structures built at known
-dates, clouds with masks, seasons, mis-registration and a no-coverage date).
+dates, clouds with masks, seasons, mis-registration and a no-coverage date, planned
+and drawn by :mod:`.events`).
 """
 
 from __future__ import annotations

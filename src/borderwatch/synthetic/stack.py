@@ -41,25 +41,19 @@ from rasterio.crs import CRS
 from scipy import ndimage
 
 from borderwatch.errors import InputError, OutputExistsError
+from borderwatch.synthetic import events as ev
 from borderwatch.synthetic import ground as gr
 from borderwatch.synthetic import structures as st
+from borderwatch.synthetic.events import MASK_CLOUD, MASK_SHADOW
 from borderwatch.synthetic.frame import EPSG, LAYOUT_M, Box, Grid
 from borderwatch.synthetic.pair import BAND_NAMES, atomic_write, validate_scene, write_raster
 
 __all__ = ["MASK_CLOUD", "MASK_SHADOW", "DateTruth", "StackTruth", "make_stack", "stack_dates"]
 
-#: Codes of the user mask rasters (those of :mod:`borderwatch.masks`); 0 is clear.
-MASK_CLOUD: Final = 1
-MASK_SHADOW: Final = 2
 
 _FIRST_DATE: Final = dt.date(2019, 4, 12)
 _STEP_DAYS: Final = 61  # about six dates a year: every season is seen
 _PSF_SIGMA_M: Final = 0.6
-_CLOUD_DN: Final = (4300.0, 4400.0, 4500.0, 4700.0)  # thick cloud, blue..NIR
-_CLOUD_HEIGHT_M: Final = 90.0  # sets the shadow offset, with the sun of the structures
-_SHADOW_PER_M: Final = (-0.30, -0.55)  # as the buildings' shadows (x east, y south)
-_MASK_GROW_PX: Final = 2  # user masks are drawn this much beyond the cloud's visible edge
-_FEW_PX_SHIFT: Final = (1.5, 3.0)  # magnitude range of the few-pixel shifts, pixels
 
 State = Literal["present", "absent", "unassessable"]
 
@@ -338,13 +332,13 @@ def make_stack(
     boxes, ring, tower = st.new_structures(layout_rng)
     buildings = [*boxes, tower]
     n = len(iso)
-    built, removed = _plan_dates(plan_rng, n, len(buildings) + 1)
-    nodata_plan = _plan_nodata(plan_rng, built) if nodata_date else None
+    built, removed = ev.plan_dates(plan_rng, n, len(buildings) + 1)
+    nodata_plan = ev.plan_nodata(plan_rng, built) if nodata_date else None
     no_cover = nodata_plan[0] if nodata_plan is not None else None
-    cloud_plan = _plan_clouds(plan_rng, n, built, avoid=no_cover) if clouds else {}
+    cloud_plan = ev.plan_clouds(plan_rng, n, built, avoid=no_cover) if clouds else {}
     footprints = [*buildings, ring]  # ids 1..len, as truth_footprints numbers them
     season_field = 1.0 + 0.25 * gr.smooth_noise(date_rng, (size, size), 150.0 / pixel_m)
-    shifts = _plan_shifts(date_rng, n, misregistration=misregistration)
+    shifts = ev.plan_shifts(date_rng, n, misregistration=misregistration)
 
     records = []
     for i, date in enumerate(iso):
@@ -367,14 +361,14 @@ def make_stack(
         img = img * gains[:, None, None] + offsets[:, None, None]
         mask = np.zeros((size, size), dtype=np.uint8)
         for k in cloud_plan.get(i, ()):
-            _draw_cloud(img, mask, grid, footprints[k], cloud_rng)
+            ev.draw_cloud(img, mask, grid, footprints[k], cloud_rng)
         if noise_sigma > 0:
             img = img + noise_rng.normal(0.0, noise_sigma, img.shape)
         dn = np.array(gr.quantise(img))
         nodata = np.zeros((size, size), dtype=bool)
         region = None
         if nodata_plan is not None and nodata_plan[0] == i:
-            nodata, region = _swath_edge(grid, footprints[nodata_plan[1]], left=left, top=top)
+            nodata, region = ev.swath_edge(grid, footprints[nodata_plan[1]], left=left, top=top)
             dn[:, nodata] = 0
         mask[nodata] = 0
         records.append(
@@ -441,133 +435,6 @@ def _doy(date: str) -> int:
     return dt.date.fromisoformat(date).timetuple().tm_yday
 
 
-def _plan_dates(rng: np.random.Generator, n: int, count: int) -> tuple[list[int], list[int | None]]:
-    """Built date index per structure (1..n-2) and the transient's removal index."""
-    built = [int(b) for b in rng.integers(1, n - 1, size=count)]
-    removed: list[int | None] = [None] * count
-    t = int(rng.integers(0, count - 2))  # a building, not the watchtower or the ring
-    built[t] = int(rng.integers(1, n - 2))
-    removed[t] = int(rng.integers(built[t] + 2, n))  # present on two dates at least
-    return built, removed
-
-
-def _plan_clouds(
-    rng: np.random.Generator, n: int, built: list[int], *, avoid: int | None
-) -> dict[int, tuple[int, ...]]:
-    """Date index -> indices of the buildings a cloud is centred on (never on ``avoid``)."""
-    k = [int(j) for j in rng.permutation(len(built) - 1)]  # the ring is larger than a cloud
-    plan: dict[int, list[int]] = {}
-
-    def put(date: int, j: int) -> None:
-        if date != avoid:
-            plan.setdefault(date, []).append(j)
-
-    on_built = [j for j in k if built[j] != avoid] or k
-    put(built[on_built[0]], on_built[0])  # first visible under cloud
-    rest = [j for j in k if j != on_built[0]]
-    before = [j for j in rest if built[j] >= 2 and built[j] - 1 != avoid]
-    if before:  # its last absent date hidden (it keeps an absent date before that)
-        put(built[before[0]] - 1, before[0])
-        rest.remove(before[0])
-    put(int(rng.integers(built[rest[0]], n)), rest[0])  # standing under cloud
-    free = [d for d in range(n) if d not in plan and d != avoid]
-    extra = min(max(0, round(n / 4) - len(plan)), len(free))
-    for d in rng.choice(free, size=extra, replace=False):
-        put(int(d), int(rng.choice(rest[1:])))
-    return {d: tuple(v) for d, v in sorted(plan.items())}
-
-
-def _plan_nodata(rng: np.random.Generator, built: list[int]) -> tuple[int, int]:
-    """Return the no-coverage date (the built date of a building) and the building it hides."""
-    k = int(rng.integers(0, len(built) - 1))
-    return built[k], k
-
-
-def _plan_shifts(
-    rng: np.random.Generator, n: int, *, misregistration: bool
-) -> list[tuple[float, float]]:
-    shifts = [(0.0, 0.0)] * n
-    if not misregistration:
-        return shifts
-    sub = rng.uniform(-0.5, 0.5, size=(n, 2))
-    few = rng.choice(np.arange(1, n), size=2, replace=False)
-    for i in range(1, n):
-        r, c = sub[i]
-        if i in few:
-            mag, ang = rng.uniform(*_FEW_PX_SHIFT), rng.uniform(0, 2 * math.pi)
-            r, c = mag * math.sin(ang), mag * math.cos(ang)
-        shifts[i] = (round(float(r), 3), round(float(c), 3))
-    return shifts
-
-
-def _draw_cloud(
-    img: NDArray[np.floating],
-    mask: NDArray[np.uint8],
-    grid: Grid,
-    target: Box,
-    rng: np.random.Generator,
-) -> None:
-    """Paint a thick cloud over ``target`` and its shadow, and mark both in ``mask``."""
-    x, y = grid.coords()
-    radius = math.hypot(target.w, target.h) / 2 + rng.uniform(12.0, 25.0)
-    cx, cy = target.cx + rng.uniform(-4, 4), target.cy + rng.uniform(-4, 4)
-    wobble = gr.smooth_noise(rng, (grid.size, grid.size), 8.0 / grid.pixel_m)
-    edge = 4.0  # soft edge, metres
-
-    def blob(dx: float, dy: float) -> NDArray[np.float32]:
-        r = np.hypot(x - cx - dx, y - cy - dy)
-        return np.clip((radius * (1 + 0.12 * wobble) - r) / edge, 0, 1).astype(np.float32)
-
-    cloud = blob(0.0, 0.0)
-    shadow = blob(_SHADOW_PER_M[0] * _CLOUD_HEIGHT_M, _SHADOW_PER_M[1] * _CLOUD_HEIGHT_M)
-    shadow *= 1 - cloud
-    img *= (1 - 0.6 * shadow)[None]
-    img += cloud[None] * (np.asarray(_CLOUD_DN)[:, None, None] - img)
-    grow = np.ones((2 * _MASK_GROW_PX + 1,) * 2, dtype=bool)
-    cloudy = ndimage.binary_dilation(cloud > 0, grow)
-    shady = ndimage.binary_dilation(shadow > 0, grow) & ~cloudy
-    mask[shady & (mask == 0)] = MASK_SHADOW
-    mask[cloudy] = MASK_CLOUD
-
-
-def _swath_edge(
-    grid: Grid, target: Box, *, left: float, top: float
-) -> tuple[NDArray[np.bool_], shapely.Polygon]:
-    """Nodata beyond a slanted swath edge 25 m from ``target``: the pixels and the polygon.
-
-    The side without data is the one holding ``target`` and the nearer scene edge,
-    so the date misses a strip of the scene rather than most of it.
-    """
-    x, y = grid.coords()
-    slope = 0.25  # the edge runs north-north-east
-    east = target.cx >= LAYOUT_M / 2
-    reach = math.hypot(target.w, target.h) / 2 + 25.0
-    x0 = target.cx - reach if east else target.cx + reach
-    beyond = (x - x0) - slope * (y - target.cy)
-    pixels = np.asarray(beyond > 0 if east else beyond < 0)
-    lo, hi = -grid.off, grid.size * grid.pixel_m - grid.off  # scene edges, design frame
-    xs = [x0 + slope * (yy - target.cy) for yy in (lo, hi)]
-    far = hi if east else lo
-    frame = shapely.Polygon([(xs[0], lo), (far, lo), (far, hi), (xs[1], hi)])
-    frame = frame.intersection(shapely.box(lo, lo, hi, hi))
-    poly = shapely.transform(
-        frame, lambda c: np.column_stack([left + grid.off + c[:, 0], top - grid.off - c[:, 1]])
-    )
-    return pixels, poly
-
-
-def _footprint(
-    grid: Grid, box: Box, shift: tuple[float, float], *, ring: bool
-) -> NDArray[np.bool_]:
-    """Pixels of a structure's footprint as displaced on a date."""
-    dx, dy = shift[1] * grid.pixel_m, shift[0] * grid.pixel_m
-    if not ring:
-        return grid.mask(box.corners(dx, dy))
-    outer = Box(box.cx, box.cy, box.w + 3, box.h + 3, box.angle, box.material, 0)
-    inner = Box(box.cx, box.cy, box.w - 3, box.h - 3, box.angle, box.material, 0)
-    return grid.mask(outer.corners(dx, dy)) & ~grid.mask(inner.corners(dx, dy))
-
-
 def _write_date(
     out: Path,
     date: str,
@@ -618,7 +485,7 @@ def _write_date(
         )
     masked, hidden = {}, {}
     for sid, box in enumerate(footprints, start=1):
-        fp = _footprint(grid, box, shift, ring=sid == len(footprints))
+        fp = ev.footprint(grid, box, shift, ring=sid == len(footprints))
         area = max(int(fp.sum()), 1)
         m = float((mask[fp] > 0).sum()) / area
         h = float(nodata[fp].sum()) / area
