@@ -42,6 +42,7 @@ FACILITIES = {
     "tumen": (42.9544, 129.8508, "crossing"),
 }
 NE_BOUNDARY = "natural_earth/derived_chn_prk_boundary_from_ne_10m.geojson"
+NE_WORLD = "natural_earth/ne_10m_admin_0_boundary_lines_land.geojson"
 TO_LONLAT52 = Transformer.from_crs(32652, 4326, always_xy=True)
 
 
@@ -429,6 +430,47 @@ def test_inland_facilities_are_not_on_the_boundary(ne_boundary):
     fac = fac[fac["id"].isin(["tonghua", "helong", "longjing"])]
     with pytest.raises(AOIError, match="crosses none"):
         corridors(fac, ne_boundary, width_m=500.0)
+
+
+def test_corridors_on_a_world_spanning_line_set():
+    # A parallel through the study area's centre running round the whole globe, a
+    # meridian on the far side and a ring near the antimeridian: their vertices
+    # project to inf or nonsense in UTM 52N, so the lines must be cut in lon/lat first.
+    # Known answer: the chord through the centre of a 3 km circle is 6 km long.
+    cx, cy = 520000.0, 4710000.0
+    lon, lat = TO_LONLAT52.transform(cx, cy)
+    world = [
+        LineString([(x / 2, lat) for x in range(-359, 360)]),
+        LineString([(-70.0, y) for y in range(-80, 81)]),
+        LineString([(179.0, -10.0), (-179.0, -10.0), (-179.0, 10.0), (179.0, 10.0)]),
+    ]
+    boundary = gpd.GeoDataFrame(geometry=world, crs=4326)
+    out = corridors(_study_area(lon, lat, 3000.0), boundary, width_m=200.0)
+    assert_allclose(out["border_km"].iloc[0], 6.0, rtol=0.003)
+    near = LineString([(x / 2, lat) for x in range(int(2 * lon) - 2, int(2 * lon) + 4)])
+    local = gpd.GeoDataFrame(geometry=[near], crs=4326)  # the same vertices near the area
+    ref = corridors(_study_area(lon, lat, 3000.0), local, width_m=200.0)
+    assert_allclose(out["border_km"].iloc[0], ref["border_km"].iloc[0], rtol=1e-6)
+    assert out.geometry.iloc[0].symmetric_difference(ref.geometry.iloc[0]).area < 1e-10
+
+
+@pytest.mark.realdata
+def test_corridors_on_the_whole_natural_earth_file(shared_data, ne_boundary):
+    # The world-wide 1:10m land boundary file (462 lines) gives the corridors of the
+    # China-DPRK line cut from it: same study areas, same km within 1 %.
+    path = shared_data / NE_WORLD
+    if not path.is_file():
+        pytest.skip(f"../shared/data absent: {path} missing")
+    cat = load_catalogue()
+    areas = cat[cat["kind"] == "fence_study_area"]
+    world = corridors(areas, read_aoi_file(path), width_m=1000.0).set_index("id")
+    cut = corridors(areas, ne_boundary, width_m=1000.0).set_index("id")
+    assert sorted(world.index) == sorted(cut.index) == sorted(areas["id"])
+    assert_allclose(world.loc[cut.index, "border_km"], cut["border_km"], rtol=0.01)
+    for fid in cut.index:
+        assert_allclose(
+            area_km2(world.loc[fid, "geometry"]), area_km2(cut.loc[fid, "geometry"]), rtol=0.01
+        )
 
 
 def test_polygon_aoi_is_only_reprojected(tmp_path):

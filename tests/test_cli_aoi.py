@@ -18,6 +18,7 @@ from borderwatch.aoi import area_km2, read_aoi_file
 from borderwatch.cli.aoi_cmd import aoi
 
 NE_BOUNDARY = "natural_earth/derived_chn_prk_boundary_from_ne_10m.geojson"
+NE_WORLD = "natural_earth/ne_10m_admin_0_boundary_lines_land.geojson"
 TO_LONLAT52 = Transformer.from_crs(32652, 4326, always_xy=True)
 IDS = [
     "dandong",
@@ -186,8 +187,10 @@ def test_corridors_with_no_crossing_is_one_line_error(synthetic_inputs):
 
 
 @pytest.mark.realdata
-def test_corridors_on_natural_earth(shared_data, tmp_path):
-    boundary = shared_data / NE_BOUNDARY
+@pytest.mark.parametrize("name", [NE_BOUNDARY, NE_WORLD])
+def test_corridors_on_natural_earth(shared_data, tmp_path, name):
+    # both the China-DPRK line and the whole world-wide file it was cut from
+    boundary = shared_data / name
     if not boundary.is_file():
         pytest.skip(f"../shared/data absent: {boundary} missing")
     out = tmp_path / "c.geojson"

@@ -27,6 +27,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 from pyproj import Transformer
 from rasterio.crs import CRS
 
@@ -69,6 +70,9 @@ _CAVEATS: Mapping[str, str] = MappingProxyType(
 )
 # 32 segments per quarter circle: the polygon's area is within 0.05 % of pi * r**2.
 _QUAD_SEGS = 32
+#: Margin around a study area's lon/lat box when cutting the boundary, degrees.
+_CLIP_MARGIN_DEG = 0.05
+_LINE_TYPE_IDS = (1, 2)  # shapely type ids of LineString and LinearRing
 
 
 @dataclass(frozen=True)
@@ -499,19 +503,41 @@ def area_km2(geom_lonlat: shapely.Geometry) -> float:
     return float(_transform(geom_lonlat, _WGS84, utm_crs(c.x, c.y)).area) / 1e6
 
 
-def _boundary_lines(boundary: gpd.GeoDataFrame) -> shapely.Geometry:
+def _boundary_lines(boundary: gpd.GeoDataFrame) -> NDArray[np.object_]:
+    """Return the boundary's line parts in EPSG:4326 (lon, lat), not yet merged."""
     if boundary.crs is None:
         raise AOIError("boundary layer has no CRS; give lines in EPSG:4326 or with a CRS")
     geoms = boundary.to_crs(4326).geometry.values
-    lines = [
-        g
-        for g in shapely.get_parts(np.asarray(geoms[~shapely.is_missing(geoms)]))
-        if g.geom_type in ("LineString", "LinearRing")
-    ]
-    if not lines:
+    parts = shapely.get_parts(np.asarray(geoms[~shapely.is_missing(geoms)]))
+    lines = parts[np.isin(shapely.get_type_id(parts), _LINE_TYPE_IDS)]
+    if len(lines) == 0:
         raise AOIError("boundary layer has no line geometries")
-    # The union drops duplicated segments, which would otherwise count twice in border_km.
-    return shapely.union_all(lines)
+    return lines
+
+
+def _lines_near(lines_ll: NDArray[np.object_], area_ll: shapely.Geometry) -> shapely.Geometry:
+    """Return the runs of boundary segments meeting a study area's lon/lat box plus margin.
+
+    Cutting in lon/lat before projecting keeps a world-wide boundary file (vertices
+    far outside the area's UTM zone, where the projection diverges) out of the metric
+    step. Segments are kept whole, with their original vertices, so the line is the
+    same vertex-to-vertex line as when projected uncut; the margin
+    (:data:`_CLIP_MARGIN_DEG` plus 10 % of the box) covers the difference between
+    straight edges in lon/lat and in UTM. The union drops duplicated segments, which
+    would otherwise count twice in ``border_km``.
+    """
+    x0, y0, x1, y1 = area_ll.bounds
+    pad_x = _CLIP_MARGIN_DEG + 0.1 * (x1 - x0)
+    pad_y = _CLIP_MARGIN_DEG + 0.1 * (y1 - y0)
+    rect = shapely.box(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y)
+    pieces = []
+    for line in lines_ll[shapely.intersects(lines_ll, rect)]:
+        xy = shapely.get_coordinates(line)
+        segments = shapely.linestrings(np.stack([xy[:-1], xy[1:]], axis=1))
+        kept = np.flatnonzero(shapely.intersects(segments, rect))
+        for run in np.split(kept, np.flatnonzero(np.diff(kept) > 1) + 1):
+            pieces.append(shapely.LineString(xy[run[0] : run[-1] + 2]))
+    return shapely.union_all(pieces) if pieces else shapely.MultiLineString()
 
 
 def corridors(
@@ -519,9 +545,13 @@ def corridors(
 ) -> gpd.GeoDataFrame:
     """Border corridors: the boundary inside each study area's circle, buffered.
 
-    For each study area the boundary lines are clipped to its search circle (a point
+    For each study area the boundary lines are first cut to the area's lon/lat box
+    (with a margin), so a world-wide file such as Natural Earth's
+    ``ne_10m_admin_0_boundary_lines_land`` gives the same corridors as the border
+    cut from it; then they are projected, clipped to the search circle (a point
     buffered by ``radius_m``, in the area's UTM zone; polygon study areas are used as
-    they are) and the clipped line is buffered by ``width_m / 2`` on each side.
+    they are) and buffered by ``width_m / 2`` on each side. Study areas spanning
+    the antimeridian are not supported.
 
     Parameters
     ----------
@@ -563,7 +593,7 @@ def corridors(
     for i in range(len(areas)):
         aoi = _row_to_aoi(areas, i)
         circle, crs = aoi_polygon(aoi)
-        lines = _transform(lines_ll, _WGS84, crs)
+        lines = _transform(_lines_near(lines_ll, _transform(circle, crs, _WGS84)), _WGS84, crs)
         inside = shapely.intersection(lines, circle)
         flat = shapely.get_parts(shapely.get_parts(inside))  # collections, then multi-parts
         parts = [g for g in flat if g.geom_type == "LineString"]

@@ -93,7 +93,8 @@ def show_cmd(ref: str, radius_m: float | None, width_m: float | None) -> None:
     "boundary_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Border line file (GeoJSON, GPKG, Shapefile).",
+    help="Border line file (GeoJSON, GPKG, Shapefile); may be world-wide, such as Natural "
+    "Earth's ne_10m_admin_0_boundary_lines_land: it is cut to each study area first.",
 )
 @click.option(
     "--width-m",

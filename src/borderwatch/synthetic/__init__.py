@@ -18,12 +18,24 @@ fields and woodland around it.
 Modules: :mod:`.frame` (the design frame's CRS and size, :class:`~.frame.Box`
 rectangles and the pixel :class:`~.frame.Grid`), :mod:`.ground` (noise, spectra,
 land cover, season, sub-pixel shift, quantisation), :mod:`.structures` (existing and
-new structures, the fence ring, painting, truth polygons) and :mod:`.pair`
-(:class:`SyntheticPair`, :func:`make_pair`, :func:`write_pair` and the file writers).
+new structures, the fence ring, painting, truth polygons), :mod:`.pair`
+(:class:`SyntheticPair`, :func:`make_pair`, :func:`write_pair` and the file writers)
+and :mod:`.stack` (:func:`make_stack`: many dates with structures built at known
+dates, clouds with masks, seasons, mis-registration and a no-coverage date, planned
+and drawn by :mod:`.events`).
 """
 
 from __future__ import annotations
 
 from borderwatch.synthetic.pair import BAND_NAMES, DATES, SyntheticPair, make_pair, write_pair
+from borderwatch.synthetic.stack import StackTruth, make_stack
 
-__all__ = ["BAND_NAMES", "DATES", "SyntheticPair", "make_pair", "write_pair"]
+__all__ = [
+    "BAND_NAMES",
+    "DATES",
+    "StackTruth",
+    "SyntheticPair",
+    "make_pair",
+    "make_stack",
+    "write_pair",
+]

@@ -21,6 +21,7 @@ from borderwatch.synthetic.frame import Box, Grid
 
 __all__ = [
     "apply_season",
+    "draw_illumination",
     "fourier_shift",
     "quantise",
     "render_ground",
@@ -299,6 +300,25 @@ def apply_season(img: NDArray[np.float32], amplitude: NDArray[np.float32]) -> ND
         ]
     )
     return (img * factor).astype(np.float32)
+
+
+def draw_illumination(rng: np.random.Generator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Draw one date's per-band gain (0.85--1.15) and haze offset (DN).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Stream to draw from (six draws).
+
+    Returns
+    -------
+    gains, offsets : ndarray of float64, shape (4,)
+        Apply as ``img * gains + offsets`` per band (blue, green, red, NIR).
+    """
+    gains = rng.uniform(0.85, 1.15, 4)
+    haze = rng.uniform(-0.4, 1.0)
+    offsets = haze * np.array([110.0, 75.0, 45.0, 20.0]) + rng.normal(0.0, 8.0, 4)
+    return gains, offsets
 
 
 def fourier_shift(img: NDArray[np.float32], shift: tuple[float, float]) -> NDArray[np.float32]:

@@ -29,6 +29,7 @@ from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.synthetic.frame import EPSG, LAYOUT_M, Grid
 from borderwatch.synthetic.ground import (
     apply_season,
+    draw_illumination,
     fourier_shift,
     quantise,
     render_ground,
@@ -164,7 +165,7 @@ def make_pair(
     >>> pair.before.shape, pair.crs.to_epsg(), len(pair.truth)
     ((4, 512, 512), 32652, 9)
     """
-    size, pixel_m, shift, noise_sigma, lon, lat = _validate(
+    size, pixel_m, shift, noise_sigma, lon, lat = validate_scene(
         size, pixel_m, shift_px, noise_sigma, centre_lonlat
     )
     extent = size * pixel_m
@@ -188,9 +189,7 @@ def make_pair(
     else:
         after = paint_structures(ground, grid, tex, list(EXISTING))
 
-    gains = conf_rng.uniform(0.85, 1.15, 4)
-    haze = conf_rng.uniform(-0.4, 1.0)
-    offsets = haze * np.array([110.0, 75.0, 45.0, 20.0]) + conf_rng.normal(0.0, 8.0, 4)
+    gains, offsets = draw_illumination(conf_rng)
     season_field = 1.0 + 0.25 * smooth_noise(conf_rng, (size, size), 150.0 / pixel_m)
     if season:
         after = apply_season(after, season_field)
@@ -276,13 +275,13 @@ def write_pair(
                 "another out_dir/prefix"
             )
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(paths["before"], partial(_write_tif, pair, pair.before, pair.dates[0]))
-    _atomic(paths["after"], partial(_write_tif, pair, pair.after, pair.dates[1]))
-    _atomic(paths["truth"], partial(_write_truth, pair.truth))
+    atomic_write(paths["before"], partial(_write_tif, pair, pair.before, pair.dates[0]))
+    atomic_write(paths["after"], partial(_write_tif, pair, pair.after, pair.dates[1]))
+    atomic_write(paths["truth"], partial(_write_truth, pair.truth))
     return paths
 
 
-def _validate(
+def validate_scene(
     size: int,
     pixel_m: float,
     shift_px: tuple[float, float],
@@ -320,16 +319,61 @@ def _validate(
 
 def _write_tif(pair: SyntheticPair, arr: NDArray[np.uint16], date: str, path: Path) -> None:
     """Write one date as a tiled, compressed GeoTIFF with band names and date tags."""
+    write_raster(
+        path,
+        arr,
+        crs=pair.crs,
+        transform=pair.transform,
+        nodata=pair.nodata,
+        band_names=pair.band_names,
+        tags={
+            "ACQUISITION_DATE": date,
+            "TIFFTAG_DATETIME": date.replace("-", ":") + " 00:00:00",
+            "SYNTHETIC": "yes",
+            "GENERATOR": f"borderwatch.synthetic.make_pair(seed={pair.seed})",
+        },
+    )
+
+
+def write_raster(
+    path: Path,
+    arr: NDArray[np.integer],
+    *,
+    crs: CRS,
+    transform: Affine,
+    nodata: int | None,
+    band_names: tuple[str, ...],
+    tags: dict[str, str],
+) -> None:
+    """Write a (bands, rows, cols) array as a 256 x 256 tiled, DEFLATE GeoTIFF.
+
+    Parameters
+    ----------
+    path : Path
+        File to write (replaced if it exists).
+    arr : ndarray of uint8 or uint16, shape (bands, rows, cols)
+        Pixel values.
+    crs : rasterio.crs.CRS
+        CRS of ``transform``.
+    transform : affine.Affine
+        Pixel-to-map transform, map units of ``crs``.
+    nodata : int or None
+        Nodata value, or None for none.
+    band_names : tuple of str
+        Band descriptions, one per band.
+    tags : dict of str to str
+        Dataset tags (e.g. ``ACQUISITION_DATE``, ``SYNTHETIC``).
+    """
     _, rows, cols = arr.shape
     profile = {
         "driver": "GTiff",
         "width": cols,
         "height": rows,
         "count": arr.shape[0],
-        "dtype": "uint16",
-        "crs": pair.crs,
-        "transform": pair.transform,
-        "nodata": pair.nodata,
+        "dtype": arr.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
         "tiled": True,
         "blockxsize": 256,
         "blockysize": 256,
@@ -339,14 +383,9 @@ def _write_tif(pair: SyntheticPair, arr: NDArray[np.uint16], date: str, path: Pa
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(arr)
-        for i, name in enumerate(pair.band_names, start=1):
+        for i, name in enumerate(band_names, start=1):
             dst.set_band_description(i, name)
-        dst.update_tags(
-            ACQUISITION_DATE=date,
-            TIFFTAG_DATETIME=date.replace("-", ":") + " 00:00:00",
-            SYNTHETIC="yes",
-            GENERATOR=f"borderwatch.synthetic.make_pair(seed={pair.seed})",
-        )
+        dst.update_tags(**tags)
 
 
 def _write_truth(truth: gpd.GeoDataFrame, path: Path) -> None:
@@ -358,7 +397,7 @@ def _write_truth(truth: gpd.GeoDataFrame, path: Path) -> None:
     )
 
 
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary path beside ``path``, then move it into place."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
