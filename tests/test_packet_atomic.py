@@ -163,9 +163,10 @@ def test_overwrite_refuses_a_folder_that_is_not_only_its_packet(tmp_path, no_det
 def test_overwrite_refuses_files_added_while_writing(tmp_path):
     dest = tmp_path / "packet"
     _listed_packet(dest, "old.txt")
-    with pytest.raises(OutputExistsError, match="late.txt"), atomic_folder(
-        dest, overwrite=True
-    ) as stage:
+    with (
+        pytest.raises(OutputExistsError, match="late.txt"),
+        atomic_folder(dest, overwrite=True) as stage,
+    ):
         (stage / "new.txt").write_text("new")
         (dest / "late.txt").write_text("added meanwhile")
     assert (dest / "late.txt").exists() and (dest / "old.txt").exists()

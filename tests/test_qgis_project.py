@@ -122,9 +122,7 @@ def test_redacted_project_and_vrt_name_no_folder_outside(analyst_outputs, tmp_pa
     shutil.copy(analyst_outputs.gpkg, gpkg)
     before = open_date(analyst_outputs.tiles / "before.tif")
     images = [("after", open_date(bands)), ("before", before)]
-    written = write_qgis_project(
-        folder / "p.qgz", gpkg=gpkg, images=images, title="t", redact=True
-    )
+    written = write_qgis_project(folder / "p.qgz", gpkg=gpkg, images=images, title="t", redact=True)
     assert written == [folder / "p.qgz", folder / "p.after.vrt"]
     layers = _layers(_qgs(folder / "p.qgz"))
     after = layers["after (image not in the packet: T52TEN_B02.tif and 3 more)"]

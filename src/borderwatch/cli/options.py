@@ -154,7 +154,7 @@ def _load_sign_key(ctx: click.Context, param: click.Parameter, value: str | None
 
 
 def sign_key_file() -> Path | None:
-    """The file the current command's ``--sign-key`` (or its env variable) was read from.
+    """Return the file the current command's ``--sign-key`` (or its env variable) names.
 
     The option gives the command the loaded key; its file is kept here so the command
     can refuse a key inside the evidence folder before any work.

@@ -43,15 +43,15 @@ def is_absolute_path(text: str) -> bool:
 
 
 def is_path(text: str) -> bool:
-    """Tell whether ``text`` reads as a file path: absolute, or relative with a folder part.
+    r"""Tell whether ``text`` reads as a file path: absolute, or relative with a folder part.
 
-    A relative path has a ``/`` or ``\\`` and either no white space, a leading ``./``,
+    A relative path has a ``/`` or ``\`` and either no white space, a leading ``./``,
     ``../`` or ``~``, or a last part with a file suffix (``My data/aoi.geojson``), so
     prose such as ``"Airbus DS/Spot Image"`` is not one.
 
     Examples
     --------
-    >>> [is_path(t) for t in ("../case/aoi.geojson", "a\\\\b.tif", "Airbus DS/Spot Image")]
+    >>> [is_path(t) for t in ("../case/aoi.geojson", "a\\b.tif", "Airbus DS/Spot Image")]
     [True, True, False]
     """
     if is_absolute_path(text):
