@@ -67,7 +67,12 @@ from borderwatch.jobs import (
     run_batch,
 )
 from borderwatch.products.coverage import coverage_lines, coverage_summary
-from borderwatch.products.export import atomic_write, check_folder, check_folder_writable
+from borderwatch.products.export import (
+    atomic_write,
+    check_folder,
+    check_folder_writable,
+    check_sign_key_outside,
+)
 from borderwatch.products.redact import redact_record
 from borderwatch.progress import progress_reporter
 
@@ -195,7 +200,7 @@ def batch(
         run_plan,
     )
     from borderwatch.products.review import default_store_dir
-    from borderwatch.products.write import check_sign_key_outside, write_products
+    from borderwatch.products.write import write_products
 
     quiet = bool(ctx.obj.get("quiet"))
     jobs: list[BatchJob] = pair_jobs(pairs, aois)

@@ -40,6 +40,7 @@ __all__ = [
     "atomic_write",
     "check_folder_writable",
     "check_replaceable",
+    "check_sign_key_outside",
     "check_writable",
     "lies_in",
     "remove_stale",
@@ -227,6 +228,24 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[P
 def lies_in(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
     """Tell whether ``path`` lies in ``folder`` (absolute, normalised paths; links not followed)."""
     return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
+def check_sign_key_outside(
+    sign_key_file: str | os.PathLike[str], evidence: str | os.PathLike[str]
+) -> None:
+    """Refuse a private key file inside the evidence folder (published, or replaced).
+
+    Raises
+    ------
+    InputError
+        ``sign_key_file`` lies in ``evidence`` (by its path as given, or with links resolved).
+    """
+    key, root = Path(sign_key_file), Path(evidence)
+    if lies_in(key, root) or key.resolve().is_relative_to(root.resolve()):
+        raise InputError(
+            f"{key}: the signing key lies in the evidence folder {root}; "
+            "keep the private key outside the packet"
+        )
 
 
 def check_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Path:

@@ -27,6 +27,7 @@ from borderwatch.products.export import (
     atomic_folder,
     atomic_write,
     check_folder,
+    check_sign_key_outside,
     check_writable,
     lies_in,
     write_geojson,
@@ -43,7 +44,6 @@ __all__ = [
     "Products",
     "analyst_layers",
     "check_outputs",
-    "check_sign_key_outside",
     "write_products",
     "write_qml",
 ]
@@ -126,7 +126,7 @@ def check_outputs(
     With ``overwrite`` an existing evidence folder must be empty or a packet holding
     only its listed files (:func:`borderwatch.products.export.check_replaceable`).
     ``sign_key_file``, the private key's file, must not lie in the evidence folder
-    (:func:`check_sign_key_outside`).
+    (:func:`borderwatch.products.export.check_sign_key_outside`).
 
     Raises
     ------
@@ -158,24 +158,6 @@ def check_outputs(
             check_writable(qgis_project, overwrite=overwrite)
     if root is not None:
         check_folder(root, overwrite=overwrite)
-
-
-def check_sign_key_outside(
-    sign_key_file: str | os.PathLike[str], evidence: str | os.PathLike[str]
-) -> None:
-    """Refuse a private key file inside the evidence folder (published, or replaced).
-
-    Raises
-    ------
-    InputError
-        ``sign_key_file`` lies in ``evidence`` (by its path as given, or with links resolved).
-    """
-    key, root = Path(sign_key_file), Path(evidence)
-    if lies_in(key, root) or key.resolve().is_relative_to(root.resolve()):
-        raise InputError(
-            f"{key}: the signing key lies in the evidence folder {root}; "
-            "keep the private key outside the packet"
-        )
 
 
 def _write_layers(
