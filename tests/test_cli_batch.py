@@ -57,6 +57,33 @@ def test_equal_stems_get_names_with_their_city_folder(cities: Path, tmp_path: Pa
     assert "job 1/2 overlap__alpha__" in res.stdout and "job 2/2 overlap__bravo__" in res.stdout
 
 
+def test_batch_redact_leaves_no_path_in_batch_json(cities: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    res = run("batch", *pair(cities, "alpha"), "--out-dir", str(out), "--redact")
+    assert res.exit_code == 0, res.output
+    text = (out / "batch.json").read_text()
+    assert str(cities) not in text and str(tmp_path) not in text
+    (job,) = json.loads(text)["jobs"]
+    assert (job["before"], job["after"], job["status"]) == ([BEFORE], [AFTER], "ok")
+    res = run("batch", *pair(cities, "alpha"), "--out-dir", str(out), "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert str(cities) in (out / "batch.json").read_text()  # not redacted without --redact
+
+
+def test_batch_overwrite_refuses_an_evidence_folder_with_other_files(
+    cities: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "reports"
+    res = run("batch", *pair(cities, "alpha"), "--out-dir", str(out), "--evidence")
+    assert res.exit_code == 0, res.output
+    (packet,) = out.glob("*.evidence")
+    (packet / "thesis.docx").write_text("x")
+    res = run("batch", *pair(cities, "alpha"), "--out-dir", str(out), "--evidence", "--overwrite")
+    assert res.exit_code == 2, res.output
+    assert "does not list: thesis.docx" in res.output and "job 1/1" not in res.output
+    assert (packet / "thesis.docx").exists()
+
+
 def test_missing_file_fails_its_job_only(cities: Path, tmp_path: Path) -> None:
     jobs = tmp_path / "jobs.csv"
     missing = cities / "bravo" / "after_2099.tif"

@@ -8,6 +8,7 @@ removes what the stopped one left.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,8 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 from borderwatch.cli import main
+from borderwatch.errors import OutputExistsError
 from borderwatch.products.export import atomic_folder, remove_stale
-from borderwatch.products.manifest import verify_packet
+from borderwatch.products.manifest import unlisted_files, verify_packet
 from borderwatch.sample_data import sample_tiles_dir
 
 #: Run ``borderwatch demo`` with MODULE.ATTR replaced by a function that first sends
@@ -36,6 +38,7 @@ def hooked(*args, **kwargs):
     return real(*args, **kwargs)
 setattr(mod, attr, hooked)
 from borderwatch.cli import main
+from borderwatch.errors import OutputExistsError
 main(["demo", "--out-dir", out, *sys.argv[5:]], prog_name="borderwatch")
 """
 
@@ -107,17 +110,93 @@ def test_kill_during_overwrite_keeps_the_old_packet(tmp_path):
     assert verify_packet(out, inputs=False).ok
 
 
+def _listed_packet(dest: Path, *names: str) -> None:
+    """A minimal borderwatch packet whose manifest lists ``names`` (written as files)."""
+    dest.mkdir()
+    for name in names:
+        (dest / name).write_text("old")
+    files = [{"path": n, "in_packet": True, "role": "output", "sha256": "0" * 64} for n in names]
+    custody = {"prev_sha256": "0" * 64, "entry": {}}
+    doc = {"format": "borderwatch-manifest/2", "files": files, "custody": custody}
+    (dest / "manifest.json").write_text(json.dumps(doc))
+    (dest / "custody.jsonl").write_text("{}\n")
+
+
 def test_atomic_folder_replaces_only_when_complete(tmp_path):
     dest = tmp_path / "packet"
-    dest.mkdir()
-    (dest / "old.txt").write_text("old")
+    _listed_packet(dest, "old.txt")
+    before = sorted(p.name for p in dest.iterdir())
     with pytest.raises(KeyError), atomic_folder(dest, overwrite=True) as stage:
         (stage / "new.txt").write_text("new")
         raise KeyError("stopped")
-    assert [p.name for p in dest.iterdir()] == ["old.txt"] and temporaries(tmp_path) == []
+    assert sorted(p.name for p in dest.iterdir()) == before and temporaries(tmp_path) == []
     with atomic_folder(dest, overwrite=True) as stage:
         (stage / "new.txt").write_text("new")
     assert [p.name for p in dest.iterdir()] == ["new.txt"] and temporaries(tmp_path) == []
+
+
+def test_overwrite_refuses_a_folder_that_is_not_only_its_packet(tmp_path, no_detection):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.docx").write_text("x")
+    tiles = sample_tiles_dir()
+    pair = ["--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif")]
+    line = one_line_error(invoke("detect", *pair, "--evidence", str(precious), "--overwrite"))
+    assert f"{precious}: --overwrite replaces only an empty folder or a borderwatch packet" in line
+    assert line.endswith("does not list: thesis.docx; move them away or choose another folder")
+    line = one_line_error(invoke("demo", "--out-dir", str(precious), "--overwrite"))
+    assert "thesis.docx" in line
+    assert (precious / "thesis.docx").read_text() == "x"
+    # A packet with files its manifest does not list: the first few are named.
+    packet = tmp_path / "packet"
+    _listed_packet(packet, "report.html")
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        (packet / name).write_text("mine")
+    (packet / "notes").mkdir()
+    (packet / "notes" / "e.txt").write_text("mine")
+    line = one_line_error(invoke("demo", "--out-dir", str(packet), "--overwrite"))
+    assert "does not list: a.txt, b.txt, c.txt and 2 more;" in line
+    assert unlisted_files(packet) == ["a.txt", "b.txt", "c.txt", "d.txt", "notes/e.txt"]
+    assert (packet / "notes" / "e.txt").exists() and temporaries(tmp_path) == []
+
+
+def test_overwrite_refuses_files_added_while_writing(tmp_path):
+    dest = tmp_path / "packet"
+    _listed_packet(dest, "old.txt")
+    with (
+        pytest.raises(OutputExistsError, match="late.txt"),
+        atomic_folder(dest, overwrite=True) as stage,
+    ):
+        (stage / "new.txt").write_text("new")
+        (dest / "late.txt").write_text("added meanwhile")
+    assert (dest / "late.txt").exists() and (dest / "old.txt").exists()
+    assert temporaries(tmp_path) == []
+
+
+def test_overwrite_replaces_a_packet_and_an_empty_folder(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    assert invoke("demo", "--out-dir", str(out), "--overwrite").exit_code == 0
+    r = invoke("demo", "--out-dir", str(out), "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert verify_packet(out, inputs=False).ok
+
+
+def test_output_folder_where_no_file_can_be_created_is_refused_before_work(
+    no_detection, tmp_path, monkeypatch
+):
+    if not Path("/proc").is_dir():
+        pytest.skip("no /proc on this system")
+    tiles = sample_tiles_dir()
+    pair = ["--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif")]
+    line = one_line_error(invoke("detect", *pair, "--out", "/proc/x.gpkg"))
+    assert line.startswith("borderwatch: error: /proc/x.gpkg: ")
+    # Where os.access says yes (root, /proc): the probe file is what fails.
+    monkeypatch.setattr(os, "access", lambda *a, **k: True)
+    line = one_line_error(invoke("detect", *pair, "--out", "/proc/x.gpkg"))
+    assert line.startswith("borderwatch: error: /proc/x.gpkg: cannot create a file in folder /proc")
+    line = one_line_error(invoke("demo", "--out-dir", "/proc/demo"))
+    assert "/proc/demo: cannot create a file in folder /proc" in line
 
 
 def test_remove_stale_keeps_live_writers(tmp_path):

@@ -291,3 +291,19 @@ def test_qgis_opens_a_project_whose_date_is_band_files(analyst_outputs, tmp_path
     assert got["read"] is True and after["valid"], got
     assert after["renderer"] == "multibandcolor" and after["bands"] == [1, 2, 3]
     assert got["layers"]["detections"]["count"] == len(analyst_outputs.products.detections)
+
+
+@pytest.mark.slow
+def test_qgis_opens_a_redacted_demo_project_once_its_images_are_beside_it(tmp_path):
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(main, ["demo", "--out-dir", str(out)])  # redacted by default
+    assert r.exit_code == 0, r.output
+    after, before = (f"{d} (image not in the packet: {d}.tif)" for d in ("after", "before"))
+    got = run_qgis(PROJECT_SCRIPT, [str(out / "new_structures.qgz")], tmp_path)
+    assert got["read"] is True and got["tree"][-2:] == [after, before], got
+    assert got["layers"]["detections"]["valid"] and not got["layers"][after]["valid"], got
+    for name in ("before.tif", "after.tif"):  # the analyst puts the images beside it
+        shutil.copy(sample_tiles_dir() / name, out / name)
+    got = run_qgis(PROJECT_SCRIPT, [str(out / "new_structures.qgz")], tmp_path)
+    assert all(layer["valid"] for layer in got["layers"].values()), got["layers"]
+    assert got["layers"][after]["renderer"] == "multibandcolor"

@@ -114,6 +114,37 @@ def test_a_date_of_band_files_is_stacked_red_green_blue_in_a_vrt(analyst_outputs
         assert np.array_equal(stack.read(), tile.read([3, 2, 1]))
 
 
+def test_redacted_project_and_vrt_name_no_folder_outside(analyst_outputs, tmp_path):
+    bands = split_bands(analyst_outputs.tiles / "after.tif", tmp_path / "secret_case")
+    folder = tmp_path / "packet"
+    folder.mkdir()
+    gpkg = folder / "d.gpkg"
+    shutil.copy(analyst_outputs.gpkg, gpkg)
+    before = open_date(analyst_outputs.tiles / "before.tif")
+    images = [("after", open_date(bands)), ("before", before)]
+    written = write_qgis_project(folder / "p.qgz", gpkg=gpkg, images=images, title="t", redact=True)
+    assert written == [folder / "p.qgz", folder / "p.after.vrt"]
+    layers = _layers(_qgs(folder / "p.qgz"))
+    after = layers["after (image not in the packet: T52TEN_B02.tif and 3 more)"]
+    assert after.findtext("datasource") == "./p.after.vrt"  # the VRT is in the folder
+    assert layers["before (image not in the packet: before.tif)"].findtext("datasource") == (
+        "./before.tif"
+    )
+    assert layers["detections"].findtext("datasource") == "./d.gpkg|layername=detections"
+    vrt_text = (folder / "p.after.vrt").read_text()
+    sources = [e.text for e in ET.fromstring(vrt_text).iter("SourceFilename")]
+    assert sources == [f"T52TEN_{b}.tif" for b in ("B04", "B03", "B02")]
+    with zipfile.ZipFile(folder / "p.qgz") as zf:
+        project = zf.read("p.qgs").decode()
+    for text in (project, vrt_text):
+        assert "secret_case" not in text and "../" not in text and str(tmp_path) not in text
+    # Once the band files are copied beside it, the stack opens.
+    for band in bands:
+        shutil.copy(band, folder / band.name)
+    with rasterio.open(folder / "p.after.vrt") as stack:
+        assert stack.count == 3
+
+
 NEEDS_GPKG = "--qgis-project needs a GeoPackage output for its layers; give --out FILE.gpkg"
 
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -300,6 +301,59 @@ def test_wrong_key_fails(packet, other_keys):
     r = verify(packet, "--outputs-only", "--key", str(other_keys.public))
     assert r.exit_code == 1
     assert f"not by the given key {other_keys.fingerprint}" in r.output
+    # The manifest is untouched: only the wrong signer is reported.
+    assert "does not match manifest.json" not in r.output
+    result = verify_packet(packet, inputs=False, key=load_public_key(other_keys.public))
+    assert len(result.problems) == 1 and "not by the given key" in result.problems[0]
+
+
+def test_wrong_key_and_an_edited_manifest_both_show(packet, other_keys):
+    manifest = packet / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"redacted": true', '"redacted": false'))
+    problems = verify_packet(packet, inputs=False, key=load_public_key(other_keys.public)).problems
+    assert any("not by the given key" in p for p in problems), problems
+    assert any("does not match manifest.json" in p for p in problems), problems
+
+
+def test_overwrite_without_a_key_warns_that_the_signature_goes(packet, keys):
+    r = invoke("demo", "--out-dir", str(packet), "--overwrite")
+    assert r.exit_code == 0, r.output
+    fp = load_public_key(keys / PUBLIC_NAME)
+    from borderwatch.products.signing import fingerprint
+
+    want = f"the packet replaced was signed by key {fingerprint(fp)}; this one is not signed"
+    assert want in r.output
+    assert not (packet / "manifest.json.sig").exists()
+    r = invoke(
+        "demo", "--out-dir", str(packet), "--overwrite", "--sign-key", str(keys / PRIVATE_NAME)
+    )
+    assert r.exit_code == 0 and "this one is not signed" not in r.output
+
+
+def test_sign_key_inside_the_packet_is_refused_before_any_work(packet, keys, monkeypatch):
+    import borderwatch.cli.demo_cmd as demo_cmd
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("detection started")
+
+    monkeypatch.setattr(demo_cmd, "detect", no_work)
+    inside = packet / "key.pem"
+    shutil.copy(keys / PRIVATE_NAME, inside)
+    line = one_line_error(
+        invoke("demo", "--out-dir", str(packet), "--overwrite", "--sign-key", str(inside))
+    )
+    assert f"{inside}: the signing key lies in the evidence folder {packet}" in line
+    line = one_line_error(
+        invoke(
+            "demo",
+            "--out-dir",
+            str(packet),
+            "--overwrite",
+            env={"BORDERWATCH_SIGN_KEY": str(inside)},
+        )
+    )
+    assert "the signing key lies in the evidence folder" in line
+    assert inside.read_bytes() == (keys / PRIVATE_NAME).read_bytes()
 
 
 def test_unsigned_packet_says_so_and_fails_with_a_key(analyst_outputs, keys, tmp_path):
@@ -355,11 +409,23 @@ def test_redacted_demo_has_no_host_user_or_absolute_path(signed):
     assert set(inputs) == {"before.tif", "after.tif"}  # bare names, hashes kept
     assert inputs["before.tif"]["sha256"] == sha256_file(sample_tiles_dir() / "before.tif")
     home = os.path.expanduser("~")
-    for name in ("manifest.json", "custody.jsonl", "report.html", "new_structures.geojson"):
-        text = (out / name).read_text()
-        for secret in (tiles, str(out.parent), home, f'"{user_name()}"'):
+    texts = {
+        name: (out / name).read_text()
+        for name in ("manifest.json", "custody.jsonl", "report.html", "new_structures.geojson")
+    }
+    for qgz in out.glob("*.qgz"):  # a zip: read the project document inside
+        with zipfile.ZipFile(qgz) as zf:
+            texts.update({f"{qgz.name}:{n}": zf.read(n).decode() for n in zf.namelist()})
+    texts.update({vrt.name: vrt.read_text() for vrt in out.rglob("*.vrt")})
+    assert any(".qgz:" in name for name in texts)
+    for name, text in texts.items():
+        for secret in (tiles, str(out.parent), home, f'"{user_name()}"', "../"):
             assert secret not in text, (name, secret)
-    assert "redacted" in (out / "report.html").read_text()
+    assert "redacted" in texts["report.html"]
+    # The project names the images by file name alone and says they are not in the packet.
+    project = next(t for n, t in texts.items() if ".qgz:" in n)
+    assert 'source="./after.tif"' in project
+    assert "after (image not in the packet: after.tif)" in project
 
 
 def test_unredacted_packet_records_user_host_and_paths(analyst_outputs):
@@ -374,6 +440,67 @@ def test_unredacted_packet_records_user_host_and_paths(analyst_outputs):
 def test_redact_record_cuts_paths_to_names():
     rec = {"a": "/home/ana/x/aoi.geojson", "b": ["C:\\data\\b.tif", 3], "c": "helong"}
     assert redact_record(rec) == {"a": "aoi.geojson", "b": ["b.tif", 3], "c": "helong"}
+
+
+@pytest.mark.parametrize(("host", "user"), [("data", "vm"), ("vm", "data")])
+def test_redact_record_removes_names_as_whole_tokens_only(monkeypatch, host, user):
+    import platform
+
+    import borderwatch.products.redact as redact
+
+    monkeypatch.setattr(platform, "node", lambda: host)
+    monkeypatch.setattr(redact, "user_name", lambda: user)
+    credit = "Contains modified Copernicus Sentinel data 2016"
+    rec = {
+        "scenes": {"after": {"credit": credit, "scene_id": "vm_data-2016.tif"}},
+        "note": "run on data by vm (vm), metadata of data-2016 and data.gov",
+        "aoi": {"source": "../case_alpha_secret/aoi.geojson"},
+        "files": ["case_alpha_secret\\b.tif", "./x/y.tif", "My data/z.geojson"],
+        "caveat": "Airbus DS/Spot Image",
+    }
+    assert redact_record(rec) == {
+        "scenes": {"after": {"credit": credit, "scene_id": "vm_data-2016.tif"}},
+        "note": "run on redacted by redacted (redacted), metadata of data-2016 and data.gov",
+        "aoi": {"source": "aoi.geojson"},
+        "files": ["b.tif", "y.tif", "z.geojson"],
+        "caveat": "Airbus DS/Spot Image",
+    }
+
+
+def test_relative_aoi_path_is_redacted_in_the_manifest(tmp_path, monkeypatch):
+    secret = tmp_path / "case_alpha_secret"
+    secret.mkdir()
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import box
+
+    with rasterio.open(sample_tiles_dir() / "after.tif") as ds:
+        footprint = gpd.GeoDataFrame({"name": ["case"]}, geometry=[box(*ds.bounds)], crs=ds.crs)
+    footprint.to_crs("EPSG:4326").to_file(secret / "aoi.geojson", driver="GeoJSON")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    tiles = sample_tiles_dir()
+    r = invoke(
+        "detect",
+        "--before",
+        str(tiles / "before.tif"),
+        "--after",
+        str(tiles / "after.tif"),
+        "--aoi",
+        "../case_alpha_secret/aoi.geojson",
+        "--reviews",
+        str(tmp_path / "store"),
+        "--evidence",
+        "packet",
+        "--redact",
+    )
+    assert r.exit_code == 0, r.output
+    for name in ("manifest.json", "report.html"):
+        assert "case_alpha_secret" not in (work / "packet" / name).read_text(), name
+    assert json.loads((work / "packet" / "manifest.json").read_text())["aoi"]["source"] == (
+        "aoi.geojson"
+    )
 
 
 def test_bad_sign_key_is_refused_before_any_work(tmp_path, keys, monkeypatch):

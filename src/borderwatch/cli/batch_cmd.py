@@ -48,7 +48,13 @@ from typing import Any, cast
 import click
 
 from borderwatch.cli.logs import quiet_scheduler
-from borderwatch.cli.options import detect_options, detect_params, packet_options, scale_options
+from borderwatch.cli.options import (
+    detect_options,
+    detect_params,
+    packet_options,
+    scale_options,
+    sign_key_file,
+)
 from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.jobs import (
     BatchJob,
@@ -61,7 +67,13 @@ from borderwatch.jobs import (
     run_batch,
 )
 from borderwatch.products.coverage import coverage_lines, coverage_summary
-from borderwatch.products.export import atomic_write, check_folder_writable
+from borderwatch.products.export import (
+    atomic_write,
+    check_folder,
+    check_folder_writable,
+    check_sign_key_outside,
+)
+from borderwatch.products.redact import redact_record
 from borderwatch.progress import progress_reporter
 
 __all__ = ["batch", "read_jobs"]
@@ -215,6 +227,12 @@ def batch(
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more reports)" if len(existing) > 1 else ""
         raise OutputExistsError(f"{existing[0]}: output exists{more}; pass --overwrite")
+    key_file = sign_key_file()
+    for packet_dir in (p for p in reports if p.suffix == ".evidence"):
+        if key_file is not None:
+            check_sign_key_outside(key_file, packet_dir)
+        if packet_dir.exists():
+            check_folder(packet_dir, overwrite=overwrite)
     params = detect_params(
         method=method,
         threshold=threshold,
@@ -301,6 +319,7 @@ def batch(
             on_result=show,
         )
     counts = Counter(r.status for r in results)
+    records = [r.record() for r in results]
     with atomic_write(out_dir / "batch.json", overwrite=True) as tmp:
         tmp.write_text(
             json.dumps(
@@ -308,7 +327,7 @@ def batch(
                     "scheduler": sched,
                     "statistics": "sample",
                     "counts": {s: counts.get(s, 0) for s in ("ok", "no-overlap", "error")},
-                    "jobs": [r.record() for r in results],
+                    "jobs": redact_record(records) if redact else records,
                 },
                 indent=2,
             ),

@@ -15,6 +15,7 @@ from borderwatch.cli.options import (
     imagery_options,
     packet_options,
     print_packet,
+    sign_key_file,
 )
 from borderwatch.engine import detect
 from borderwatch.products.write import check_outputs, write_products
@@ -58,7 +59,8 @@ def demo(
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path.cwd() / f"borderwatch-demo-{stamp}"
     layers = (out_dir / "new_structures.gpkg", out_dir / "new_structures.geojson")
-    check_outputs(layers, evidence=out_dir, overwrite=overwrite)  # before the long work
+    # Before the long work.
+    check_outputs(layers, evidence=out_dir, overwrite=overwrite, sign_key_file=sign_key_file())
     params = detect_params(
         method=method,
         threshold=threshold,

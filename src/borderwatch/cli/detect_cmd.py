@@ -15,6 +15,7 @@ from borderwatch.cli.options import (
     packet_options,
     print_packet,
     scale_options,
+    sign_key_file,
 )
 from borderwatch.cli.review_cmd import store_option
 from borderwatch.cli.scale import raster_out_options
@@ -79,7 +80,11 @@ def run_and_write(
     """
     layer_outs = (out,) if out is not None else ()
     check_outputs(  # before the long work
-        layer_outs, evidence=evidence, overwrite=overwrite, qgis_project=qgis_project
+        layer_outs,
+        evidence=evidence,
+        overwrite=overwrite,
+        qgis_project=qgis_project,
+        sign_key_file=sign_key_file(),
     )
     with remote_env([before, after]):  # GDAL settings for URL inputs, chips included
         with progress_reporter(quiet=quiet) as progress:

@@ -15,9 +15,15 @@ from borderwatch.cli.options import (
     grid_options,
     packet_options,
     print_packet,
+    sign_key_file,
 )
 from borderwatch.errors import InputError, MissingDependencyError
-from borderwatch.products.export import check_folder, check_writable, lies_in
+from borderwatch.products.export import (
+    check_folder,
+    check_sign_key_outside,
+    check_writable,
+    lies_in,
+)
 from borderwatch.progress import progress_reporter
 from borderwatch.remote import remote_env
 
@@ -144,6 +150,9 @@ def monitor_command(
     if evidence is not None:
         if lies_in(out, evidence):
             raise InputError(f"{out}: lies in the evidence folder {evidence}; write it beside it")
+        key_file = sign_key_file()
+        if key_file is not None:
+            check_sign_key_outside(key_file, evidence)
         check_folder(evidence, overwrite=overwrite)
     entries = stack_entries(stack=stack, dates=dates, stac=stac, aoi=aoi, start=start, end=end)
     quiet = bool(ctx.obj.get("quiet"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, get_args
 
 import click
@@ -21,10 +22,13 @@ __all__ = [
     "parse_threshold",
     "print_packet",
     "scale_options",
+    "sign_key_file",
 ]
 
 #: Environment variable naming the private key that signs evidence packets.
 SIGN_KEY_ENV = "BORDERWATCH_SIGN_KEY"
+#: ``click.Context.meta`` key of the ``--sign-key`` file (see :func:`sign_key_file`).
+_SIGN_KEY_META = "borderwatch.sign_key_file"
 
 
 def parse_threshold(value: str) -> str | float:
@@ -144,7 +148,19 @@ def _load_sign_key(ctx: click.Context, param: click.Parameter, value: str | None
         return None
     from borderwatch.products.signing import load_private_key
 
-    return load_private_key(value)
+    key = load_private_key(value)
+    ctx.meta[_SIGN_KEY_META] = Path(value)
+    return key
+
+
+def sign_key_file() -> Path | None:
+    """Return the file the current command's ``--sign-key`` (or its env variable) names.
+
+    The option gives the command the loaded key; its file is kept here so the command
+    can refuse a key inside the evidence folder before any work.
+    """
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_SIGN_KEY_META) if ctx is not None else None
 
 
 def packet_options(*, redact: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

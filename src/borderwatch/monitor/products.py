@@ -53,8 +53,10 @@ from borderwatch.products.evidence import (
 )
 from borderwatch.products.export import atomic_folder, atomic_write, write_geojson
 from borderwatch.products.gpkg import write_gpkg
+from borderwatch.products.manifest import MANIFEST_NAME
 from borderwatch.products.redact import redact_record
 from borderwatch.products.report import _environment
+from borderwatch.products.signing import warn_if_signature_dropped
 from borderwatch.products.styles import detections_qml, ledger_qml, observations_qml
 
 __all__ = [
@@ -367,6 +369,8 @@ def write_monitor_products(
     packet = None
     if evidence is not None:
         prior = prior_entries(evidence, redact=redact) if overwrite else []
+        if overwrite:
+            warn_if_signature_dropped(evidence / MANIFEST_NAME, sign_key=sign_key)
         with atomic_folder(evidence, overwrite=overwrite) as stage:
             staged = _packet(
                 run,

@@ -63,12 +63,12 @@ from borderwatch.products.export import (
     sha256_file,
     write_float_raster,
 )
-from borderwatch.products.manifest import write_manifest
+from borderwatch.products.manifest import MANIFEST_NAME, write_manifest
 from borderwatch.products.overview import draw_overview
 from borderwatch.products.redact import redact_record
 from borderwatch.products.report import write_report
 from borderwatch.products.schema import where
-from borderwatch.products.signing import fingerprint, sign_file
+from borderwatch.products.signing import fingerprint, sign_file, warn_if_signature_dropped
 from borderwatch.products.timestamp import write_timestamp_request
 
 __all__ = [
@@ -479,6 +479,8 @@ def write_evidence(
             f"{inside[0]}: lies in the packet folder {root}; write it with write_products"
         )
     prior = prior_entries(root, redact=redact) if overwrite else []
+    if overwrite:
+        warn_if_signature_dropped(root / MANIFEST_NAME, sign_key=sign_key)
     with atomic_folder(root, overwrite=overwrite) as stage:
         packet = write_packet(
             run,

@@ -39,6 +39,8 @@ __all__ = [
     "atomic_folder",
     "atomic_write",
     "check_folder_writable",
+    "check_replaceable",
+    "check_sign_key_outside",
     "check_writable",
     "lies_in",
     "remove_stale",
@@ -72,6 +74,18 @@ def check_folder_writable(folder: str | os.PathLike[str], *, output: Path) -> No
         raise OutputWriteError(f"{output}: folder {d} is on a read-only file system")
     if not os.access(d, os.W_OK | os.X_OK):
         raise OutputWriteError(f"{output}: folder {d} is not writable")
+    # os.access can say yes where creating a file fails (/proc, some network and FUSE
+    # mounts, SELinux): create and remove one. Named as atomic_write's temporaries, so a
+    # probe left by a killed run is removed by remove_stale.
+    try:
+        fd, probe = tempfile.mkstemp(
+            prefix=f".{output.name}.pid-{os.getpid()}-", suffix=".part", dir=d
+        )
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise OutputWriteError(f"{output}: cannot create a file in folder {d} ({why})") from exc
 
 
 def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
@@ -216,16 +230,36 @@ def lies_in(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> boo
     return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
 
 
+def check_sign_key_outside(
+    sign_key_file: str | os.PathLike[str], evidence: str | os.PathLike[str]
+) -> None:
+    """Refuse a private key file inside the evidence folder (published, or replaced).
+
+    Raises
+    ------
+    InputError
+        ``sign_key_file`` lies in ``evidence`` (by its path as given, or with links resolved).
+    """
+    key, root = Path(sign_key_file), Path(evidence)
+    if lies_in(key, root) or key.resolve().is_relative_to(root.resolve()):
+        raise InputError(
+            f"{key}: the signing key lies in the evidence folder {root}; "
+            "keep the private key outside the packet"
+        )
+
+
 def check_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Fail early if the output folder ``path`` may not be written.
 
     ``path`` may be missing (its parents are created when it is written) or an empty
-    folder; a non-empty one only with ``overwrite``.
+    folder; a non-empty one only with ``overwrite``, and only when it is a borderwatch
+    packet that holds nothing but its listed files (:func:`check_replaceable`).
 
     Raises
     ------
     OutputExistsError
-        ``path`` is a file, or a non-empty folder and ``overwrite`` is False.
+        ``path`` is a file, a non-empty folder and ``overwrite`` is False, or a folder
+        ``overwrite`` may not replace.
     OutputWriteError
         The nearest existing folder above it is read-only or not writable.
     """
@@ -236,11 +270,47 @@ def check_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
         raise OutputExistsError(f"{root}: exists and is not a folder")
     if root.exists() and not overwrite and any(root.iterdir()):
         raise OutputExistsError(f"{root}: folder exists and is not empty; pass --overwrite")
+    if root.exists() and overwrite:
+        check_replaceable(root)
     parent = root.absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     check_folder_writable(parent, output=root)
     return root
+
+
+#: Unlisted files a refusal of :func:`check_replaceable` names.
+_SHOW_UNLISTED = 3
+
+
+def check_replaceable(folder: str | os.PathLike[str]) -> None:
+    """Fail unless ``folder`` is empty or a packet whose every file its manifest lists.
+
+    ``--overwrite`` replaces a whole folder, so it may only replace one that holds
+    nothing else: an empty folder, or a borderwatch packet whose files are all listed
+    in its ``manifest.json`` (besides the manifest, its signature, time-stamp files and
+    custody log; :func:`borderwatch.products.manifest.unlisted_files`).
+
+    Raises
+    ------
+    OutputExistsError
+        ``folder`` holds files that are not part of such a packet (the first few named).
+    """
+    # manifest imports this module for atomic_write and sha256_file.
+    from borderwatch.products.manifest import MANIFEST_NAME, unlisted_files
+
+    root = Path(folder)
+    unlisted = unlisted_files(root)
+    if not unlisted:
+        return
+    shown = ", ".join(unlisted[:_SHOW_UNLISTED])
+    more = len(unlisted) - _SHOW_UNLISTED
+    shown += f" and {more} more" if more > 0 else ""
+    raise OutputExistsError(
+        f"{root}: --overwrite replaces only an empty folder or a borderwatch packet, and "
+        f"this folder holds files its {MANIFEST_NAME} does not list: {shown}; "
+        "move them away or choose another folder"
+    )
 
 
 @contextlib.contextmanager
@@ -250,7 +320,8 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[
     The folder is ``.<name>.partial-<pid>-<random>`` in the same parent (so the rename
     is atomic); an existing ``path`` is replaced only once the new folder is complete.
     If the block raises, or the process is killed, ``path`` is untouched (a killed
-    run's folder is removed by the next run at ``path``).
+    run's folder is removed by the next run at ``path``). An existing ``path`` must be
+    one :func:`check_replaceable` allows, both before and after the block.
 
     Raises
     ------
@@ -275,6 +346,7 @@ def atomic_folder(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[
         if dest.exists() and not overwrite and any(dest.iterdir()):
             raise OutputExistsError(f"{dest}: folder appeared while writing; not replaced")
         if dest.exists():
+            check_replaceable(dest)  # again: files may have been added while writing
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-{os.getpid()}-", dir=dest.parent))
             os.replace(dest, old / dest.name)
         os.replace(tmp, dest)

@@ -44,12 +44,22 @@ __all__ = [
     "host_info",
     "read_manifest",
     "tool_versions",
+    "unlisted_files",
     "verify_packet",
     "write_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
 _FORMAT = "borderwatch-manifest/2"
+#: A packet's own files beside those its manifest lists: the manifest, its signature,
+#: RFC 3161 time-stamp request and token, and the custody log.
+PACKET_FILES = (
+    MANIFEST_NAME,
+    MANIFEST_NAME + SIGNATURE_SUFFIX,
+    MANIFEST_NAME + TSQ_SUFFIX,
+    MANIFEST_NAME + TSR_SUFFIX,
+    CUSTODY_NAME,
+)
 #: Formats :func:`verify_packet` reads: 1 (before signatures and the custody log) and 2.
 _FORMATS = ("borderwatch-manifest/1", _FORMAT)
 
@@ -285,6 +295,33 @@ def _links_and_files(root: Path) -> tuple[dict[str, str], set[str]]:
             elif name in names:
                 files.add(rel)
     return links, files
+
+
+def unlisted_files(packet_dir: str | os.PathLike[str]) -> list[str]:
+    """Files under ``packet_dir`` that are not part of the borderwatch packet there.
+
+    What replacing the folder as a packet (``--overwrite``) would lose: every file and
+    symbolic link that its ``manifest.json`` does not list, other than the packet's own
+    :data:`PACKET_FILES`; all of them when the folder holds no readable borderwatch
+    manifest (or the manifest is a symbolic link).
+
+    Returns
+    -------
+    list of str
+        Paths relative to ``packet_dir``, sorted; empty for an empty folder.
+    """
+    root = Path(packet_dir)
+    links, files = _links_and_files(root)
+    present = files | set(links)
+    path = root / MANIFEST_NAME
+    try:
+        doc = None if path.is_symlink() else read_manifest(path)
+    except InputError:
+        doc = None
+    if doc is None:
+        return sorted(present)
+    listed = {e["path"] for e in doc["files"] if _in_packet(e)}
+    return sorted(present - listed - set(PACKET_FILES))
 
 
 def _check_listed(

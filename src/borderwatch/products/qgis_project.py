@@ -13,6 +13,8 @@ file's pixel grid by its bounds, so bands of different pixel sizes line up).
 
 Paths are written relative to the project (QGIS's default "relative paths"), so a
 folder holding the project, the GeoPackage and the images opens after it is moved.
+With ``redact`` (a published packet) no folder outside the project's is named: files
+there are written by their file name alone.
 A ``.qgz`` is a zip holding one ``.qgs`` document; everything is written through
 :func:`borderwatch.products.export.atomic_write`.
 """
@@ -79,9 +81,20 @@ def check_qgis_project(path: str | os.PathLike[str], *, gpkg: Path | None) -> Pa
     return dest
 
 
-def _relative(path: str | os.PathLike[str], folder: Path) -> str:
-    """``path`` relative to ``folder`` as QGIS writes it (``./x``, ``../x``), else absolute."""
+def _outside(path: str | os.PathLike[str], folder: Path) -> bool:
+    """Tell whether ``path`` lies outside ``folder`` (links resolved)."""
+    return not Path(path).resolve().is_relative_to(folder.resolve())
+
+
+def _relative(path: str | os.PathLike[str], folder: Path, *, redact: bool = False) -> str:
+    """``path`` relative to ``folder`` as QGIS writes it (``./x``, ``../x``), else absolute.
+
+    With ``redact`` a file outside ``folder`` is named ``./<file name>`` alone, so no
+    folder outside is named (QGIS asks where it is, or finds it once copied beside).
+    """
     target = Path(path).resolve()
+    if redact and _outside(target, folder):
+        return f"./{target.name}"
     try:
         rel = os.path.relpath(target, folder.resolve())
     except ValueError:  # another drive (Windows): only an absolute path can work
@@ -132,8 +145,11 @@ def image_style(date: DateSource) -> tuple[str, tuple[int, int, int], list[np.nd
     return rgb[0][0], (1, 2, 3), limits
 
 
-def _stack_vrt(date: DateSource, dest: Path) -> str:
-    """VRT text stacking a multi-file date's red, green and blue bands (sources relative)."""
+def _stack_vrt(date: DateSource, dest: Path, *, redact: bool = False) -> str:
+    """VRT text stacking a multi-file date's red, green and blue bands (sources relative).
+
+    With ``redact`` a band file outside the VRT's folder is named by its file name alone.
+    """
     rgb = [date.file_bands[i] for i in true_colour_bands(date.band_names)]
     with open_raster(rgb[0][0]) as src:
         width, height, tr, wkt = src.width, src.height, src.transform, src.crs.to_wkt()
@@ -159,7 +175,7 @@ def _stack_vrt(date: DateSource, dest: Path) -> str:
         if nodata is not None:
             ET.SubElement(vb, "NoDataValue").text = repr(float(nodata))
         simple = ET.SubElement(vb, "SimpleSource")
-        rel = os.path.relpath(Path(path).resolve(), dest.parent.resolve()).replace(os.sep, "/")
+        rel = _relative(path, dest.parent, redact=redact).removeprefix("./")
         ET.SubElement(simple, "SourceFilename", relativeToVRT="1").text = rel
         ET.SubElement(simple, "SourceBand").text = str(band)
         ET.SubElement(simple, "SrcRect", xOff="0", yOff="0", xSize=str(s_w), ySize=str(s_h))
@@ -185,10 +201,12 @@ def _map_layer(
     return ml
 
 
-def _vector_layer(gpkg: Path, folder: Path, name: str, qml: str | None) -> ET.Element:
+def _vector_layer(
+    gpkg: Path, folder: Path, name: str, qml: str | None, *, redact: bool
+) -> ET.Element:
     info = pyogrio.read_info(gpkg, layer=name)
     layer_id = f"{name}_{uuid.uuid4().hex}"
-    source = f"{_relative(gpkg, folder)}|layername={name}"
+    source = f"{_relative(gpkg, folder, redact=redact)}|layername={name}"
     ml = _map_layer("vector", layer_id, name, source, "ogr", info["crs"])
     ml.set("geometry", _GEOMETRY.get(str(info["geometry_type"]).removeprefix("Multi"), "Polygon"))
     if qml:  # the GeoPackage's default style: its elements are those of a <maplayer>
@@ -210,7 +228,8 @@ def _contrast(parent: ET.Element, tag: str, low: float, high: float) -> None:
 def _raster_layer(
     name: str, source: str, crs: str, bands: Sequence[int], limits: Sequence[np.ndarray]
 ) -> ET.Element:
-    ml = _map_layer("raster", f"{name}_{uuid.uuid4().hex}", name, source, "gdal", crs)
+    layer_id = f"{name.split(' ', 1)[0]}_{uuid.uuid4().hex}"
+    ml = _map_layer("raster", layer_id, name, source, "gdal", crs)
     pipe = ET.SubElement(ml, "pipe")
     renderer = ET.SubElement(
         pipe,
@@ -242,6 +261,7 @@ def write_qgis_project(
     images: Sequence[tuple[str, DateSource]],
     title: str,
     overwrite: bool = False,
+    redact: bool = False,
 ) -> list[Path]:
     """Write a ``.qgz`` project showing a run's GeoPackage over its images.
 
@@ -259,6 +279,11 @@ def write_qgis_project(
         Project title.
     overwrite : bool
         Replace an existing project (and stack VRTs).
+    redact : bool
+        Name no folder outside the project's own: a file there (an image, a band file
+        of a stack VRT) is written by its file name alone, and an image layer that is
+        not in the project's folder says so in its name (``after (image not in the
+        packet: after.tif)``); QGIS asks where such an image is when it opens.
 
     Returns
     -------
@@ -279,17 +304,27 @@ def write_qgis_project(
         raise InputError(f"{gpkg}: no 'detections' layer for the QGIS project")
     styles = read_layer_styles(gpkg)
     crs = str(pyogrio.read_info(gpkg, layer="detections")["crs"])
-    layers = [_vector_layer(gpkg, folder, n, styles.get(n)) for n in PROJECT_LAYERS if n in names]
+    layers = [
+        _vector_layer(gpkg, folder, n, styles.get(n), redact=redact)
+        for n in PROJECT_LAYERS
+        if n in names
+    ]
     vrts: list[tuple[Path, str]] = []
     for name, date in images:
         file, bands, limits = image_style(date)
+        away = [Path(p).name for p in date.paths if _outside(p, folder)]
         if len(date.paths) > 1:
             vrt = dest.with_name(f"{dest.stem}.{name}.vrt")
-            vrts.append((vrt, _stack_vrt(date, vrt)))
+            vrts.append((vrt, _stack_vrt(date, vrt, redact=redact)))
             file = str(vrt)
         with open_raster(date.paths[0]) as src:
             image_crs = src.crs.to_wkt()
-        layers.append(_raster_layer(name, _relative(file, folder), image_crs, bands, limits))
+        label = name
+        if redact and away:
+            more = f" and {len(away) - 1} more" if len(away) > 1 else ""
+            label = f"{name} (image not in the packet: {away[0]}{more})"
+        source = _relative(file, folder, redact=redact)
+        layers.append(_raster_layer(label, source, image_crs, bands, limits))
 
     root = ET.Element("qgis", projectname=title, version=_QGIS_VERSION)
     ET.SubElement(root, "title").text = title

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +42,12 @@ __all__ = [
     "generate_keys",
     "load_private_key",
     "load_public_key",
+    "packet_signer",
     "sign_file",
+    "warn_if_signature_dropped",
 ]
+
+log = logging.getLogger(__name__)
 
 PRIVATE_NAME = "borderwatch-signing.key"
 PUBLIC_NAME = "borderwatch-signing.pub"
@@ -237,8 +242,36 @@ def check_signature(
         problems.append(
             f"signature: signed by {doc['fingerprint']}, not by the given key {fingerprint(key)}"
         )
+    # Against the stored key: a given key is either that key (the same check) or another
+    # one, already reported; either way this tells whether the manifest is intact.
     try:
-        (key or stored).verify(signature, p.read_bytes())
+        stored.verify(signature, p.read_bytes())
     except InvalidSignature:
         problems.append(f"signature: does not match {p.name} (the manifest was changed)")
     return doc["fingerprint"], problems
+
+
+def packet_signer(path: str | os.PathLike[str]) -> str | None:
+    """Fingerprint stored in ``<path>.sig``; None when there is no readable signature."""
+    p = Path(path)
+    sig = p.with_name(p.name + SIGNATURE_SUFFIX)
+    if not sig.is_file() or sig.is_symlink():
+        return None
+    try:
+        return str(_signature_doc(sig)["fingerprint"])
+    except InputError:
+        return None
+
+
+def warn_if_signature_dropped(
+    manifest: str | os.PathLike[str], *, sign_key: Ed25519PrivateKey | None
+) -> None:
+    """Warn (log) when the signed packet of ``manifest`` is about to be replaced unsigned."""
+    signer = packet_signer(manifest)
+    if signer is not None and sign_key is None:
+        log.warning(
+            "%s: the packet replaced was signed by key %s; this one is not signed "
+            "(give --sign-key to sign it)",
+            Path(manifest).parent,
+            signer,
+        )

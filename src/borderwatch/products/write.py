@@ -27,17 +27,26 @@ from borderwatch.products.export import (
     atomic_folder,
     atomic_write,
     check_folder,
+    check_sign_key_outside,
     check_writable,
     lies_in,
     write_geojson,
 )
 from borderwatch.products.gpkg import gpkg_metadata, input_hashes, run_layers, write_gpkg
+from borderwatch.products.manifest import MANIFEST_NAME
 from borderwatch.products.qgis_project import check_qgis_project, write_qgis_project
 from borderwatch.products.redact import redact_record
 from borderwatch.products.review import apply_reviews, load_reviews, place_key
+from borderwatch.products.signing import warn_if_signature_dropped
 from borderwatch.products.styles import detections_qml
 
-__all__ = ["Products", "analyst_layers", "check_outputs", "write_products", "write_qml"]
+__all__ = [
+    "Products",
+    "analyst_layers",
+    "check_outputs",
+    "write_products",
+    "write_qml",
+]
 
 _GEOJSON_SUFFIXES = (".geojson", ".json")
 
@@ -108,11 +117,16 @@ def check_outputs(
     evidence: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     qgis_project: Path | None = None,
+    sign_key_file: str | os.PathLike[str] | None = None,
 ) -> None:
     """Check every layer output (and the evidence folder) before any work starts.
 
     Layers inside the evidence folder are written into the packet (see
     :func:`write_products`), so only the evidence folder's own checks apply to them.
+    With ``overwrite`` an existing evidence folder must be empty or a packet holding
+    only its listed files (:func:`borderwatch.products.export.check_replaceable`).
+    ``sign_key_file``, the private key's file, must not lie in the evidence folder
+    (:func:`borderwatch.products.export.check_sign_key_outside`).
 
     Raises
     ------
@@ -120,13 +134,16 @@ def check_outputs(
         An output suffix that is neither GeoPackage nor GeoJSON, or a
         ``qgis_project`` without a ``.gpkg`` output
         (:func:`borderwatch.products.qgis_project.check_qgis_project`).
+        The signing key lies in the evidence folder.
     OutputExistsError
         An output exists and ``overwrite`` is False, its folder is missing, or the
-        evidence folder is a file or not empty.
+        evidence folder is a file, not empty, or holds files that are not its packet's.
     OutputWriteError
         An output's folder (or the evidence folder's) is read-only or not writable.
     """
     root = Path(evidence) if evidence is not None else None
+    if root is not None and sign_key_file is not None:
+        check_sign_key_outside(sign_key_file, root)
     for out in outputs:
         if out.suffix.lower() not in (".gpkg", *_GEOJSON_SUFFIXES):
             raise InputError(f"{out}: unknown output type; use .gpkg, .geojson or .json")
@@ -237,10 +254,12 @@ def write_products(
     project_now = gpkg is not None and not _inside(gpkg, root)
     if qgis_project is not None and gpkg is not None and project_now:
         if not _inside(qgis_project, root):
-            files += _write_project(run, qgis_project, gpkg, overwrite=overwrite)
+            files += _write_project(run, qgis_project, gpkg, overwrite=overwrite, redact=redact)
     if root is None:
         return Products(layers["detections"], place, applied, tuple(files), None)
     prior = prior_entries(root, redact=redact) if overwrite else []
+    if overwrite:
+        warn_if_signature_dropped(root / MANIFEST_NAME, sign_key=sign_key)
     with atomic_folder(root, overwrite=overwrite) as stage:
         staged = [_staged(out, root, stage) for out in outputs if _inside(out, root)]
         for p in staged:
@@ -251,7 +270,7 @@ def write_products(
             # folder is a sibling of the packet folder.
             in_stage = _staged(gpkg, root, stage) if _inside(gpkg, root) else gpkg
             target = _staged(qgis_project, root, stage)
-            inner += _write_project(run, target, in_stage, overwrite=False)
+            inner += _write_project(run, target, in_stage, overwrite=False, redact=redact)
         packet = write_packet(
             run,
             stage,
@@ -265,7 +284,7 @@ def write_products(
     files += [root / p.relative_to(stage) for p in inner]
     if qgis_project is not None and gpkg is not None and not project_now:
         if not _inside(qgis_project, root):
-            files += _write_project(run, qgis_project, gpkg, overwrite=overwrite)
+            files += _write_project(run, qgis_project, gpkg, overwrite=overwrite, redact=redact)
     return Products(layers["detections"], place, applied, tuple(files), moved_packet(packet, root))
 
 
@@ -274,11 +293,18 @@ def _staged(path: Path, root: Path, stage: Path) -> Path:
     return stage / Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
 
 
-def _write_project(run: DetectionRun, path: Path, gpkg: Path, *, overwrite: bool) -> list[Path]:
+def _write_project(
+    run: DetectionRun, path: Path, gpkg: Path, *, overwrite: bool, redact: bool
+) -> list[Path]:
     """Write the run's QGIS project over ``gpkg`` and both dates' images."""
     where = run.aoi.id if run.aoi is not None else "input overlap"
     dates = f"{run.before.source.date or '?'} -> {run.after.source.date or '?'}"
     images = [("after", run.after.source), ("before", run.before.source)]
     return write_qgis_project(
-        path, gpkg=gpkg, images=images, title=f"borderwatch {where} {dates}", overwrite=overwrite
+        path,
+        gpkg=gpkg,
+        images=images,
+        title=f"borderwatch {where} {dates}",
+        overwrite=overwrite,
+        redact=redact,
     )
