@@ -10,6 +10,7 @@ from :func:`detection_figures`, so they never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -49,7 +50,7 @@ def detection_figures(detections: gpd.GeoDataFrame) -> dict[str, Any]:
     }
 
 
-def figures_line(figures: dict[str, Any]) -> str:
+def figures_line(figures: Mapping[str, Any]) -> str:
     """One line of :func:`detection_figures`' figures, for the terminal.
 
     Examples
