@@ -93,8 +93,8 @@ def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path, sa
     areas = analyst_outputs.products.detections.set_index("id")["area_m2"]
     kept = areas.sum() - areas[ids[1]]
     assert (
-        f"{len(ids)} detections (1 confirmed, 1 rejected), {kept:,.0f} m2 excluding rejected "
-        "of change in helong (2019-06-14 -> 2021-09-02,"
+        f"{len(ids)} detections (1 confirmed, 1 rejected), {kept:,.0f} m2 excluding rejected, "
+        "in helong (2019-06-14 -> 2021-09-02,"
     ) in r.output
     det = pyogrio.read_dataframe(out, layer="detections").set_index("id")
     assert det.loc[ids[0], "review"] == "confirmed" and det.loc[ids[0], "note"] == "new barracks"

@@ -38,7 +38,7 @@ def print_summary(run: DetectionRun, outputs: list[Path], detections: Any) -> No
     where = run.aoi.id if run.aoi is not None else "input overlap"
     dates = [run.before.source.date or "unknown", run.after.source.date or "unknown"]
     click.echo(
-        f"{figures_line(detection_figures(detections))} of change in {where} "
+        f"{figures_line(detection_figures(detections))}, in {where} "
         f"({dates[0]} -> {dates[1]}, "
         f"{run.grid.res[0]:g} m grid, {run.grid.crs.to_string()}, "
         f"threshold {run.change.threshold:.3g})"
