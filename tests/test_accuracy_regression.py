@@ -26,7 +26,12 @@ pytestmark = pytest.mark.realdata
 
 #: Plain CVA + Otsu, no co-registration, clean-up, minimum area or classification.
 BASELINE = DetectParams(
-    method="cva", threshold="otsu", align=False, opening_px=0, closing_px=0, min_area_m2=0,
+    method="cva",
+    threshold="otsu",
+    align=False,
+    opening_px=0,
+    closing_px=0,
+    min_area_m2=0,
     classify=False,
 )
 

@@ -76,9 +76,7 @@ def test_default_many_blocks_equals_one_block(shifted, tmp_path: Path) -> None:
     b, a = shifted
     grid = _grid(b, a)
     ref = detect(b, a, params=PARAMS, grid=grid, block_size=1024, mask_out=tmp_path / "ref.tif")
-    run = detect(
-        b, a, params=PARAMS, grid=grid, block_size=BLOCK, mask_out=tmp_path / "mask.tif"
-    )
+    run = detect(b, a, params=PARAMS, grid=grid, block_size=BLOCK, mask_out=tmp_path / "mask.tif")
     assert run.blocks == 30
     # A shift is estimated and applied to every block; same provenance as in memory.
     assert np.hypot(*run.change.params["shift_px"]) >= 0.02

@@ -54,6 +54,12 @@ def test_equal_stems_get_names_with_their_city_folder(cities: Path, tmp_path: Pa
         report = json.loads((out / j["report"]).read_text())
         assert j["report"] == f"{j['name']}.geojson"
         assert len(report["features"]) == j["detections"] >= 1
+        # The reviewed table's figures (none reviewed here), not the engine's raw count.
+        assert (j["confirmed"], j["rejected"], j["unreviewed"]) == (0, 0, j["detections"])
+        areas = [f["properties"]["area_m2"] for f in report["features"]]
+        assert j["area_m2_excluding_rejected"] == pytest.approx(sum(areas), rel=1e-6)
+        assert "total_area_m2" not in j
+        assert report["borderwatch"]["summary"]["detections"] == j["detections"]
     assert "job 1/2 overlap__alpha__" in res.stdout and "job 2/2 overlap__bravo__" in res.stdout
 
 
@@ -107,6 +113,8 @@ def test_missing_file_fails_its_job_only(cities: Path, tmp_path: Path) -> None:
     # The one error line names the job: index, name and CSV line.
     (line,) = [x for x in res.stderr.splitlines() if "error" in x]
     assert line.startswith(f"borderwatch: job 2/2 {bad['name']} ({jobs}:3): error: {missing}")
+    # ... printed once, not again in the closing list of jobs.
+    assert (res.stdout + res.stderr).count(f"{missing}: no such file") == 1
 
 
 def test_aoi_outside_a_pair_is_no_overlap_not_a_failure(cities: Path, tmp_path: Path) -> None:
@@ -239,3 +247,32 @@ def test_activity_shows_only_on_a_terminal() -> None:
     with activity("detecting", quiet=False, stream=tty):
         pass
     assert "detecting" in tty.getvalue()
+
+
+def test_job_file_pairs_name_the_job_files_column_and_credit(cities: Path, tmp_path: Path) -> None:
+    """A refused row names the column ``allow_reversed`` and its line; a CSV credit: job file."""
+    alpha = cities / "alpha"
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(
+        "aoi,before,after,credit\n"
+        f",{alpha / BEFORE},{alpha / AFTER},Example Imaging 2021\n"
+        f",{alpha / AFTER},{alpha / BEFORE},\n"
+        f",{cities / 'bravo' / BEFORE},{cities / 'bravo' / BEFORE},\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "reports"
+    res = run("batch", "--jobs", str(jobs), "--out-dir", str(out), "--evidence")
+    assert res.exit_code == 1, res.output
+    ok, swapped, same = json.loads((out / "batch.json").read_text())["jobs"]
+    assert (ok["status"], swapped["status"], same["status"]) == ("ok", "error", "error")
+    assert swapped["reason"].endswith(
+        "swap before and after, correct the dates, or set the column allow_reversed to yes "
+        f"on {jobs}:3"
+    )
+    assert "later than after date" in swapped["reason"]
+    assert same["reason"].endswith(
+        f"give two different dates, or set the column allow_reversed to yes on {jobs}:4"
+    )
+    assert "--allow-reversed" not in res.stderr and "--before" not in res.stderr
+    report = (out / f"{ok['name']}.evidence" / "report.html").read_text("utf-8")
+    assert "Example Imaging 2021 (job file)" in report and "(option)" not in report

@@ -76,6 +76,17 @@ def test_demo_runs_from_any_directory(tmp_path: Path, monkeypatch):
     assert f"{n} detections" in r.output
 
 
+def test_summary_says_unknown_for_dates_nothing_gave(tmp_path: Path, make_raster):
+    rng = np.random.default_rng(5)
+    before = rng.integers(300, 1500, (4, 200, 200), dtype=np.uint16)
+    after = before.copy()
+    after[:, 80:110, 90:120] += 900  # one bright new roof
+    b, a = make_raster("plain_b.tif", before), make_raster("plain_a.tif", after)
+    r = invoke(["detect", "--before", str(b), "--after", str(a), "--out", str(tmp_path / "o.gpkg")])
+    assert r.exit_code == 0, r.output
+    assert "(unknown -> unknown, 1 m grid" in r.output and "?" not in r.output
+
+
 @pytest.fixture
 def good_pair(make_raster):
     rng = np.random.default_rng(3)

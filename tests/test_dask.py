@@ -37,9 +37,7 @@ def _same(a, b) -> None:
 def test_local_cluster_equals_local_run(cluster, tmp_path: Path) -> None:
     b, a, _ = make_pair(tmp_path)
     params = DetectParams(method="cva", threshold="otsu", min_area_m2=100.0, **WHOLE_OFF)
-    local = detect(
-        b, a, params=params, block_size=BLOCK, mask_out=tmp_path / "local_mask.tif"
-    )
+    local = detect(b, a, params=params, block_size=BLOCK, mask_out=tmp_path / "local_mask.tif")
     remote = detect(
         b,
         a,

@@ -144,8 +144,16 @@ def _train_model(pair, tmp_path: Path) -> Path:
         DetectParams(normalise="histogram", threshold="otsu"),
         DetectParams(method="cva", normalise="irmad", threshold="otsu", min_area_m2=100.0),
     ],
-    ids=["default", "cva-otsu", "cva-fixed", "irmad-chi2", "irmad-ki", "index", "hist",
-         "norm-irmad"],
+    ids=[
+        "default",
+        "cva-otsu",
+        "cva-fixed",
+        "irmad-chi2",
+        "irmad-ki",
+        "index",
+        "hist",
+        "norm-irmad",
+    ],
 )
 def test_one_block_equals_many_blocks(pair, params) -> None:
     b, a, planted = pair
@@ -173,8 +181,9 @@ def test_model_one_block_equals_many_blocks(pair, tmp_path: Path) -> None:
 
 def test_planted_changes_found_across_block_edges(pair) -> None:
     b, a, planted = pair
-    run = detect(b, a, params=DetectParams(method="cva", threshold="otsu", **WHOLE_OFF),
-                 block_size=BLOCK)
+    run = detect(
+        b, a, params=DetectParams(method="cva", threshold="otsu", **WHOLE_OFF), block_size=BLOCK
+    )
     found = 0
     for r0, r1, c0, c1 in planted:
         cx, cy = run.grid.transform * ((c0 + c1) / 2, (r0 + r1) / 2)
@@ -185,8 +194,14 @@ def test_planted_changes_found_across_block_edges(pair) -> None:
 def test_score_and_mask_rasters_written_in_the_object_pass(pair, tmp_path: Path) -> None:
     b, a, _ = pair
     params = DetectParams(method="cva", threshold="otsu", min_area_m2=100.0)
-    run = detect(b, a, params=params, block_size=BLOCK, score_out=tmp_path / "s.tif",
-                 mask_out=tmp_path / "m.tif")
+    run = detect(
+        b,
+        a,
+        params=params,
+        block_size=BLOCK,
+        score_out=tmp_path / "s.tif",
+        mask_out=tmp_path / "m.tif",
+    )
     detect(b, a, params=params, block_size=1024, score_out=tmp_path / "s1.tif")
     np.testing.assert_array_equal(_read(tmp_path / "s.tif"), _read(tmp_path / "s1.tif"))
     mask = _read(tmp_path / "m.tif")
@@ -243,8 +258,19 @@ def test_large_scene_cli_gpkg_evidence_verify(tmp_path: Path) -> None:
     out = tmp_path / "big.gpkg"
     res = CliRunner().invoke(
         main,
-        ["detect", "--before", str(b), "--after", str(a), "--out", str(out),
-         "--evidence", str(tmp_path / "packet"), "--reviews", str(tmp_path / "reviews")],
+        [
+            "detect",
+            "--before",
+            str(b),
+            "--after",
+            str(a),
+            "--out",
+            str(out),
+            "--evidence",
+            str(tmp_path / "packet"),
+            "--reviews",
+            str(tmp_path / "reviews"),
+        ],
     )
     assert res.exit_code == 0, res.output
     import geopandas as gpd
@@ -256,7 +282,6 @@ def test_large_scene_cli_gpkg_evidence_verify(tmp_path: Path) -> None:
     assert manifest["parameters"]["blockwise"]["blocks"] > 1
     res = CliRunner().invoke(main, ["verify", str(tmp_path / "packet")])
     assert res.exit_code == 0, res.output
-
 
 
 def test_evaluate_scores_what_detect_writes(pair, tmp_path: Path) -> None:
@@ -282,20 +307,29 @@ def test_batch_writes_per_job_what_detect_writes(pair, tmp_path: Path) -> None:
     b, a, _ = pair
     opts = ["--method", "cva", "--min-area", "100"]
     res = CliRunner().invoke(
-        main, ["batch", "--pair", str(b), str(a), "--out-dir", str(tmp_path / "batch"),
-               "--gpkg", *opts],
+        main,
+        ["batch", "--pair", str(b), str(a), "--out-dir", str(tmp_path / "batch"), "--gpkg", *opts],
     )
     assert res.exit_code == 0, res.output
     job = json.loads((tmp_path / "batch" / "batch.json").read_text())["jobs"][0]
     stem = Path(job["report"]).stem
     res = CliRunner().invoke(
-        main, ["detect", "--before", str(b), "--after", str(a), "--out",
-               str(tmp_path / "d.gpkg"), *opts],
+        main,
+        ["detect", "--before", str(b), "--after", str(a), "--out", str(tmp_path / "d.gpkg"), *opts],
     )
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(
-        main, ["detect", "--before", str(b), "--after", str(a), "--out",
-               str(tmp_path / "d.geojson"), *opts],
+        main,
+        [
+            "detect",
+            "--before",
+            str(b),
+            "--after",
+            str(a),
+            "--out",
+            str(tmp_path / "d.geojson"),
+            *opts,
+        ],
     )
     assert res.exit_code == 0, res.output
     import pyogrio
@@ -304,8 +338,10 @@ def test_batch_writes_per_job_what_detect_writes(pair, tmp_path: Path) -> None:
     assert [n for n, _ in pyogrio.list_layers(got)] == [
         n for n, _ in pyogrio.list_layers(tmp_path / "d.gpkg")
     ]
-    for x, y in ((got, tmp_path / "d.gpkg"), (tmp_path / "batch" / f"{stem}.geojson",
-                                               tmp_path / "d.geojson")):
+    for x, y in (
+        (got, tmp_path / "d.gpkg"),
+        (tmp_path / "batch" / f"{stem}.geojson", tmp_path / "d.geojson"),
+    ):
         layer = {"layer": "detections"} if x.suffix == ".gpkg" else {}
         dx, dy = gpd.read_file(x, **layer), gpd.read_file(y, **layer)
         assert list(dx.columns) == list(dy.columns)

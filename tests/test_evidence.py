@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pyogrio
 import pytest
@@ -19,14 +20,17 @@ from borderwatch.errors import InputError, OutputExistsError
 from borderwatch.io import Grid
 from borderwatch.products.cartography import SYNTHETIC_BANNER, fit_text, nice_length
 from borderwatch.products.evidence import (
+    _write_png,
     chip_window,
     render_chip,
+    scene_info,
     stretch_limits,
     true_colour_bands,
     write_evidence,
 )
 from borderwatch.products.export import sha256_file
 from borderwatch.products.manifest import verify_packet
+from borderwatch.products.schema import where
 
 YELLOW = np.array([255, 255, 0])
 
@@ -54,7 +58,15 @@ def test_chip_geotiffs_hold_the_grid_values(analyst_outputs):
                 assert src.crs == run.grid.crs
                 assert src.transform == run.grid.window_grid(win).transform
                 assert src.descriptions == ("blue", "green", "red", "nir")
-                assert src.tags()["ACQUISITION_DATE"] == getattr(run, role).source.date
+                tags = src.tags()
+                assert tags["ACQUISITION_DATE"] == getattr(run, role).source.date
+                # Marked as generated, credited, and placed, so no copy passes for a real scene.
+                info = scene_info(getattr(run, role))
+                assert (tags["SYNTHETIC"], tags["CREDIT"]) == ("yes", info["credit"])
+                assert tags.get("SCENE_ID") == info["scene_id"]
+                centre = where(gpd.GeoSeries([box(*src.bounds).centroid], crs=src.crs)).iloc[0]
+                lat, lon = float(tags["CENTRE_LAT"]), float(tags["CENTRE_LON"])
+                assert (lat, lon) == pytest.approx((centre["lat"], centre["lon"]), abs=1e-6)
                 want = run.read_window(win)[0 if role == "before" else 1]
                 np.testing.assert_array_equal(src.read(), want)
             # The chip window contains the whole polygon.
@@ -69,11 +81,21 @@ def test_chip_pngs_outline_and_captions(analyst_outputs):
     before = np.asarray(Image.open(packet.folder / chip.before_png).convert("RGB"))
     after = np.asarray(Image.open(packet.folder / chip.after_png).convert("RGB"))
     # Small chips are enlarged by a whole factor to about 320 px (at least 240 px wide);
-    # a red SYNTHETIC banner (the sample tiles), 26 px of title, 22 + 2 x 16 px of captions.
+    # a red SYNTHETIC banner (the sample tiles), 26 px of title, 6 + 16 px a caption line:
+    # the credit (wrapped, whole) and the centroid's two lines.
+    desc = Image.open(packet.folder / chip.before_png).text["Description"].split("\n")
+    captions = desc[2:-2]  # banner, title, captions, scale bar, north arrow
+    credit = f"source: {scene_info(analyst_outputs.run.before)['credit']}"
+    # Lines break at spaces, or inside a word too wide for one: no character is lost.
+    assert "".join(captions[:-2]).replace(" ", "") == credit.replace(" ", "")
+    assert len(captions) >= 3
+    foot = 6 + 16 * len(captions)
     k = max(1, 320 // max(win.height, win.width))
-    band = before.shape[0] - (win.height * k + 26 + 54)
+    band = before.shape[0] - (win.height * k + 26 + foot)
     assert (
-        before.shape == after.shape == (win.height * k + 26 + 54 + band, max(win.width * k, 240), 3)
+        before.shape
+        == after.shape
+        == (win.height * k + 26 + foot + band, max(win.width * k, 240), 3)
     )
     assert band > 20
     for img in (before, after):
@@ -86,7 +108,7 @@ def test_chip_pngs_outline_and_captions(analyst_outputs):
             .text["Description"]
             .startswith(SYNTHETIC_BANNER)
         )
-    body = slice(band + 26, -54)
+    body = slice(band + 26, -foot)
     # The after chip shows new bright construction inside the outline: it is brighter there.
     assert after[body].mean() > before[body].mean()
 
@@ -126,6 +148,35 @@ def test_render_identical_data_gives_identical_image_area():
 )
 def test_true_colour_bands(names, expected):
     assert true_colour_bands(names) == expected
+
+
+def test_a_long_credit_is_wrapped_whole_onto_the_chip(tmp_path):
+    rgb = np.full((3, 40, 40), 128, np.uint8)
+    credit = (
+        "source: synthetic imagery (borderwatch.synthetic.make_pair(seed=0)), "
+        "© Example Imaging Corporation 2021, licensed CC BY-NC 4.0 for research use only"
+    )
+    img = render_chip(rgb, outline_px=[], pixel_m=1.0, title="AFTER", source=credit, notes=["x"])
+    path = tmp_path / "chip.png"
+    _write_png(img, path, overwrite=False)
+    lines = Image.open(path).text["Description"].split("\n")[1:-3]  # title .. notes
+    assert "".join(lines).replace(" ", "") == credit.replace(" ", "") and 2 <= len(lines) <= 4
+    assert not any("…" in line for line in lines)
+    # Every line is drawn: the caption band grows by 16 px a line.
+    assert img.image.height == 40 * 8 + 26 + 6 + 16 * (len(lines) + 1)
+
+
+def test_wrap_splits_a_word_wider_than_the_line_without_losing_a_character():
+    from PIL import ImageDraw, ImageFont
+
+    from borderwatch.products.cartography import wrap_text
+
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    font = ImageFont.load_default(size=12)
+    word = "borderwatch.synthetic.make_pair(seed=0)" * 3
+    lines = wrap_text(draw, f"source: {word} end", font, 100)
+    assert "".join(lines).replace(" ", "") == f"source:{word}end"
+    assert all(draw.textlength(line, font=font) <= 100 for line in lines) and len(lines) > 3
 
 
 def test_long_captions_are_cut_to_the_chip_width():

@@ -272,10 +272,12 @@ def test_batch_csv_columns(tmp_path):
         ",b.tif,a.tif,,,,,,\n"
     )
     first, second = read_jobs(jobs)
-    assert first.imagery["before"] == ImageryOptions("2019-06-14", "© A 2019", None)
-    assert first.imagery["after"] == ImageryOptions(None, "© B 2021", "X1")
+    csv = "job file"  # where the report says the values came from
+    assert first.imagery["before"] == ImageryOptions("2019-06-14", "© A 2019", None, csv)
+    assert first.imagery["after"] == ImageryOptions(None, "© B 2021", "X1", csv)
     assert first.allow_reversed is True
-    assert second.imagery["before"] == ImageryOptions() and second.allow_reversed is False
+    assert second.imagery["before"] == ImageryOptions(source=csv)
+    assert second.allow_reversed is False
     jobs.write_text("aoi,before,after,after_date\n,b.tif,a.tif,2021-31-01\n")
     with pytest.raises(InputError, match=r"jobs.csv:2: after_date: '2021-31-01' is not a date"):
         read_jobs(jobs)

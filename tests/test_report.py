@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import json
 from types import SimpleNamespace
 
 import geopandas as gpd
@@ -79,7 +80,7 @@ def test_report_known_rows_and_sections(tmp_path):
     assert "<title>Possible new construction: Helong</title>" in html
     assert "<h1>Possible new construction: Helong</h1>" in html
     assert "SYNTHETIC" not in html  # real imagery: no banner
-    assert "2 detections; 1,234,567 m² in total &middot;" in html
+    assert "2 detections, none reviewed; 1,234,567 m² in total, unconfirmed &middot;" in html
     assert (
         '<tr><td class="num">1</td><td><a href="#bw-1">bw-1</a></td><td>probable building</td>'
         '<td class="num">1,234,567</td><td class="num">12.3</td><td class="num">42.540300</td>'
@@ -188,15 +189,18 @@ def test_review_figures_exclude_rejected_and_count_confirmed():
         ]
     )
     figures = review_figures(det)
-    assert figures["headline"] == "3 confirmed of 8 detections, 1 rejected"
+    assert figures["headline"] == (
+        "3 confirmed detections, 600 m² (of 8 detections: 1 rejected, 3 unreviewed; "
+        "700 m² excluding rejected)"
+    )
     assert (figures["kept"], figures["kept_m2"], figures["confirmed_m2"]) == (7, 700.0, 600.0)
     html = render_report(run=fake_run(), detections=det, chips=[], overview="o.png", record=RECORD)
-    assert (
-        "3 confirmed of 8 detections, 1 rejected; 700 m² in total, rejected detections excluded"
-    ) in html
-    assert "600 m² confirmed, 700 m² in the 7 not rejected." in html
+    headline = html.split("<h1>", 1)[1].split("</p>", 1)[0]
+    assert "3 confirmed detections, 600 m² (of 8 detections" in headline
+    assert "5," not in headline  # the rejected 5,000 m² is in no total
+    assert "3 confirmed (600 m²), 1 rejected, 3 unreviewed; 700 m² in the 7 not rejected." in html
     unreviewed = review_figures(det.assign(review="unreviewed"))
-    assert (unreviewed["headline"], unreviewed["kept_m2"]) == ("8 detections", sum(areas))
+    assert unreviewed["headline"] == "8 detections, none reviewed; 5,700 m² in total, unconfirmed"
 
 
 def test_report_without_detections():
@@ -212,7 +216,7 @@ def test_report_without_detections():
         "<title>Possible new construction: input overlap</title>",
         '<tr><td colspan="12">No detections.</td></tr></table>',
         "<p>No detections, so no chips.</p>\n<h2>Method and limits</h2>",
-        "0 detections; 0 m² in total",
+        "0 detections, none reviewed; 0 m² in total, unconfirmed",
         # Without an AOI the site is the grid's centre: UTM 52N 500100 E, 4708100 N.
         "<td>42.525279, 129.001218 (WGS 84, EPSG:4326)</td>",
         "<tr><th>AOI location confidence</th><td>not applicable</td></tr>",
@@ -265,7 +269,21 @@ def test_report_after_a_stored_review_gives_confirmed_figures(analyst_outputs, t
     html = products.evidence.report.read_text("utf-8")
     n = len(ids)
     kept = areas.sum() - areas[2]
-    assert f"2 confirmed of {n} detections, 1 rejected; {kept:,.0f} m² in total, rejected" in html
+    confirmed = areas[0] + areas[1]
     assert (
-        f"{areas[0] + areas[1]:,.0f} m² confirmed, {kept:,.0f} m² in the {n - 1} not rejected."
+        f"2 confirmed detections, {confirmed:,.0f} m² (of {n} detections: 1 rejected, "
+        f"{n - 3} unreviewed; {kept:,.0f} m² excluding rejected)"
     ) in html
+    assert (
+        f"2 confirmed ({confirmed:,.0f} m²), 1 rejected, {n - 3} unreviewed; "
+        f"{kept:,.0f} m² in the {n - 1} not rejected."
+    ) in html
+    summary = json.loads(products.evidence.manifest.read_text("utf-8"))["summary"]
+    assert summary == {
+        "detections": n,
+        "confirmed": 2,
+        "rejected": 1,
+        "unreviewed": n - 3,
+        "area_m2_excluding_rejected": pytest.approx(kept),
+        "confirmed_area_m2": pytest.approx(confirmed),
+    }

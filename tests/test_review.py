@@ -89,6 +89,13 @@ def test_import_then_rerun_reapplies_by_id(analyst_outputs, edited, tmp_path, sa
     )
     assert r.exit_code == 0, r.output
     assert "re-applied 2 stored reviews for helong" in r.output
+    # The terminal's figures are the reviewed table's: the rejected one is in no total.
+    areas = analyst_outputs.products.detections.set_index("id")["area_m2"]
+    kept = areas.sum() - areas[ids[1]]
+    assert (
+        f"{len(ids)} detections (1 confirmed, 1 rejected), {kept:,.0f} m2 excluding rejected, "
+        "in helong (2019-06-14 -> 2021-09-02,"
+    ) in r.output
     det = pyogrio.read_dataframe(out, layer="detections").set_index("id")
     assert det.loc[ids[0], "review"] == "confirmed" and det.loc[ids[0], "note"] == "new barracks"
     assert det.loc[ids[1], "review"] == "rejected"

@@ -18,6 +18,7 @@ __all__ = [
     "NoOverlapError",
     "OutputExistsError",
     "OutputWriteError",
+    "PairRefusedError",
     "RasterReadError",
     "SigningKeyError",
 ]
@@ -37,6 +38,20 @@ class RasterReadError(BorderwatchError, OSError):
 
 class NoOverlapError(InputError):
     """Inputs do not overlap each other or the area of interest."""
+
+
+class PairRefusedError(InputError):
+    """A before/after pair refused: swapped dates or identical inputs.
+
+    ``kind`` is ``"reversed"`` (swapped dates) or ``"identical"`` (the same imagery).
+
+    ``problem`` is the message without its fix, so a caller that names the override
+    differently (a job file's ``allow_reversed`` column) can give its own fix.
+    """
+
+    def __init__(self, problem: str, *, kind: str, fix: str) -> None:
+        self.problem, self.kind = problem, kind
+        super().__init__(f"{problem}; {fix}")
 
 
 class AOIError(InputError):

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from borderwatch.errors import InputError
+from borderwatch.errors import InputError, PairRefusedError
 from borderwatch.remote import is_url
 
 if TYPE_CHECKING:  # io imports this module
@@ -105,7 +105,8 @@ class Imagery:
     date : str or None
         Acquisition date ``YYYY-MM-DD`` (UTC as the provider gives it).
     date_source : str or None
-        Where the date came from: ``"option"``, ``"tiff tag ACQUISITION_DATE"``,
+        Where the date came from: ``"option"``, ``"job file"`` (a batch CSV),
+        ``"tiff tag ACQUISITION_DATE"``,
         ``"ENVI header"``, ``"Sentinel-2 product name"``, ``"Landsat product id"``,
         ``"file name"``, ``"tiff tag TIFFTAG_DATETIME"``; None when unknown.
     credit : str or None
@@ -141,6 +142,8 @@ class ImageryOptions:
     date: str | None = None
     credit: str | None = None
     scene_id: str | None = None
+    #: Where the values were given, as ``date_source``/``credit_source`` name it.
+    source: str = "option"
 
     def __post_init__(self) -> None:
         if self.date is not None:
@@ -316,14 +319,14 @@ def merge_imagery(parts: Sequence[Imagery]) -> Imagery:
 
 
 def with_options(source: DateSource, options: ImageryOptions | None) -> DateSource:
-    """Return ``source`` with the user's values put over the files' (source ``"option"``)."""
+    """Return ``source`` with the user's values put over the files' (source ``options.source``)."""
     if options is None:
         return source
     meta = source.imagery
     if options.date is not None:
-        meta = dataclasses.replace(meta, date=options.date, date_source="option")
+        meta = dataclasses.replace(meta, date=options.date, date_source=options.source)
     if options.credit is not None:
-        meta = dataclasses.replace(meta, credit=options.credit, credit_source="option")
+        meta = dataclasses.replace(meta, credit=options.credit, credit_source=options.source)
     if options.scene_id is not None:
         meta = dataclasses.replace(meta, scene_id=options.scene_id)
     return dataclasses.replace(source, date=meta.date, imagery=meta)
@@ -383,19 +386,22 @@ def check_pair(before: DateSource, after: DateSource, *, allow_reversed: bool = 
         return
     bd, ad = before.imagery.date, after.imagery.date
     if bd is not None and ad is not None and bd > ad:
-        raise InputError(
+        raise PairRefusedError(
             f"before date {bd} ({_names(before.paths)}, from {before.imagery.date_source}) is "
             f"later than after date {ad} ({_names(after.paths)}, from "
-            f"{after.imagery.date_source}); swap --before and --after, correct the dates, "
-            "or pass --allow-reversed"
+            f"{after.imagery.date_source})",
+            kind="reversed",
+            fix="swap --before and --after, correct the dates, or pass --allow-reversed",
         )
     same_files = sorted(map(os.path.realpath, before.paths)) == sorted(
         map(os.path.realpath, after.paths)
     )
     if same_files or _same_bytes(before.paths, after.paths):
         what = "the same files" if same_files else "files with the same SHA-256 content"
-        raise InputError(
+        raise PairRefusedError(
             f"before ({_names(before.paths)}, {bd or 'date unknown'}) and after "
             f"({_names(after.paths)}, {ad or 'date unknown'}) are {what}: nothing can have "
-            "changed; give two different dates, or pass --allow-reversed"
+            "changed",
+            kind="identical",
+            fix="give two different dates, or pass --allow-reversed",
         )

@@ -223,6 +223,7 @@ def _row_imagery(row: Mapping[str, str | None], where: str) -> dict[str, Imagery
             date=parse_date(date, where=f"{where}: {role}_date") if date else None,
             credit=_cell(row, f"{role}_credit") or _cell(row, "credit"),
             scene_id=_cell(row, f"{role}_scene_id"),
+            source="job file",
         )
     return out
 

@@ -55,7 +55,7 @@ from borderwatch.cli.options import (
     scale_options,
     sign_key_file,
 )
-from borderwatch.errors import InputError, OutputExistsError
+from borderwatch.errors import InputError, OutputExistsError, PairRefusedError
 from borderwatch.jobs import (
     BatchJob,
     JobRef,
@@ -74,6 +74,7 @@ from borderwatch.products.export import (
     check_sign_key_outside,
 )
 from borderwatch.products.redact import redact_record
+from borderwatch.products.summary import detection_figures, figures_line
 from borderwatch.progress import progress_reporter
 
 __all__ = ["batch", "read_jobs"]
@@ -113,8 +114,18 @@ def _outcome(result: JobResult) -> list[str]:
     """One line on the job, then its coverage warning if any."""
     if result.status == "ok":
         lines = coverage_lines(cast(Mapping[str, Any], result.summary["coverage"]))
-        return [f"{result.summary.get('detections', '-')} detections; {lines[0]}", *lines[1:]]
+        return [f"{figures_line(result.summary)}; {lines[0]}", *lines[1:]]
     return [f"{result.status}: {result.reason}"]
+
+
+def _csv_fix(kind: str, job: BatchJob) -> str:
+    """Give the fix for a refused pair of a job-file row: its columns, not the CLI options."""
+    first = (
+        "swap before and after, correct the dates"
+        if kind == "reversed"
+        else ("give two different dates")
+    )
+    return f"{first}, or set the column allow_reversed to yes on {job.origin}"
 
 
 @click.command()
@@ -247,15 +258,20 @@ def batch(
 
     def prepare(ref: JobRef) -> Plan:
         job = ref.job
-        prepared = make_plan(
-            list(job.before),
-            list(job.after),
-            aoi=job.aoi,
-            params=params,
-            block_size=size,
-            imagery=job.imagery,
-            allow_reversed=allow_reversed or job.allow_reversed,
-        )
+        try:
+            prepared = make_plan(
+                list(job.before),
+                list(job.after),
+                aoi=job.aoi,
+                params=params,
+                block_size=size,
+                imagery=job.imagery,
+                allow_reversed=allow_reversed or job.allow_reversed,
+            )
+        except PairRefusedError as exc:
+            if job.origin.startswith("--pair"):
+                raise
+            raise PairRefusedError(exc.problem, kind=exc.kind, fix=_csv_fix(exc.kind, job)) from exc
         grid = prepared.source.grid
         log.info(
             "%s: %d x %d px grid at %g m (%s), %d block(s) of %d px",
@@ -291,8 +307,7 @@ def batch(
         packet = products.evidence
         return {
             "report": path.name,
-            "detections": len(run.objects),
-            "total_area_m2": run.total_area_m2,
+            **detection_figures(products.detections),  # reviews applied, rejected excluded
             "threshold": run.change.threshold,
             **({"manifest_sha256": packet.manifest_sha256} if packet is not None else {}),
             "coverage": coverage_summary(run),
@@ -338,6 +353,8 @@ def batch(
         failed = f", {counts['error']} failed" if counts["error"] else ""
         click.echo(f"{counts['ok']} of {len(results)} jobs run{failed}; reports in {out_dir}")
         for r in results:
+            if r.status == "error":  # already printed on stderr as it happened
+                continue
             first, *rest = _outcome(r)
             click.echo(f"  {r.label}: {first}")
             for line in rest:

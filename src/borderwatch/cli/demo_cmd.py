@@ -96,5 +96,5 @@ def demo(
     outputs = [*products.files, products.evidence.report, products.evidence.manifest]
     if not ctx.obj.get("quiet"):
         click.echo("borderwatch demo: synthetic sample tiles over the Helong AOI")
-        print_summary(run, outputs)
+        print_summary(run, outputs, products.detections)
         print_packet(products.evidence)

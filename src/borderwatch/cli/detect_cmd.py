@@ -22,6 +22,7 @@ from borderwatch.cli.scale import raster_out_options
 from borderwatch.engine import DetectionRun, DetectParams, detect
 from borderwatch.products.coverage import coverage_lines, coverage_summary
 from borderwatch.products.review import default_store_dir
+from borderwatch.products.summary import detection_figures, figures_line
 from borderwatch.products.write import check_outputs, write_products
 from borderwatch.progress import progress_reporter
 from borderwatch.remote import remote_env
@@ -29,12 +30,18 @@ from borderwatch.remote import remote_env
 __all__ = ["detect_command", "print_summary", "run_and_write"]
 
 
-def print_summary(run: DetectionRun, outputs: list[Path]) -> None:
-    """Print the short run summary: detections, total area, AOI coverage, output files."""
+def print_summary(run: DetectionRun, outputs: list[Path], detections: Any) -> None:
+    """Print the short run summary: the reviewed detections' figures, AOI coverage, files.
+
+    ``detections`` is the analyst table with stored reviews applied
+    (:attr:`borderwatch.products.write.Products.detections`); its figures
+    (:func:`borderwatch.products.summary.detection_figures`) leave rejected ones out.
+    """
     where = run.aoi.id if run.aoi is not None else "input overlap"
+    dates = [run.before.source.date or "unknown", run.after.source.date or "unknown"]
     click.echo(
-        f"{len(run.objects)} detections, {run.total_area_m2:,.0f} m2 of change in {where} "
-        f"({run.before.source.date or '?'} -> {run.after.source.date or '?'}, "
+        f"{figures_line(detection_figures(detections))}, in {where} "
+        f"({dates[0]} -> {dates[1]}, "
         f"{run.grid.res[0]:g} m grid, {run.grid.crs.to_string()}, "
         f"threshold {run.change.threshold:.3g})"
     )
@@ -223,7 +230,7 @@ def detect_command(
         qgis_project=qgis_project,
     )
     if not quiet:
-        print_summary(run, outputs)
+        print_summary(run, outputs, products.detections)
         if products.reviews_applied:
             click.echo(
                 f"  re-applied {products.reviews_applied} stored reviews for {products.place}"

@@ -12,8 +12,8 @@
    interior (the window less the shift's and the score's context, except at grid
    edges) enters the statistics, so the sample's values equal the whole scene's at
    the same pixels. A sparse scene (valid pixels in a corner or a strip) whose data
-   the uniform draw missed (:func:`sparse_sample`) is sampled again from the windows
-   that hold valid pixels (:func:`valid_sample_windows`).
+   the uniform draw mostly missed (:func:`redraw_mask`) is sampled again from the
+   windows that hold valid pixels (:func:`valid_sample_windows`).
 3. *Fit* (:func:`fit_scene`): the normaliser (``--normalise``), then the score method
    (:mod:`borderwatch.methods`), the threshold from the sample's scores (``ki``,
    ``otsu``, ``chi2``, or a number), and, with classification, the direction
@@ -61,8 +61,8 @@ __all__ = [
     "fit_plan",
     "fit_scene",
     "plan_method",
+    "redraw_mask",
     "shifted",
-    "sparse_sample",
     "task_align",
     "task_sample",
     "valid_sample_windows",
@@ -70,9 +70,13 @@ __all__ = [
 
 #: Probability above which a learned model's pixel is change, unless a number is given.
 MODEL_PROBABILITY = 0.5
-#: A drawn sample with fewer valid pixels than this share of its size is redrawn from
-#: windows that hold valid pixels (:func:`valid_sample_windows`).
-SPARSE_SAMPLE_SHARE = 1 / 64
+#: A drawn sample holding fewer valid pixels than this share of the sample budget may
+#: be redrawn from windows that hold valid pixels (:func:`redraw_mask`).
+SPARSE_SAMPLE_SHARE = 1 / 2
+#: ... and is redrawn when it also holds fewer than this share of the scene's valid
+#: pixels (estimated from the coarse valid mask): a scene whose data fit the budget is
+#: fitted on nearly all of them, as it would be with no nodata around it.
+SPARSE_VALID_SHARE = 3 / 4
 #: Cell of the coarse valid-data mask the redraw uses, pixels (divides the 256 px windows).
 VALID_STEP_PX = 16
 
@@ -166,17 +170,41 @@ def task_sample(src: PairSource, win: Win, align: AlignResult, score_halo: int) 
     return Sample(p.before, after, valid, (slice(top, bottom), slice(left, right)))
 
 
-def sparse_sample(plan: Plan, samples: Sequence[Sample]) -> bool:
-    """Whether a drawn sample holds too few valid pixels to fit on.
+def redraw_mask(
+    plan: Plan, samples: Sequence[Sample], valid: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Return the coarse valid mask to draw the sample again on, or None if the draw will do.
 
-    False for a whole-scene sample (nothing to redraw); otherwise True when the
-    samples' valid interior pixels are fewer than :data:`SPARSE_SAMPLE_SHARE` of
-    ``plan.sample_px``.
+    A drawn sample is redrawn (:func:`valid_sample_windows`) when its valid interior
+    pixels are fewer than ``min(SPARSE_SAMPLE_SHARE * plan.sample_px,
+    SPARSE_VALID_SHARE * V)``, ``V`` the pixels of the coarse cells valid in both dates
+    (:func:`joint_valid`, a slight overestimate at the data's edges). So a scene mostly
+    of nodata is fitted on the valid pixels its budget allows, not on the few the
+    uniform draw happened to hit. Never for a whole-scene sample (nothing to redraw);
+    the mask is read only when the sample holds under half the budget.
+
+    Parameters
+    ----------
+    plan : Plan
+        The run's plan.
+    samples : sequence of Sample
+        The drawn sample, read (:func:`task_sample`).
+    valid : numpy.ndarray, optional
+        :func:`joint_valid` of the plan when already read.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The mask (``valid`` or newly read) when the sample must be redrawn.
     """
     if len(plan.sample) == 1 and tuple(plan.sample[0][2:]) == tuple(plan.grid.shape):
-        return False
-    valid = sum(int(s.valid[s.core].sum()) for s in samples)
-    return valid < plan.sample_px * SPARSE_SAMPLE_SHARE
+        return None
+    held = sum(int(s.valid[s.core].sum()) for s in samples)
+    if held >= plan.sample_px * SPARSE_SAMPLE_SHARE:
+        return None
+    valid = joint_valid(plan) if valid is None else valid
+    scene_px = int(valid.sum()) * VALID_STEP_PX**2
+    return valid if held < SPARSE_VALID_SHARE * scene_px else None
 
 
 def joint_valid(plan: Plan) -> np.ndarray:

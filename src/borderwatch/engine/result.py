@@ -274,7 +274,9 @@ def run_metadata(run: DetectionRun, *, hash_inputs: bool = True) -> dict[str, An
             "transform": list(run.grid.transform)[:6],
             "shape": list(run.grid.shape),
         },
-        "summary": {"detections": len(run.objects), "total_area_m2": run.total_area_m2},
+        # The engine's raw objects, before any review: the finding's figures are
+        # borderwatch.products.summary.detection_figures of the reviewed table.
+        "summary": {"engine_objects": len(run.objects), "engine_area_m2": run.total_area_m2},
         "coverage": coverage_summary(run),
         "versions": {
             "borderwatch": __version__,

@@ -40,7 +40,7 @@ from borderwatch.engine.fit import (
     fit_plan,
     fit_scene,
     joint_valid,
-    sparse_sample,
+    redraw_mask,
     task_align,
     task_sample,
     valid_sample_windows,
@@ -227,7 +227,8 @@ def run_plan(
         args = [(src, w, align, score_halo) for w in wins]
         samples = list(each(ex.map, task_sample, args, progress, "sample"))
         redrawn = None
-        if sparse_sample(plan, samples):  # the draw missed a sparse scene's data
+        valid = redraw_mask(plan, samples, valid)
+        if valid is not None:  # the draw missed most of a sparse scene's data
             redrawn = valid_sample_windows(plan, valid)
             log.info(
                 "%s, %s: the sample held few valid pixels; drawn again from the %d windows "

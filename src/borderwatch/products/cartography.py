@@ -92,13 +92,26 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, font: Any, width: float) -> s
 
 
 def wrap_text(draw: ImageDraw.ImageDraw, text: str, font: Any, width: float) -> list[str]:
-    """Split ``text`` at spaces into lines that fit ``width`` pixels (a too-long word is cut)."""
+    """Split ``text`` into lines that fit ``width`` pixels, on as many lines as it needs.
+
+    Lines break at spaces; a word wider than ``width`` is split across lines, never
+    cut, so every character of ``text`` is drawn (a credit line must be whole).
+    """
     lines: list[str] = []
     for word in text.split():
         if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
             lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(fit_text(draw, word, font, width))
+            continue
+        while draw.textlength(word, font=font) > width and len(word) > 1:
+            lo, hi = 1, len(word) - 1
+            while lo < hi:  # binary search on the longest prefix that fits
+                mid = (lo + hi + 1) // 2
+                lo, hi = (
+                    (mid, hi) if draw.textlength(word[:mid], font=font) <= width else (lo, mid - 1)
+                )
+            lines.append(word[:lo])
+            word = word[lo:]
+        lines.append(word)
     return lines or [""]
 
 

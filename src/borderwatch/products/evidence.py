@@ -53,6 +53,7 @@ from borderwatch.products.cartography import (
     font,
     format_lonlat,
     rings,
+    wrap_text,
 )
 from borderwatch.products.coverage import aoi_geometry
 from borderwatch.products.custody import append_entry, custody_declaration, prior_entries
@@ -69,6 +70,7 @@ from borderwatch.products.redact import redact_record
 from borderwatch.products.report import write_report
 from borderwatch.products.schema import where
 from borderwatch.products.signing import fingerprint, sign_file, warn_if_signature_dropped
+from borderwatch.products.summary import detection_figures
 from borderwatch.products.timestamp import write_timestamp_request
 
 __all__ = [
@@ -239,7 +241,8 @@ def render_chip(
     pixel_m : float
         Ground size of one chip pixel, metres.
     title, source : str
-        Printed above the image (date) and below it (image source).
+        Printed above the image (date) and below it (image source, wrapped onto as
+        many lines as it needs: never cut).
     notes : sequence of str
         Further lines printed below the source, e.g. the centroid's coordinates.
     marker_px : tuple of float, optional
@@ -260,17 +263,18 @@ def render_chip(
     w, h = img.size
     width = max(w, _CHIP_MIN_W)
     ox = (width - w) // 2
-    head, foot = 26, 22 + 16 * len(notes)
+    small = font(12)
+    probe = ImageDraw.Draw(img)
+    lines = [
+        *wrap_text(probe, source, small, width - 8),  # a credit is never cut
+        *(fit_text(probe, n, small, width - 8) for n in notes),
+    ]
+    head, foot = 26, 6 + 16 * len(lines)
     canvas = Image.new("RGB", (width, h + head + foot), (255, 255, 255))
     canvas.paste(img, (ox, head))
     to_px = Affine.translation(ox, head) * Affine.scale(k)
     draw = ImageDraw.Draw(canvas)
     draw.text((4, 4), title, fill=(0, 0, 0), font=font(16))
-    small = font(12)
-    lines = [
-        fit_text(draw, source, small, width - 8),
-        *(fit_text(draw, n, small, width - 8) for n in notes),
-    ]
     for i, line in enumerate(lines):
         draw.text((4, head + h + 4 + 16 * i), line, fill=(60, 60, 60), font=small)
     for ring in outline_px:
@@ -312,6 +316,24 @@ def _where_lines(lat: float, lon: float, mgrs: str) -> list[str]:
     return [f"+ centroid {format_lonlat(lat, lon)}", f"MGRS {mgrs}"]
 
 
+def _chip_tags(meta: dict[str, Any], *, lat: float, lon: float) -> dict[str, str]:
+    """GeoTIFF tags of a chip: its date, credit, scene id, centre and SYNTHETIC mark.
+
+    ``meta`` is :func:`scene_info` of the chip's date; ``lat``/``lon`` the chip's
+    centre in degrees (EPSG:4326). A chip of generated imagery keeps ``SYNTHETIC=yes``,
+    so no copy of it can pass for a real scene.
+    """
+    tags = {
+        "ACQUISITION_DATE": meta["date"],
+        "CREDIT": meta["credit"],
+        "SCENE_ID": meta["scene_id"],
+        "CENTRE_LAT": f"{lat:.6f}",
+        "CENTRE_LON": f"{lon:.6f}",
+        "SYNTHETIC": "yes" if meta.get("synthetic") else None,
+    }
+    return {k: v for k, v in tags.items() if v}
+
+
 def _write_chips(
     run: DetectionRun,
     detections: gpd.GeoDataFrame,
@@ -335,6 +357,10 @@ def _write_chips(
         to_chip = ~sub.transform
         outline = rings(geom, to_chip)
         centroid = geom.centroid
+        left, bottom, right, top = sub.bounds
+        centre = where(
+            gpd.GeoSeries([shapely.Point((left + right) / 2, (bottom + top) / 2)], crs=sub.crs)
+        ).iloc[0]
         names = {}
         for role in ("before", "after"):
             meta = info[role]
@@ -356,7 +382,7 @@ def _write_chips(
                 cut[role],
                 sub,
                 band_names=getattr(run, role).source.band_names,
-                tags={"ACQUISITION_DATE": meta["date"]} if meta["date"] else None,
+                tags=_chip_tags(meta, lat=centre["lat"], lon=centre["lon"]),
                 overwrite=overwrite,
             )
             names[role] = (f"chips/{png.name}", f"chips/{tif.name}")
@@ -582,7 +608,7 @@ def write_packet(
         "parameters": meta["parameters"],
         "scenes": info,
         "grid": meta["grid"],
-        "summary": meta["summary"],
+        "summary": detection_figures(detections),  # the reviewed table, not the engine count
         "coverage": meta["coverage"],
     }
     if redact:

@@ -12,7 +12,7 @@ words, and provenance.
 Wording is estimative, as analysts write it: classes read "probable building",
 "probable fence or wall", "change of unknown kind" (:data:`CLASS_LABELS`), the title
 "Possible new construction: <site>". Rejected detections are left out of every total;
-once any detection is reviewed the confirmed figures are given too
+once any detection is reviewed the headline gives the confirmed figures first
 (:func:`review_figures`). A report on synthetic imagery (any date tagged
 ``SYNTHETIC=yes``) says SYNTHETIC in its title and in a banner at the top.
 
@@ -40,6 +40,7 @@ from borderwatch.products.coverage import format_area
 from borderwatch.products.export import atomic_write
 from borderwatch.products.manifest import host_info, tool_versions
 from borderwatch.products.schema import where
+from borderwatch.products.summary import detection_figures
 
 if TYPE_CHECKING:  # evidence imports this module; avoid the cycle at run time
     from borderwatch.engine import DetectionRun
@@ -75,7 +76,7 @@ CLASS_LABELS = {
 
 
 def review_figures(detections: gpd.GeoDataFrame) -> dict[str, Any]:
-    """Count the detections and their area, rejected ones left out of the totals.
+    """Give the report's figures (from ``detection_figures``) and its headline.
 
     Parameters
     ----------
@@ -85,29 +86,38 @@ def review_figures(detections: gpd.GeoDataFrame) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``count`` (all detections), ``rejected``, ``confirmed``, ``kept`` (not
-        rejected), ``kept_m2`` and ``confirmed_m2`` (m²), ``reviewed`` (any detection
-        has a review other than ``unreviewed``) and ``headline``, e.g. ``"3 confirmed
-        of 8 detections, 1 rejected"`` or ``"8 detections"`` before any review.
+        ``count`` (all detections), ``rejected``, ``confirmed``, ``unreviewed``,
+        ``kept`` (not rejected), ``kept_m2`` and ``confirmed_m2`` (m²), ``reviewed``
+        (any detection has a review other than ``unreviewed``) and ``headline``:
+        confirmed figures first once any detection is reviewed, e.g. ``"2 confirmed
+        detections, 900 m² (of 8 detections: 1 rejected, 5 unreviewed; 3,058 m²
+        excluding rejected)"``, else ``"8 detections, none reviewed; 4,237 m² in
+        total, unconfirmed"``.
     """
-    n = len(detections)
-    review = detections["review"].astype(str) if n else []
-    area = detections["area_m2"].to_numpy(dtype=float) if n else np.zeros(0)
-    rejected = np.asarray(review) == "rejected" if n else np.zeros(0, bool)
-    confirmed = np.asarray(review) == "confirmed" if n else np.zeros(0, bool)
-    reviewed = bool(n) and bool((np.asarray(review) != "unreviewed").any())
-    word = "detection" if n == 1 else "detections"
+    f = detection_figures(detections)
+    n, confirmed = f["detections"], f["confirmed"]
+    reviewed = f["unreviewed"] < n
+    kept_m2, confirmed_m2 = f["area_m2_excluding_rejected"], f["confirmed_area_m2"]
     if reviewed:
-        headline = f"{int(confirmed.sum())} confirmed of {n} {word}, {int(rejected.sum())} rejected"
+        headline = (
+            f"{confirmed} confirmed detection{'' if confirmed == 1 else 's'}, "
+            f"{confirmed_m2:,.0f} m² (of {n} detection{'' if n == 1 else 's'}: "
+            f"{f['rejected']} rejected, {f['unreviewed']} unreviewed; "
+            f"{kept_m2:,.0f} m² excluding rejected)"
+        )
     else:
-        headline = f"{n} {word}"
+        headline = (
+            f"{n} detection{'' if n == 1 else 's'}, none reviewed; "
+            f"{kept_m2:,.0f} m² in total, unconfirmed"
+        )
     return {
         "count": n,
-        "rejected": int(rejected.sum()),
-        "confirmed": int(confirmed.sum()),
-        "kept": int(n - rejected.sum()),
-        "kept_m2": float(np.nansum(area[~rejected])) if n else 0.0,
-        "confirmed_m2": float(np.nansum(area[confirmed])) if n else 0.0,
+        "rejected": f["rejected"],
+        "confirmed": confirmed,
+        "unreviewed": f["unreviewed"],
+        "kept": n - f["rejected"],
+        "kept_m2": kept_m2,
+        "confirmed_m2": confirmed_m2,
         "reviewed": reviewed,
         "headline": headline,
     }
@@ -206,7 +216,6 @@ def render_report(
         dates={role: scenes.get(role, {}).get("date") for role in ("before", "after")},
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         versions=versions,
-        total=figures["kept_m2"],
         overview=overview,
         columns=_COLUMNS,
         class_labels=CLASS_LABELS,

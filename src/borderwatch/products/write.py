@@ -39,6 +39,7 @@ from borderwatch.products.redact import redact_record
 from borderwatch.products.review import apply_reviews, load_reviews, place_key
 from borderwatch.products.signing import warn_if_signature_dropped
 from borderwatch.products.styles import detections_qml
+from borderwatch.products.summary import detection_figures
 
 __all__ = [
     "Products",
@@ -174,9 +175,9 @@ def _write_layers(
         if out.suffix.lower() == ".gpkg":
             files.append(write_gpkg(layers, out, metadata=gpkg_metadata(run), overwrite=overwrite))
         else:
-            meta = {**run_metadata(run), "place": place}
-            meta = redact_record(meta) if redact else meta
             det = layers["detections"]
+            meta = {**run_metadata(run), "place": place, "summary": detection_figures(det)}
+            meta = redact_record(meta) if redact else meta
             files.append(write_geojson(det, out, metadata=meta, overwrite=overwrite))
             files.append(write_qml(out.with_suffix(".qml"), detections_qml(), overwrite=overwrite))
     return files
