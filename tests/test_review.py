@@ -177,6 +177,27 @@ def test_reimport_updates_and_clears(edited, tmp_path):
     ]
 
 
+@pytest.mark.slow
+def test_clearing_every_review_leaves_the_place_usable(edited, tmp_path, sample_detect_args):
+    gpkg, ids = edited
+    store = tmp_path / "store"
+    import_reviews(gpkg, store_dir=store)
+    edit_reviews(gpkg, {ids[0]: ("unreviewed", ""), ids[1]: ("unreviewed", "")})
+    result = import_reviews(gpkg, store_dir=store)
+    assert (result.reviewed, result.stored) == (0, 0)
+    assert not result.store.exists()  # no empty store left behind
+    assert len(load_reviews(store, "helong")) == 0
+    # A store written empty by an older version is read as no reviews, not refused.
+    result.store.parent.mkdir(parents=True, exist_ok=True)
+    result.store.write_text('{"type": "FeatureCollection", "features": []}', "utf-8")
+    assert len(load_reviews(store, "helong")) == 0
+    assert import_reviews(gpkg, store_dir=store).stored == 0
+    r = CliRunner().invoke(
+        main, sample_detect_args(tmp_path / "again.gpkg", "--reviews", str(store))
+    )
+    assert r.exit_code == 0, r.output
+
+
 def squares(offset: float, crs: str = "EPSG:32652") -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {"id": ["new-a", "new-b"], "review": ["unreviewed"] * 2, "note": ["", ""]},

@@ -166,13 +166,13 @@ def _read_layer(path: Path, layer: str) -> gpd.GeoDataFrame | None:
 def load_reviews(store_dir: str | os.PathLike[str], place: str) -> gpd.GeoDataFrame:
     """Read the stored reviews of ``place`` (EPSG:4326); empty when there are none."""
     path = store_path(store_dir, place)
-    if not path.exists():
+    gdf = pyogrio.read_dataframe(path) if path.exists() else None
+    if gdf is None or not len(gdf):  # an empty store (all reviews cleared) has no columns
         return gpd.GeoDataFrame(
             {c: pd.Series([], dtype=object) for c in _STORE_COLUMNS},
             geometry=gpd.GeoSeries([], crs="EPSG:4326"),
             crs="EPSG:4326",
         )
-    gdf = pyogrio.read_dataframe(path)
     for col in _STORE_COLUMNS:
         if col not in gdf.columns:
             raise InputError(f"{path}: not a borderwatch review store (no {col!r} column)")
@@ -347,6 +347,9 @@ def import_reviews(
     merged = pd.concat([stored[keep.to_numpy()], new], ignore_index=True)
     merged = gpd.GeoDataFrame(merged, geometry=merged.geometry.name, crs="EPSG:4326")
     out = store_path(store_dir, key)
+    if not len(merged):  # nothing reviewed any more: no store for the place
+        out.unlink(missing_ok=True)
+        return ReviewImport(key, out, len(det), 0, 0)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_geojson(
         merged,
