@@ -173,7 +173,10 @@ def test_batch_prints_and_records_coverage(tmp_path: Path):
         ],
     )
     assert r.exit_code == 0, r.output
-    assert "detections; assessed 0.26 km2 of 28.26 km2 AOI (0.9 %)" in r.output
+    assert (
+        "8 detections (0 confirmed, 0 rejected), 4,237 m2 excluding rejected; "
+        "assessed 0.26 km2 of 28.26 km2 AOI (0.9 %)"
+    ) in r.output
     assert "    warning: only 0.9 % of the AOI could be assessed" in r.output
     job = json.loads((out / "batch.json").read_text("utf-8"))["jobs"][0]
     assert job["coverage"]["assessed_share"] == pytest.approx(0.00928, abs=1e-4)
