@@ -282,7 +282,17 @@ def test_outputs_checked_before_work(stack: Path, tmp_path: Path):
         (["absent", "present", "present"], "new", 0, 1),
         (["absent", "absent", "present"], "new", 1, 2),  # present on the last date
         (["absent", "present", "unassessable"], "unconfirmed", 0, 1),  # one scene only
-        (["absent", "present", "absent"], "transient", 0, 1),
+        (["absent", "present", "absent"], "unconfirmed", 0, 1),  # one scene's word
+        (["absent", "present", "present", "absent"], "transient", 0, 1),
+        # a lone present date long before the structure does not date it
+        (
+            ["absent", "present", "absent", "absent", "present", "present", "absent"],
+            "transient",
+            3,
+            4,
+        ),
+        (["absent", "present", "absent", "unassessable", "present", "present"], "new", 2, 4),
+        (["present", "absent", "present", "present"], "new", 1, 2),
         (["present", "unassessable", "present"], "present_throughout", None, 0),
         (["absent", "unassessable", "present", "present"], "new", 0, 2),
     ],

@@ -18,13 +18,14 @@ Rules (stated in the products):
   at least :data:`PRESENT_SHARE` of the footprint's clear pixels score above the date's
   threshold; else ``absent``. Where a date filled the reference its score is 0: the
   first clear view of a place is what later dates are compared with.
-- **Status and bracket.** After the last ``absent`` date, if every later assessable date
-  is ``present`` and there are at least two of them (or the one is the stack's last
-  date): ``new``, bracketed by that last absent date and the first present one after it.
-  Present on every assessable date: ``present_throughout``. Present and later absent
-  again: ``transient``. Present only on one assessable date that is not the last of the
-  stack and never absent after it: ``unconfirmed`` (one scene cannot make or date a
-  structure).
+- **Status and bracket.** Only a confirmed presence counts: ``present`` on at least two
+  consecutive assessable dates, or on the stack's last date (one scene cannot make or
+  date a structure; a lone ``present`` between ``absent`` dates stays in the
+  observations only). If the last confirmed presence runs to the last assessable date
+  and some date before it is ``absent``: ``new``, bracketed by the last absent date
+  before it and its first date. Never absent: ``present_throughout``. A confirmed
+  presence later absent again: ``transient``, bracketed by its first confirmed
+  presence. No confirmed presence: ``unconfirmed``.
 """
 
 from __future__ import annotations
@@ -139,8 +140,29 @@ def _opened(geom: Any, pixel_m: float) -> Any:
     return shapely.make_valid(geom.buffer(-pixel_m).buffer(pixel_m))
 
 
+def _present_runs(states: Sequence[str]) -> list[list[int]]:
+    """Return the runs of ``present`` dates, consecutive among the assessable dates."""
+    runs: list[list[int]] = []
+    prev = ""
+    for i, s in enumerate(states):
+        if s == "unassessable":
+            continue
+        if s == "present":
+            if prev == "present":
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        prev = s
+    return runs
+
+
 def status_of(states: Sequence[str]) -> tuple[str, int | None, int | None]:
     """Status, and the bracket ``(last absent, first present)`` date indices.
+
+    Only a confirmed presence dates a structure: a run of ``present`` on at least two
+    consecutive assessable dates, or on the stack's last date. A lone ``present`` between
+    ``absent`` dates is one scene's word and is left out of the status (the observation
+    keeps it).
 
     Examples
     --------
@@ -150,20 +172,28 @@ def status_of(states: Sequence[str]) -> tuple[str, int | None, int | None]:
     ('transient', 0, 1)
     >>> status_of(["unassessable", "present", "present"])
     ('present_throughout', None, 1)
+    >>> status_of(["absent", "present", "absent", "absent", "present", "present"])
+    ('new', 3, 4)
     """
-    present = [i for i, s in enumerate(states) if s == "present"]
+    runs = _present_runs(states)
+    last = len(states) - 1
+    confirmed = [r for r in runs if len(r) >= 2 or r[-1] == last]
     absent = [i for i, s in enumerate(states) if s == "absent"]
-    if not present:
-        return "unconfirmed", (absent[-1] if absent else None), None
+
+    def before(i: int) -> int | None:
+        earlier = [a for a in absent if a < i]
+        return earlier[-1] if earlier else None
+
+    if not confirmed:
+        if not runs:
+            return "unconfirmed", (absent[-1] if absent else None), None
+        return "unconfirmed", before(runs[-1][0]), runs[-1][0]
+    final = confirmed[-1]
     if not absent:
-        return "present_throughout", None, present[0]
-    after = [i for i in present if i > absent[-1]]
-    if not after:
-        before = [i for i in absent if i < present[0]]
-        return "transient", (before[-1] if before else None), present[0]
-    if len(after) >= 2 or after[0] == len(states) - 1:
-        return "new", absent[-1], after[0]
-    return "unconfirmed", absent[-1], after[0]
+        return "present_throughout", None, final[0]
+    if absent[-1] < final[0]:
+        return "new", before(final[0]), final[0]
+    return "transient", before(confirmed[0][0]), confirmed[0][0]
 
 
 def _window(geom: Any, grid: Grid, pad: int) -> Window:
