@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from borderwatch.cli import main
 from borderwatch.errors import InputError
 from borderwatch.monitor import monitor, read_stack_csv
-from borderwatch.monitor.track import status_of
+from borderwatch.monitor.track import link, status_of
 from borderwatch.products.gpkg import read_layer_styles
 from borderwatch.synthetic.pair import make_pair
 
@@ -160,7 +160,12 @@ def test_ledger_sums_and_areas(monitored, stack: Path):
     assert led.loc["total", "assessed_share"] == pytest.approx(1.0, abs=0.01)
     assert led.loc["2020-03-01", "no_imagery_m2"] == 0.0
     assert "total (assessed on 2+ dates): assessed" in r.output
-    assert "2 new, 1 transient" in r.output and "manifest sha256" in r.output
+    s = gpd.read_file(gpkg, layer="structures")
+    n_new = int((s["status"] == "new").sum())
+    assert f"{n_new} new, 1 transient" in r.output and "manifest sha256" in r.output
+    # the two planted buildings, and any other only as a part first seen on the last date
+    others = s[(s["status"] == "new") & (s["first_present"] != DATES[-1])]
+    assert len(others) == 2
     assert {"structures", "observations", "coverage"} <= {n for n, _ in pyogrio.list_layers(gpkg)}
     styles = read_layer_styles(gpkg)
     assert 'attr="state"' in styles["observations"] and 'attr="class"' in styles["structures"]
@@ -277,13 +282,51 @@ def test_outputs_checked_before_work(stack: Path, tmp_path: Path):
         (["absent", "present", "present"], "new", 0, 1),
         (["absent", "absent", "present"], "new", 1, 2),  # present on the last date
         (["absent", "present", "unassessable"], "unconfirmed", 0, 1),  # one scene only
-        (["absent", "present", "absent"], "transient", 0, 1),
+        (["absent", "present", "absent"], "unconfirmed", 0, 1),  # one scene's word
+        (["absent", "present", "present", "absent"], "transient", 0, 1),
+        # a lone present date long before the structure does not date it
+        (
+            ["absent", "present", "absent", "absent", "present", "present", "absent"],
+            "transient",
+            3,
+            4,
+        ),
+        (["absent", "present", "absent", "unassessable", "present", "present"], "new", 2, 4),
+        (["present", "absent", "present", "present"], "new", 1, 2),
         (["present", "unassessable", "present"], "present_throughout", None, 0),
         (["absent", "unassessable", "present", "present"], "new", 0, 2),
     ],
 )
 def test_status_rules(states, status, last_absent, first_present):
     assert status_of(states) == (status, last_absent, first_present)
+
+
+def _objects(*geoms: object) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"area_m2": [g.area for g in geoms]}, geometry=list(geoms))
+
+
+def test_link_splits_a_part_first_seen_later():
+    """A tower (date 1) inside a fence ring found from date 2 on: two structures."""
+    ring = shapely.box(-40, -40, 40, 40).difference(shapely.box(-34, -34, 34, 34))
+    tower_on_ring = shapely.box(-40, -3, -34, 3)
+    tower = shapely.box(-40, -3, -34, 3)
+    grown = shapely.union(ring, tower_on_ring.buffer(1))  # one object: tower and ring
+    groups = link([None, _objects(tower), _objects(grown), _objects(grown)], pixel_m=1.0)
+    assert len(groups) == 2
+    first, second = groups
+    assert [k for k, _ in first["members"]] == [1, 2, 3]  # the tower: seen from date 1 on
+    assert [k for k, _ in second["members"]] == [2, 3]  # the ring: from date 2 on
+    assert first["geometry"].area == pytest.approx(36.0)  # not grown into the ring
+    assert second["geometry"].intersection(tower).area == 0.0
+    assert second["geometry"].area > 0.9 * ring.area
+
+
+def test_link_grows_one_structure_and_ignores_edge_jitter():
+    """A building found a pixel larger on a later date stays one structure."""
+    roof = shapely.box(0, 0, 10, 8)
+    groups = link([_objects(roof), _objects(roof.buffer(1.5, join_style="mitre"))], pixel_m=1.0)
+    assert len(groups) == 1
+    assert [k for k, _ in groups[0]["members"]] == [0, 1]
 
 
 def test_signed_redacted_packet_verifies(stack: Path, tmp_path: Path):

@@ -498,7 +498,11 @@ def monitor(
             per_date.append(objs)
             log.info("%s: %d detections (mask %s)", e.date, rec.detections, kind)
         structures, observations = track.assess(
-            per_date, records, grid, input_hashes=[hashes[p] for p in hashes]
+            per_date,
+            records,
+            grid,
+            input_hashes=[hashes[p] for p in hashes],
+            min_area_m2=params.min_area_m2,
         )
         ledger = acc.frame(records)
         if area is not None and "border_km" in area.properties:

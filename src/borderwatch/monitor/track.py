@@ -2,9 +2,14 @@
 
 Rules (stated in the products):
 
-- **Linking.** Objects of the dates, in date order, join a structure when their overlap
-  with its footprint is at least :data:`LINK_OVERLAP` of the smaller of the two areas;
-  the footprint is the union of its objects. Otherwise an object starts a structure.
+- **Linking.** Objects of the dates, in date order, are seen on every structure whose
+  footprint they overlap by at least :data:`LINK_OVERLAP` of the smaller of the two
+  areas; an object that overlaps one structure only grows its footprint (union). The
+  part of an object outside the known footprints (plus :data:`BUFFER_PX` pixels),
+  opened by one pixel, that is at least the engine's least object area is a part first
+  seen on this date: it starts a structure of its own, dated by its own observations
+  (a watchtower built before the fence around it, a building added to a row). An
+  object that overlaps none starts a structure.
 - **State per date.** The footprint plus a :data:`BUFFER_PX`-pixel buffer is read from
   the date's state and score rasters. ``clear_share`` is the share of those pixels that
   are clear and scored. Under :data:`CLEAR_FLOOR` the date is ``unassessable`` (cloud,
@@ -13,13 +18,14 @@ Rules (stated in the products):
   at least :data:`PRESENT_SHARE` of the footprint's clear pixels score above the date's
   threshold; else ``absent``. Where a date filled the reference its score is 0: the
   first clear view of a place is what later dates are compared with.
-- **Status and bracket.** After the last ``absent`` date, if every later assessable date
-  is ``present`` and there are at least two of them (or the one is the stack's last
-  date): ``new``, bracketed by that last absent date and the first present one after it.
-  Present on every assessable date: ``present_throughout``. Present and later absent
-  again: ``transient``. Present only on one assessable date that is not the last of the
-  stack and never absent after it: ``unconfirmed`` (one scene cannot make or date a
-  structure).
+- **Status and bracket.** Only a confirmed presence counts: ``present`` on at least two
+  consecutive assessable dates, or on the stack's last date (one scene cannot make or
+  date a structure; a lone ``present`` between ``absent`` dates stays in the
+  observations only). If the last confirmed presence runs to the last assessable date
+  and some date before it is ``absent``: ``new``, bracketed by the last absent date
+  before it and its first date. Never absent: ``present_throughout``. A confirmed
+  presence later absent again: ``transient``, bracketed by its first confirmed
+  presence. No confirmed presence: ``unconfirmed``.
 """
 
 from __future__ import annotations
@@ -80,13 +86,25 @@ BRACKET_COLUMNS = (
 _DROP = ("before_date", "after_date", "residual_shift_px")
 
 
-def link(per_date: Sequence[gpd.GeoDataFrame | None]) -> list[dict[str, Any]]:
+def link(
+    per_date: Sequence[gpd.GeoDataFrame | None], *, pixel_m: float = 1.0, min_area_m2: float = 20.0
+) -> list[dict[str, Any]]:
     """Group the dates' objects into structures (see the module notes).
+
+    Parameters
+    ----------
+    per_date : sequence of GeoDataFrame or None
+        Each date's objects (grid CRS, metres), None where the date was not compared.
+    pixel_m : float, default 1.0
+        Grid pixel size, metres (the opening of a new part and the footprint buffer).
+    min_area_m2 : float, default 20.0
+        Least area of a new part that splits off as its own structure, m2 (the engine's
+        least object area).
 
     Returns
     -------
     list of dict
-        ``geometry`` (union), ``members`` (list of ``(date index, object row)``).
+        ``geometry`` (footprint), ``members`` (list of ``(date index, object row)``).
     """
     out: list[dict[str, Any]] = []
     for k, objs in enumerate(per_date):
@@ -94,23 +112,57 @@ def link(per_date: Sequence[gpd.GeoDataFrame | None]) -> list[dict[str, Any]]:
             continue
         for _, row in objs.iterrows():
             g = row.geometry
-            best, share = None, 0.0
+            hits = []
             for s in out:
                 inter = shapely.intersection(s["geometry"], g).area
                 small = min(s["geometry"].area, g.area)
-                ov = inter / small if small > 0 else 0.0
-                if ov >= LINK_OVERLAP and ov > share:
-                    best, share = s, ov
-            if best is None:
+                if small > 0 and inter / small >= LINK_OVERLAP:
+                    hits.append((inter, s))
+            if not hits:
                 out.append({"geometry": g, "members": [(k, row)]})
-            else:
-                best["geometry"] = shapely.union(best["geometry"], g)
-                best["members"].append((k, row))
+                continue
+            for _, s in hits:  # seen on this date wherever the object covers it
+                s["members"].append((k, row))
+            known = shapely.union_all([s["geometry"] for _, s in hits]).buffer(BUFFER_PX * pixel_m)
+            rest = _opened(shapely.difference(g, known), pixel_m)
+            if rest.area >= min_area_m2:
+                # a part first seen now: its own structure, dated by its own dates
+                out.append({"geometry": rest, "members": [(k, row)]})
+            elif len(hits) == 1:
+                hits[0][1]["geometry"] = shapely.union(hits[0][1]["geometry"], g)
     return out
+
+
+def _opened(geom: Any, pixel_m: float) -> Any:
+    """Morphological opening by one pixel: drops slivers along a footprint's edge."""
+    if geom.is_empty:
+        return geom
+    return shapely.make_valid(geom.buffer(-pixel_m).buffer(pixel_m))
+
+
+def _present_runs(states: Sequence[str]) -> list[list[int]]:
+    """Return the runs of ``present`` dates, consecutive among the assessable dates."""
+    runs: list[list[int]] = []
+    prev = ""
+    for i, s in enumerate(states):
+        if s == "unassessable":
+            continue
+        if s == "present":
+            if prev == "present":
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        prev = s
+    return runs
 
 
 def status_of(states: Sequence[str]) -> tuple[str, int | None, int | None]:
     """Status, and the bracket ``(last absent, first present)`` date indices.
+
+    Only a confirmed presence dates a structure: a run of ``present`` on at least two
+    consecutive assessable dates, or on the stack's last date. A lone ``present`` between
+    ``absent`` dates is one scene's word and is left out of the status (the observation
+    keeps it).
 
     Examples
     --------
@@ -120,20 +172,28 @@ def status_of(states: Sequence[str]) -> tuple[str, int | None, int | None]:
     ('transient', 0, 1)
     >>> status_of(["unassessable", "present", "present"])
     ('present_throughout', None, 1)
+    >>> status_of(["absent", "present", "absent", "absent", "present", "present"])
+    ('new', 3, 4)
     """
-    present = [i for i, s in enumerate(states) if s == "present"]
+    runs = _present_runs(states)
+    last = len(states) - 1
+    confirmed = [r for r in runs if len(r) >= 2 or r[-1] == last]
     absent = [i for i, s in enumerate(states) if s == "absent"]
-    if not present:
-        return "unconfirmed", (absent[-1] if absent else None), None
+
+    def before(i: int) -> int | None:
+        earlier = [a for a in absent if a < i]
+        return earlier[-1] if earlier else None
+
+    if not confirmed:
+        if not runs:
+            return "unconfirmed", (absent[-1] if absent else None), None
+        return "unconfirmed", before(runs[-1][0]), runs[-1][0]
+    final = confirmed[-1]
     if not absent:
-        return "present_throughout", None, present[0]
-    after = [i for i in present if i > absent[-1]]
-    if not after:
-        before = [i for i in absent if i < present[0]]
-        return "transient", (before[-1] if before else None), present[0]
-    if len(after) >= 2 or after[0] == len(states) - 1:
-        return "new", absent[-1], after[0]
-    return "unconfirmed", absent[-1], after[0]
+        return "present_throughout", None, final[0]
+    if absent[-1] < final[0]:
+        return "new", before(final[0]), final[0]
+    return "transient", before(confirmed[0][0]), confirmed[0][0]
 
 
 def _window(geom: Any, grid: Grid, pad: int) -> Window:
@@ -181,9 +241,14 @@ def _observe(
     return ("present" if present else "absent"), clear_share, mean
 
 
-def _member_attrs(members: list[tuple[int, Any]]) -> dict[str, Any]:
+def _iou(a: Any, b: Any) -> float:
+    union = shapely.union(a, b).area
+    return float(shapely.intersection(a, b).area / union) if union > 0 else 0.0
+
+
+def _member_attrs(geom: Any, members: list[tuple[int, Any]]) -> dict[str, Any]:
     rows = [r for _, r in members]
-    big = max(rows, key=lambda r: float(r.get("area_m2", 0.0)))
+    big = max(rows, key=lambda r: _iou(geom, r.geometry))  # the object most like it
     conf = [float(r["confidence"]) for r in rows if "confidence" in r and pd.notna(r["confidence"])]
     score = [
         float(r[c]) for r in rows for c in ("score", "mean_score") if c in r and pd.notna(r[c])
@@ -201,6 +266,7 @@ def assess(
     grid: Grid,
     *,
     input_hashes: Sequence[str],
+    min_area_m2: float = 20.0,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Link the objects and decide every structure's state on every date.
 
@@ -214,6 +280,8 @@ def assess(
         The analysis grid.
     input_hashes : sequence of str
         SHA-256 of every input, in date order (the stable ids' seed).
+    min_area_m2 : float, default 20.0
+        The engine's least object area, m2: the least new part that splits off (:func:`link`).
 
     Returns
     -------
@@ -224,7 +292,7 @@ def assess(
     observations : pandas.DataFrame
         ``id, date, scene, state, clear_share, score``.
     """
-    groups = link(per_date)
+    groups = link(per_date, pixel_m=float(grid.res[0]), min_area_m2=min_area_m2)
     states: list[list[tuple[str, float, float]]] = [[] for _ in groups]
     for k, rec in enumerate(records):
         with rasterio.open(rec.state) as st, rasterio.open(rec.score) as sc:
@@ -233,7 +301,7 @@ def assess(
                 states[i].append(_observe(g["geometry"], grid, st, sc, rec.threshold, detected))
     geoms = [shapely.make_valid(g["geometry"]) for g in groups]
     frame = gpd.GeoDataFrame(
-        [_member_attrs(g["members"]) for g in groups] or None,
+        [_member_attrs(g["geometry"], g["members"]) for g in groups] or None,
         columns=["class", "confidence", "score"],
         geometry=geoms,
         crs=grid.crs,
