@@ -41,22 +41,20 @@ from borderwatch.monitor.track import (
     PRESENT_SHARE,
     bracket_words,
 )
-from borderwatch.products.custody import prior_entries
 from borderwatch.products.evidence import _to_uint8 as to_uint8
 from borderwatch.products.evidence import (
     _write_png,
     chip_window,
+    packet_stage,
     render_chip,
     seal_packet,
     stretch_limits,
     true_colour_bands,
 )
-from borderwatch.products.export import atomic_folder, atomic_write, write_geojson
+from borderwatch.products.export import atomic_write, write_geojson
 from borderwatch.products.gpkg import write_gpkg
-from borderwatch.products.manifest import MANIFEST_NAME
 from borderwatch.products.redact import redact_record
 from borderwatch.products.report import _environment
-from borderwatch.products.signing import warn_if_signature_dropped
 from borderwatch.products.styles import detections_qml, ledger_qml, observations_qml
 
 __all__ = [
@@ -368,10 +366,10 @@ def write_monitor_products(
     files = _write_layers(run, out, overwrite=overwrite) if out is not None else []
     packet = None
     if evidence is not None:
-        prior = prior_entries(evidence, redact=redact) if overwrite else []
-        if overwrite:
-            warn_if_signature_dropped(evidence / MANIFEST_NAME, sign_key=sign_key)
-        with atomic_folder(evidence, overwrite=overwrite) as stage:
+        with packet_stage(evidence, overwrite=overwrite, redact=redact, sign_key=sign_key) as (
+            stage,
+            prior,
+        ):
             staged = _packet(
                 run,
                 stage,

@@ -22,11 +22,12 @@ in a temporary folder beside its destination and renamed into place when complet
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ __all__ = [
     "stretch_limits",
     "true_colour_bands",
     "moved_packet",
+    "packet_stage",
     "write_evidence",
     "write_packet",
 ]
@@ -504,10 +506,10 @@ def write_evidence(
         raise InputError(
             f"{inside[0]}: lies in the packet folder {root}; write it with write_products"
         )
-    prior = prior_entries(root, redact=redact) if overwrite else []
-    if overwrite:
-        warn_if_signature_dropped(root / MANIFEST_NAME, sign_key=sign_key)
-    with atomic_folder(root, overwrite=overwrite) as stage:
+    with packet_stage(root, overwrite=overwrite, redact=redact, sign_key=sign_key) as (
+        stage,
+        prior,
+    ):
         packet = write_packet(
             run,
             stage,
@@ -519,6 +521,23 @@ def write_evidence(
             prior_custody=prior,
         )
     return moved_packet(packet, root)
+
+
+@contextlib.contextmanager
+def packet_stage(
+    root: Path, *, overwrite: bool, redact: bool, sign_key: Ed25519PrivateKey | None
+) -> Iterator[tuple[Path, list[bytes]]]:
+    """Build a packet for ``root`` in a temporary folder beside it, renamed in at the end.
+
+    Yields the temporary folder and the custody log lines an ``overwrite`` carries
+    forward from the packet it replaces (warning if that one was signed and this
+    one will not be); see :func:`borderwatch.products.export.atomic_folder`.
+    """
+    prior = prior_entries(root, redact=redact) if overwrite else []
+    if overwrite:
+        warn_if_signature_dropped(root / MANIFEST_NAME, sign_key=sign_key)
+    with atomic_folder(root, overwrite=overwrite) as stage:
+        yield stage, prior
 
 
 def moved_packet(packet: EvidencePacket, folder: Path) -> EvidencePacket:

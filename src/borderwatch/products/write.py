@@ -21,10 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from borderwatch.engine import DetectionRun, run_metadata
 from borderwatch.errors import InputError
-from borderwatch.products.custody import prior_entries
-from borderwatch.products.evidence import EvidencePacket, moved_packet, write_packet
+from borderwatch.products.evidence import EvidencePacket, moved_packet, packet_stage, write_packet
 from borderwatch.products.export import (
-    atomic_folder,
     atomic_write,
     check_folder,
     check_sign_key_outside,
@@ -33,11 +31,9 @@ from borderwatch.products.export import (
     write_geojson,
 )
 from borderwatch.products.gpkg import gpkg_metadata, input_hashes, run_layers, write_gpkg
-from borderwatch.products.manifest import MANIFEST_NAME
 from borderwatch.products.qgis_project import check_qgis_project, write_qgis_project
 from borderwatch.products.redact import redact_record
 from borderwatch.products.review import apply_reviews, load_reviews, place_key
-from borderwatch.products.signing import warn_if_signature_dropped
 from borderwatch.products.styles import detections_qml
 from borderwatch.products.summary import detection_figures
 
@@ -258,10 +254,10 @@ def write_products(
             files += _write_project(run, qgis_project, gpkg, overwrite=overwrite, redact=redact)
     if root is None:
         return Products(layers["detections"], place, applied, tuple(files), None)
-    prior = prior_entries(root, redact=redact) if overwrite else []
-    if overwrite:
-        warn_if_signature_dropped(root / MANIFEST_NAME, sign_key=sign_key)
-    with atomic_folder(root, overwrite=overwrite) as stage:
+    with packet_stage(root, overwrite=overwrite, redact=redact, sign_key=sign_key) as (
+        stage,
+        prior,
+    ):
         staged = [_staged(out, root, stage) for out in outputs if _inside(out, root)]
         for p in staged:
             p.parent.mkdir(parents=True, exist_ok=True)
