@@ -48,9 +48,10 @@ from borderwatch.engine.pool import Progress
 from borderwatch.errors import InputError
 from borderwatch.imagery import ImageryOptions, with_options
 from borderwatch.io import DateSource, Grid, check_size, choose_grid, open_date, read_scene
+from borderwatch.masks import find_mask, read_mask
 from borderwatch.monitor import ledger as _ledger
 from borderwatch.monitor import track
-from borderwatch.monitor.masks import CLEAR, NO_IMAGERY, NODATA, date_mask
+from borderwatch.monitor.masks import CLEAR, NO_IMAGERY, NODATA
 from borderwatch.monitor.stack import StackEntry
 from borderwatch.remote import input_sha256
 
@@ -213,7 +214,8 @@ def _stage(
 ) -> tuple[str, tuple[str, ...]]:
     """Read one date once onto the grid: its clear pixels and its state codes."""
     staged, state = rec_paths
-    kind, mpaths = "none", tuple[str, ...]()
+    # Found once per date; read block by block.
+    spec = find_mask(list(source.paths), user_mask=entry.mask, band_names=source.band_names)
     bands = len(source.band_names)
     with (
         _tif(staged, grid, count=bands, dtype="float32", nodata=float("nan")) as ds,
@@ -223,17 +225,14 @@ def _stage(
         for w in blocks:
             sub = grid.window_grid(_window(w))
             scene = read_scene(source, sub)
-            codes, kind, mpaths = date_mask(
-                source.paths, sub, user_mask=entry.mask, band_names=source.band_names
-            )
-            codes = codes.copy()
+            codes = np.array(read_mask(spec, sub), dtype=np.uint8)
             codes[(codes == CLEAR) & ~scene.valid] = NODATA
             codes[~_footprint_on(source, sub)] = NO_IMAGERY
             data = scene.data
             data[:, codes != CLEAR] = np.nan
             ds.write(data, window=_window(w))
             dst.write(codes, 1, window=_window(w))
-    return kind, mpaths
+    return spec.kind, tuple(spec.paths)
 
 
 def _check_distinct(entries: Sequence[StackEntry]) -> None:
