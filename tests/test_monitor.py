@@ -17,8 +17,9 @@ from click.testing import CliRunner
 
 from borderwatch.cli import main
 from borderwatch.errors import InputError
+from borderwatch.io import Grid
 from borderwatch.monitor import monitor, read_stack_csv
-from borderwatch.monitor.track import link, status_of
+from borderwatch.monitor.track import ONSET_SIMILAR, link, onset_similarity, status_of
 from borderwatch.products.gpkg import read_layer_styles
 from borderwatch.synthetic.pair import make_pair
 
@@ -295,10 +296,47 @@ def test_outputs_checked_before_work(stack: Path, tmp_path: Path):
         (["present", "absent", "present", "present"], "new", 1, 2),
         (["present", "unassessable", "present"], "present_throughout", None, 0),
         (["absent", "unassessable", "present", "present"], "new", 0, 2),
+        # seen, gone, back again: no one step from absent to present, so not new
+        (["absent", "present", "present", "absent", "present", "present"], "transient", 0, 1),
     ],
 )
 def test_status_rules(states, status, last_absent, first_present):
     assert status_of(states) == (status, last_absent, first_present)
+
+
+def _staged(data: np.ndarray, grid: Grid) -> rasterio.io.DatasetReader:
+    mem = rasterio.io.MemoryFile()
+    with mem.open(
+        driver="GTiff",
+        width=grid.shape[1],
+        height=grid.shape[0],
+        count=data.shape[0],
+        dtype="float32",
+        crs=grid.crs,
+        transform=grid.transform,
+    ) as dst:
+        dst.write(data.astype(np.float32))
+    return mem.open()
+
+
+def test_onset_similarity_tells_a_new_roof_from_a_brighter_one():
+    """Gain, offset and a 1 px shift keep the shapes; a roof on bare field does not."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    grid = Grid(CRS.from_epsg(32652), Affine(1, 0, 500000, 0, -1, 4700000), (64, 64))
+    rng = np.random.default_rng(0)
+    field = 800 + rng.normal(0, 40, (3, 64, 64))
+    roofed = field.copy()
+    roofed[:, 20:32, 24:40] = 2500 + rng.normal(0, 20, (3, 12, 16))
+    roof = shapely.box(500024, 4700000 - 32, 500040, 4700000 - 20)  # rows 20-32, cols 24-40
+    brighter = np.roll(roofed * 1.4 + 300, 1, axis=2) + rng.normal(0, 20, roofed.shape)
+    hazy = field * 0.6 + 500 + rng.normal(0, 20, field.shape)
+    with _staged(roofed, grid) as b, _staged(brighter, grid) as a, _staged(hazy, grid) as f:
+        same = onset_similarity(roof, grid, b, a)
+        new = onset_similarity(roof, grid, f, a)
+    assert same >= 0.95 > ONSET_SIMILAR
+    assert new < 0.5
 
 
 def _objects(*geoms: object) -> gpd.GeoDataFrame:

@@ -23,9 +23,15 @@ Rules (stated in the products):
   date a structure; a lone ``present`` between ``absent`` dates stays in the
   observations only). If the last confirmed presence runs to the last assessable date
   and some date before it is ``absent``: ``new``, bracketed by the last absent date
-  before it and its first date. Never absent: ``present_throughout``. A confirmed
-  presence later absent again: ``transient``, bracketed by its first confirmed
-  presence. No confirmed presence: ``unconfirmed``.
+  before it and its first date, when no confirmed presence came before. Never absent:
+  ``present_throughout``. A confirmed presence later absent again (or back again
+  after an absence): ``transient``, bracketed by its first confirmed presence. No
+  confirmed presence: ``unconfirmed``.
+- **Onset test.** A ``new`` or ``transient`` structure's last absent and first present
+  dates are compared by :func:`onset_similarity` (blind to brightness and colour). At
+  :data:`ONSET_SIMILAR` or above the same shapes are on both: the change is one of
+  brightness or colour (a bright roof against a hazy or snowy first date), so the
+  structure is ``present_throughout``. ``status_reason`` says why in words.
 """
 
 from __future__ import annotations
@@ -68,6 +74,13 @@ BUFFER_PX = 2
 CLEAR_FLOOR = 0.6
 #: Share of a footprint's clear pixels above the threshold that makes it present.
 PRESENT_SHARE = 0.5
+#: Onset similarity (:func:`onset_similarity`) at or above which the bracket's two dates
+#: show the same shapes: the change there is one of brightness or colour, not a new
+#: structure.
+ONSET_SIMILAR = 0.8
+#: Largest shift, grid pixels, searched by :func:`onset_similarity`.
+ONSET_SHIFT_PX = 2
+_ONSET_MIN_PX = 16
 #: States of a structure on a date.
 STATES = ("present", "absent", "unassessable")
 #: Statuses of a structure over the stack.
@@ -82,6 +95,8 @@ BRACKET_COLUMNS = (
     "n_absent",
     "n_unassessable",
     "status",
+    "status_reason",
+    "onset_similarity",
 )
 _DROP = ("before_date", "after_date", "residual_shift_px")
 
@@ -174,6 +189,8 @@ def status_of(states: Sequence[str]) -> tuple[str, int | None, int | None]:
     ('present_throughout', None, 1)
     >>> status_of(["absent", "present", "absent", "absent", "present", "present"])
     ('new', 3, 4)
+    >>> status_of(["absent", "present", "present", "absent", "present", "present"])
+    ('transient', 0, 1)
     """
     runs = _present_runs(states)
     last = len(states) - 1
@@ -191,8 +208,9 @@ def status_of(states: Sequence[str]) -> tuple[str, int | None, int | None]:
     final = confirmed[-1]
     if not absent:
         return "present_throughout", None, final[0]
-    if absent[-1] < final[0]:
+    if absent[-1] < final[0] and final is confirmed[0]:
         return "new", before(final[0]), final[0]
+    # gone again, or back after an absence: no one step from absent to present
     return "transient", before(confirmed[0][0]), confirmed[0][0]
 
 
@@ -239,6 +257,55 @@ def _observe(
     above = float((vals > threshold).mean()) if threshold is not None else 0.0
     present = detected or above >= PRESENT_SHARE
     return ("present" if present else "absent"), clear_share, mean
+
+
+def onset_similarity(geom: Any, grid: Grid, before: Any, after: Any) -> float:
+    """Similarity of a structure's place on two dates, blind to brightness and colour.
+
+    The Pearson correlation of the two dates' pixels over the footprint plus a
+    :data:`BUFFER_PX`-pixel buffer, per band and averaged over the bands, at the best of
+    the shifts up to :data:`ONSET_SHIFT_PX` pixels (what alignment may leave). A gain,
+    an offset or haze (season, illumination, sensor) leaves it near 1; a structure
+    that was not there before changes the pattern and takes it far lower.
+
+    Parameters
+    ----------
+    geom : shapely geometry
+        The structure's footprint (grid CRS, metres).
+    grid : Grid
+        The analysis grid.
+    before, after : rasterio dataset
+        The two dates' staged rasters on the grid (NaN where not clear).
+
+    Returns
+    -------
+    float
+        The correlation (-1 to 1), or NaN with fewer than :data:`_ONSET_MIN_PX` clear
+        pixels shared by the two dates.
+    """
+    s = ONSET_SHIFT_PX
+    win = _window(geom, grid, BUFFER_PX + 1 + s)
+    _, buf = _masks(geom, grid, win)
+    a = before.read(window=win).astype(np.float64)
+    b = after.read(window=win).astype(np.float64)
+    h, w = buf.shape
+    if h <= 2 * s or w <= 2 * s:
+        return float("nan")
+    inner = (slice(s, h - s), slice(s, w - s))
+    aa = a[(slice(None), *inner)]
+    best = float("nan")
+    for dr in range(-s, s + 1):
+        for dc in range(-s, s + 1):
+            bb = b[:, s + dr : h - s + dr, s + dc : w - s + dc]
+            ok = buf[inner] & np.isfinite(aa).all(axis=0) & np.isfinite(bb).all(axis=0)
+            if ok.sum() < _ONSET_MIN_PX:
+                continue
+            x = aa[:, ok] - aa[:, ok].mean(axis=1, keepdims=True)
+            y = bb[:, ok] - bb[:, ok].mean(axis=1, keepdims=True)
+            den = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+            r = float(np.mean(np.where(den > 0, (x * y).sum(axis=1) / np.maximum(den, 1e-12), 0)))
+            best = r if not best >= r else best
+    return best
 
 
 def _iou(a: Any, b: Any) -> float:
@@ -315,6 +382,16 @@ def assess(
     for i, sid in enumerate(table["id"]):
         names = [s for s, _, _ in states[i]]
         status, last_abs, first_pres = status_of(names)
+        sim = float("nan")
+        if status in ("new", "transient") and last_abs is not None and first_pres is not None:
+            with (
+                rasterio.open(records[last_abs].staged) as before,
+                rasterio.open(records[first_pres].staged) as after,
+            ):
+                sim = onset_similarity(geoms[i], grid, before, after)
+        reason = _reason(status, names, records, last_abs, first_pres, sim)
+        if sim >= ONSET_SIMILAR:  # the same shapes before: it was there already
+            status, last_abs, first_pres = "present_throughout", None, last_abs
         extra["last_absent"].append(records[last_abs].date if last_abs is not None else "")
         extra["last_absent_scene"].append(records[last_abs].scene if last_abs is not None else "")
         extra["first_present"].append(records[first_pres].date if first_pres is not None else "")
@@ -325,6 +402,8 @@ def assess(
         extra["n_absent"].append(names.count("absent"))
         extra["n_unassessable"].append(names.count("unassessable"))
         extra["status"].append(status)
+        extra["status_reason"].append(reason)
+        extra["onset_similarity"].append(round(sim, 3) if math.isfinite(sim) else np.nan)
         for rec, (state, clear, score) in zip(records, states[i], strict=True):
             obs_rows.append(
                 {
@@ -338,14 +417,49 @@ def assess(
             )
     geometry = table.geometry
     table = pd.DataFrame(table.drop(columns=table.geometry.name))
+    dtypes = {"onset_similarity": np.float64}
     for c in BRACKET_COLUMNS:
-        table[c] = pd.Series(extra[c], index=table.index, dtype=object if c[0] != "n" else np.int64)
+        dtype = dtypes.get(c, np.int64 if c.startswith("n_") else object)
+        table[c] = pd.Series(extra[c], index=table.index, dtype=dtype)
     cols = [c for c in table.columns if c not in ("review", "note")] + ["review", "note"]
     structures = gpd.GeoDataFrame(table[cols], geometry=geometry, crs=grid.crs)
     observations = pd.DataFrame(
         obs_rows, columns=["id", "date", "scene", "state", "clear_share", "score"]
     )
     return structures, observations
+
+
+def _reason(
+    status: str,
+    names: Sequence[str],
+    records: Sequence[Any],
+    last_abs: int | None,
+    first_pres: int | None,
+    sim: float,
+) -> str:
+    """Say in words why a structure got its status (layer ``structures``, ``status_reason``)."""
+    date = [r.date for r in records]
+    if math.isfinite(sim) and last_abs is not None and first_pres is not None:
+        shapes = f"similarity {sim:.2f}"
+        if sim >= ONSET_SIMILAR:
+            return (
+                f"the same shapes on {date[last_abs]} and {date[first_pres]} ({shapes} >= "
+                f"{ONSET_SIMILAR}): brightness or colour changed, not a new structure"
+            )
+        onset = f"; the shapes differ ({shapes} < {ONSET_SIMILAR})"
+    else:
+        onset = ""
+    start = date[first_pres or 0]
+    if status == "new":
+        return f"absent, then present from {start} on every later assessable date{onset}"
+    if status == "transient":
+        back = [date[i] for i, s in enumerate(names) if s == "absent" and i > (first_pres or 0)]
+        return f"present from {start}, absent again on {back[0] if back else '?'}{onset}"
+    if status == "present_throughout":
+        return "never absent on an assessable date"
+    if first_pres is not None:
+        return f"present on {date[first_pres]} only: one scene cannot make a structure"
+    return "never present on an assessable date"
 
 
 def bracket_words(row: Any, observations: pd.DataFrame) -> str:
