@@ -110,6 +110,14 @@ def test_evaluate_cli_json_on_png(tmp_path):
         "tn",
     }
     assert out["tp"] + out["fp"] + out["fn"] + out["tn"] == 256 * 256
+    full = json.loads(res.output)  # object metrics beside the pixel rows
+    from borderwatch.evaluation.datasets import read_mask_array
+    from borderwatch.objects.polygons import label_objects
+
+    _, n_true = label_objects(read_mask_array(LEVIR / "label" / name))
+    assert full["object_tp"] + full["object_fn"] == n_true > 0
+    assert full["object_tp"] + full["object_fp"] == full["n_detections"]
+    assert full["scored_area_km2"] == pytest.approx(256 * 256 * 0.25 / 1e6)
 
 
 @pytest.mark.slow

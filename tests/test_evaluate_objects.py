@@ -187,6 +187,7 @@ def test_evaluate_json_scores_what_detect_writes_object_by_object(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert {"detections", "pixels", "n_detections"} <= set(out)
+    assert (out["pixel_size_m"], out["pixel_size_source"]) == (0.5, "--pixel-size")
     assert (out["object_tp"], out["object_fp"], out["object_fn"]) == (2, 1, 1)
     assert out["object_precision"] == pytest.approx(2 / 3)
     assert out["object_recall"] == pytest.approx(2 / 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,10 @@ def evaluate(
     row: the same detections object by object, with their confidence: a detection
     matches a true object (8-connected component of TRUTH) at IoU >= 0.5, one-to-one,
     greedy by IoU (the SpaceNet rule); ECE bins the detections' confidence in 10
-    equal-width bins.
+    equal-width bins. The JSON names the pixel size used and where it came from
+    (``pixel_size_m``, ``pixel_size_source``).
     """
-    check_pixel_size(list(before), pixel_m)
+    given = check_pixel_size(list(before), pixel_m)
     params = detect_params(
         method=method,
         threshold=threshold,
@@ -115,16 +117,20 @@ def evaluate(
     )
     if is_georeferenced(list(before)) and is_georeferenced([truth]) and not is_geographic(truth):
         # the truth's own grid: detections rasterised exactly on its pixels
-        scores, _ = evaluate_files(
+        scores, run = evaluate_files(
             list(before), list(after), truth, params=params, change_value=change_value
         )
     else:
         pair = load_labelled(
             list(before), list(after), truth, change_value=change_value, pixel_m=pixel_m
         )
-        scores, _ = evaluate_pair(pair, params=params)
+        scores, run = evaluate_pair(pair, params=params)
     if as_json:
-        click.echo(json.dumps(scores.as_dict()))
+        size = {
+            "pixel_size_m": math.sqrt(run.grid.pixel_area),
+            "pixel_size_source": "georeferencing" if given is None else "--pixel-size",
+        }
+        click.echo(json.dumps({**scores.as_dict(), **size}))
         return
     click.echo(f"{scores.n_detections} detections")
     click.echo(_line("detections", scores.detections))
