@@ -60,6 +60,9 @@ RUNS: dict[str, DetectParams] = {
 DEFAULT_RUN = "combined+ki (default)"
 BASELINE_RUN = "baseline cva+otsu"
 FLOORS = {"oscd": 0.30, "levir": 0.45, "dsifn": 0.55, "landsat": 0.80}
+#: The issue's object floors for the default: ECE of confidence, LEVIR's median area ratio.
+ECE_FLOOR = 0.10
+AREA_RATIO_RANGE = {"levir": (0.8, 1.25)}
 #: Table row -> attribute of ProductScores.
 ROWS = {"detections": "detections", "pixel mask": "pixels"}
 DATASETS = ("oscd", "levir", "dsifn", "landsat")
@@ -115,6 +118,22 @@ def object_cells(o: ObjectScores | None) -> str:
         f"{_num(o.precision)} | {_num(o.recall)} | {_num(o.f1)} | "
         f"{_num(o.false_per_km2, '.1f')} | {_num(o.ece)} | {_num(o.median_area_ratio, '.2f')}"
     )
+
+
+def object_verdict(ds: str, o: ObjectScores) -> str:
+    """The default's object F1, ECE and area ratio against the issue's floors."""
+
+    def meets(ok: bool) -> str:
+        return "meets" if ok else "MISSES"
+
+    ece = f"ECE {_num(o.ece)}"
+    if o.ece is not None:
+        ece += f" ({meets(o.ece <= ECE_FLOOR)} <= {ECE_FLOOR:.2f})"
+    ratio = f"median area ratio {_num(o.median_area_ratio, '.2f')}"
+    if ds in AREA_RATIO_RANGE and o.median_area_ratio is not None:
+        lo, hi = AREA_RATIO_RANGE[ds]
+        ratio += f" ({meets(lo <= o.median_area_ratio <= hi)} {lo}-{hi})"
+    return f"; object F1 {_num(o.f1)}, {ece}, {ratio}"
 
 
 def pooled_objects(scores: list[ProductScores]) -> ObjectScores | None:
@@ -217,12 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             f"detections {'meet' if d >= floor else 'MISS'} the floor ({floor:.2f}), "
             f"{'not below' if d >= base else 'BELOW'} the baseline ({base:.3f})"
         )
-        objs = (
-            ""
-            if dobj is None
-            else f"; object F1 {_num(dobj.f1)}, ECE {_num(dobj.ece)}, median area ratio "
-            f"{_num(dobj.median_area_ratio, '.2f')}"
-        )
+        objs = "" if dobj is None else object_verdict(ds, dobj)
         lines += ["", f"Default {d:.3f}: {verdict}{objs}.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
