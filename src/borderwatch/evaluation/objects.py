@@ -8,7 +8,8 @@ Match rule (:data:`MATCH_RULE`): a detection and a true object match when the
 intersection over union (IoU) of their pixels on the analysis grid is at least
 :data:`MATCH_IOU` (0.5); matching is one-to-one, greedy in order of decreasing IoU.
 This is the SpaceNet building-footprint metric [1]_, the usual rule for building
-detection and the one SpaceNet 7's change tracking builds on [2]_. At IoU >= 0.5 a
+detection; SpaceNet 7's change-tracking score matches the same way, one-to-one by IoU,
+with a lower threshold (0.25) for its 4 m pixels [2]_. At IoU >= 0.5 a
 detection can overlap at most one true object that much (two disjoint objects cannot
 each hold more than half of it), so the greedy order only breaks exact ties at 0.5 and
 the matching is the maximum one. A true object split into two detections, or two
@@ -26,8 +27,8 @@ References
    sensing dataset and challenge series. arXiv:1807.01232.
    https://doi.org/10.48550/arXiv.1807.01232
 .. [2] Van Etten, A., Hogan, D., Martinez-Manso, J., et al. (2021). The multi-temporal
-   urban development SpaceNet dataset. CVPR, 6398-6407.
-   https://doi.org/10.1109/CVPR46437.2021.00633
+   urban development SpaceNet dataset. CVPR. arXiv:2102.04420.
+   https://doi.org/10.48550/arXiv.2102.04420
 .. [3] Guo, C., Pleiss, G., Sun, Y., Weinberger, K. Q. (2017). On calibration of modern
    neural networks. ICML. https://doi.org/10.48550/arXiv.1706.04599
 """
