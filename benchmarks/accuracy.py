@@ -3,16 +3,21 @@
 Usage::
 
     python benchmarks/accuracy.py [--data ../shared/data] [--out benchmarks/results/accuracy.md]
+        [--runs NAME ...] [--datasets levir ...] [--limit N]
 
 Datasets (see borderwatch.evaluation.datasets): OSCD 5 cities (B02, B03, B04, B08 for the scores
 that use all bands; B11 adds NDBI to the index terms), LEVIR-CD and DSIFN-CD samples
-(RGB PNG, 0.5 m), Landsat Taizhou (6 bands, partial labels). Each pair runs through
+(RGB PNG; their pixel size and its source from ``PNG_PIXEL_SIZES``, printed with each
+table), Landsat Taizhou (6 bands, partial labels). Each pair runs through
 ``borderwatch.engine.detect`` (``borderwatch.evaluation.metrics.evaluate_pair``): the row
 ``detections`` scores the final detections ``detect`` writes (rasterised on the truth
-grid), the row ``pixel mask`` the cleaned mask before the object filters (minimum area,
-classification). The baseline is plain CVA + Otsu without alignment, clean-up, minimum
-area or classification (its pixel mask), as measured in the issue. No parameter depends
-on the image.
+grid), pixel by pixel and object by object (``borderwatch.evaluation.objects``: a detection
+matches a true object at IoU >= 0.5, one-to-one; ECE of the detections' confidence in 10
+bins; median detection / true area of the matches), the row ``pixel mask`` the cleaned mask
+before the object filters (minimum area, classification). The baseline is plain CVA + Otsu
+without alignment, clean-up, minimum area or classification (its pixel mask), as measured
+in the issue. No parameter depends on the image. ``--limit N`` scores only the first N
+pairs of each dataset (a quick check of the table, not a result).
 """
 
 from __future__ import annotations
@@ -22,13 +27,21 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from borderwatch.engine import DetectParams
-from borderwatch.evaluation.datasets import LabelledPair, iter_oscd, iter_png_pairs, read_taizhou
-from borderwatch.evaluation.metrics import Scores, evaluate_pair, pool
+from borderwatch.evaluation.datasets import (
+    PNG_PIXEL_SIZES,
+    LabelledPair,
+    iter_oscd,
+    iter_png_pairs,
+    read_taizhou,
+)
+from borderwatch.evaluation.metrics import ProductScores, Scores, evaluate_pair, pool
+from borderwatch.evaluation.objects import ObjectScores, pool_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -47,6 +60,12 @@ RUNS: dict[str, DetectParams] = {
 DEFAULT_RUN = "combined+ki (default)"
 BASELINE_RUN = "baseline cva+otsu"
 FLOORS = {"oscd": 0.30, "levir": 0.45, "dsifn": 0.55, "landsat": 0.80}
+#: The issue's object floors for the default: ECE of confidence, LEVIR's median area ratio.
+ECE_FLOOR = 0.10
+AREA_RATIO_RANGE = {"levir": (0.8, 1.25)}
+#: Table row -> attribute of ProductScores.
+ROWS = {"detections": "detections", "pixel mask": "pixels"}
+DATASETS = ("oscd", "levir", "dsifn", "landsat")
 
 
 def oscd_bands(pair: LabelledPair) -> LabelledPair:
@@ -55,29 +74,74 @@ def oscd_bands(pair: LabelledPair) -> LabelledPair:
     return pair.select_bands(keep)
 
 
-def datasets(data: Path) -> Iterator[tuple[str, LabelledPair]]:
-    """Yield ``(dataset, pair)`` for every dataset found under ``data``."""
-    if (data / "oscd").is_dir():
-        for p in iter_oscd(data / "oscd"):
-            yield "oscd", oscd_bands(p)
-    if (data / "levir_cd_samples").is_dir():
-        for p in iter_png_pairs(data / "levir_cd_samples", dataset="levir"):
-            yield "levir", p
-    if (data / "dsifn_cd_samples").is_dir():
-        for p in iter_png_pairs(data / "dsifn_cd_samples", dataset="dsifn"):
-            yield "dsifn", p
-    if (data / "landsat_cd_whu" / "Taizhou").is_dir():
-        yield "landsat", read_taizhou(data / "landsat_cd_whu" / "Taizhou")
+def _dataset_pairs(data: Path, name: str) -> Iterator[LabelledPair]:
+    if name == "oscd" and (data / "oscd").is_dir():
+        yield from (oscd_bands(p) for p in iter_oscd(data / "oscd"))
+    folder = data / f"{name}_cd_samples"
+    if name in PNG_PIXEL_SIZES and folder.is_dir():
+        yield from iter_png_pairs(folder, dataset=name, pixel_m=PNG_PIXEL_SIZES[name][0])
+    if name == "landsat" and (data / "landsat_cd_whu" / "Taizhou").is_dir():
+        yield read_taizhou(data / "landsat_cd_whu" / "Taizhou")
 
 
-def score_pair(pair: LabelledPair, run: str) -> dict[str, Scores]:
-    """``{"detections": ..., "pixel mask": ...}`` of one pair under one run of :data:`RUNS`."""
+def datasets(
+    data: Path, *, names: tuple[str, ...] = DATASETS, limit: int | None = None
+) -> Iterator[tuple[str, LabelledPair]]:
+    """Yield ``(dataset, pair)`` for the datasets ``names`` found under ``data``.
+
+    ``limit``: at most that many pairs of each dataset (the first ones).
+    """
+    for name in names:
+        for pair in islice(_dataset_pairs(data, name), limit):
+            yield name, pair
+
+
+def score_pair(pair: LabelledPair, run: str) -> ProductScores:
+    """Pixel rows and object scores of one pair under one run of :data:`RUNS`."""
     params = RUNS[run]
     if params.method in ("cva", "irmad") and pair.name.startswith("oscd/"):
         # The issue's reference measurement uses the four 10 m bands for these scores.
         pair = pair.select_bands(range(4))
     scores, _ = evaluate_pair(pair, params=params)
-    return {"detections": scores.detections, "pixel mask": scores.pixels}
+    return scores
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def object_cells(o: ObjectScores | None) -> str:
+    """The object columns of a table row (``n/a`` where not scored)."""
+    if o is None:
+        return "n/a | n/a | n/a | n/a | n/a | n/a"
+    return (
+        f"{_num(o.precision)} | {_num(o.recall)} | {_num(o.f1)} | "
+        f"{_num(o.false_per_km2, '.1f')} | {_num(o.ece)} | {_num(o.median_area_ratio, '.2f')}"
+    )
+
+
+def object_verdict(ds: str, o: ObjectScores) -> str:
+    """The default's object F1, ECE and area ratio against the issue's floors."""
+
+    def meets(ok: bool) -> str:
+        return "meets" if ok else "MISSES"
+
+    ece = f"ECE {_num(o.ece)}"
+    if o.ece is not None:
+        ece += f" ({meets(o.ece <= ECE_FLOOR)} <= {ECE_FLOOR:.2f})"
+    ratio = f"median area ratio {_num(o.median_area_ratio, '.2f')}"
+    if ds in AREA_RATIO_RANGE and o.median_area_ratio is not None:
+        lo, hi = AREA_RATIO_RANGE[ds]
+        ratio += f" ({meets(lo <= o.median_area_ratio <= hi)} {lo}-{hi})"
+    return f"; object F1 {_num(o.f1)}, {ece}, {ratio}"
+
+
+def pooled_objects(scores: list[ProductScores]) -> ObjectScores | None:
+    """Object counts pooled over a dataset's pairs; None where any pair is unscored."""
+    objs = [s.objects for s in scores]
+    if any(o is None for o in objs):
+        return None
+    return pool_objects(o for o in objs if o is not None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,14 +150,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "accuracy.md")
     ap.add_argument("--json", type=Path, default=None, help="Also write raw results as JSON.")
     ap.add_argument("--runs", nargs="*", default=None, help="Subset of runs (names in RUNS).")
+    ap.add_argument(
+        "--datasets", nargs="*", choices=DATASETS, default=None, help="Subset of datasets."
+    )
+    ap.add_argument(
+        "--limit", type=int, default=None, help="Score only the first N pairs of each dataset."
+    )
     args = ap.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        ap.error("--limit must be at least 1")
     runs_wanted = [r for r in RUNS if args.runs is None or r in args.runs]
     if not args.data.is_dir():
         print(f"{args.data}: data folder not found", file=sys.stderr)
         return 2
-    results: dict[str, dict[str, list[dict[str, Scores]]]] = {}
+    results: dict[str, dict[str, list[ProductScores]]] = {}
     t0 = time.perf_counter()
-    for ds, pair in datasets(args.data):
+    names = tuple(args.datasets) if args.datasets else DATASETS
+    for ds, pair in datasets(args.data, names=names, limit=args.limit):
         for run in runs_wanted:
             results.setdefault(ds, {}).setdefault(run, []).append(score_pair(pair, run))
         print(f"{pair.name} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
@@ -105,45 +178,66 @@ def main(argv: list[str] | None = None) -> int:
         "together, mean F1 averages the per-image F1. Only valid, labelled pixels are "
         "scored (Taizhou: the change.bmp / unchanged.bmp samples).",
         "",
+        "Object columns (detections rows; n/a where the reference labels only a sample of "
+        "pixels): a detection matches a true object (8-connected component of the "
+        "label) at IoU >= 0.5, one-to-one, greedy by IoU (the SpaceNet rule); object "
+        "precision, recall, F1 and false objects per km2 from the counts pooled over the "
+        "dataset; ECE of the detections' confidence (10 equal-width bins); median "
+        "detection / true area of the matched objects.",
+        "",
         f"Run time: {time.perf_counter() - t0:.0f} s.",
         "",
     ]
+    if args.limit is not None:
+        lines += [f"**Only the first {args.limit} pair(s) of each dataset (--limit).**", ""]
     raw: dict[str, dict[str, object]] = {}
     for ds, runs in results.items():
 
-        def pooled(run: str, row: str, runs: dict[str, list[dict[str, Scores]]] = runs) -> Scores:
-            return pool(r[row] for r in runs[run])
+        def pooled(run: str, row: str, runs: dict[str, list[ProductScores]] = runs) -> Scores:
+            return pool(getattr(r, ROWS[row]) for r in runs[run])
 
         base = pooled(BASELINE_RUN, "pixel mask").f1 if BASELINE_RUN in runs else float("nan")
+        size = (
+            f"; pixel size {PNG_PIXEL_SIZES[ds][0]:g} m, {PNG_PIXEL_SIZES[ds][1]}"
+            if ds in PNG_PIXEL_SIZES
+            else ""
+        )
         lines += [
             f"## {ds} ({len(next(iter(runs.values())))} pairs, floor for the default "
-            f"{FLOORS.get(ds, 0):.2f})",
+            f"{FLOORS.get(ds, 0):.2f}{size})",
             "",
             "| method | row | pooled F1 | mean F1 | precision | recall | kappa | IoU "
-            "| vs baseline |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| vs baseline | object precision | object recall | object F1 "
+            "| false objects / km2 | ECE | median area ratio |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- "
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for run, scores in runs.items():
-            for row in ("detections", "pixel mask"):
+            objects = pooled_objects(scores)
+            for row in ROWS:
                 p = pooled(run, row)
-                mean_f1 = float(np.mean([s[row].f1 for s in scores]))
+                mean_f1 = float(np.mean([getattr(s, ROWS[row]).f1 for s in scores]))
+                cells = object_cells(objects) if row == "detections" else " | ".join("-" * 6)
                 lines.append(
                     f"| {run} | {row} | {p.f1:.3f} | {mean_f1:.3f} | {p.precision:.3f} "
-                    f"| {p.recall:.3f} | {p.kappa:.3f} | {p.iou:.3f} | {p.f1 - base:+.3f} |"
+                    f"| {p.recall:.3f} | {p.kappa:.3f} | {p.iou:.3f} | {p.f1 - base:+.3f} "
+                    f"| {cells} |"
                 )
-                raw.setdefault(ds, {})[f"{run} / {row}"] = {
-                    "pooled": p.as_dict(),
-                    "mean_f1": mean_f1,
-                }
+                entry: dict[str, object] = {"pooled": p.as_dict(), "mean_f1": mean_f1}
+                if row == "detections":
+                    entry["objects"] = None if objects is None else objects.as_dict()
+                raw.setdefault(ds, {})[f"{run} / {row}"] = entry
         if DEFAULT_RUN not in runs:
             continue
         d = pooled(DEFAULT_RUN, "detections").f1
+        dobj = pooled_objects(runs[DEFAULT_RUN])
         floor = FLOORS.get(ds, 0.0)
         verdict = (
             f"detections {'meet' if d >= floor else 'MISS'} the floor ({floor:.2f}), "
             f"{'not below' if d >= base else 'BELOW'} the baseline ({base:.3f})"
         )
-        lines += ["", f"Default {d:.3f}: {verdict}.", ""]
+        objs = "" if dobj is None else object_verdict(ds, dobj)
+        lines += ["", f"Default {d:.3f}: {verdict}{objs}.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if args.json:

@@ -304,7 +304,8 @@ def bench_otsu(args: argparse.Namespace) -> None:
             "LEVIR-CD / DSIFN-CD scores (cva, combined)",
             dict.fromkeys(("n", "differ", "ours exact", "skimage exact"), 0),
         )
-        for pair in datasets.iter_png_pairs(data / name):
+        # the pixel size only names the pair here (fit below takes pixel_m=1.0)
+        for pair in datasets.iter_png_pairs(data / name, pixel_m=0.5):
             for method in ("cva", "combined"):
                 fitted = get_method(method).fit(
                     pair.before, pair.after, pair.valid, band_names=pair.band_names, pixel_m=1.0

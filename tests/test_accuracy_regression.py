@@ -60,7 +60,7 @@ def test_oscd_city_default_beats_floor_and_baseline():
 @pytest.fixture(scope="module")
 def levir():
     _need(LEVIR)
-    pairs = list(iter_png_pairs(LEVIR, dataset="levir"))
+    pairs = list(iter_png_pairs(LEVIR, dataset="levir", pixel_m=0.5))  # Chen & Shi 2020
     return {
         "baseline": _f1(pairs, BASELINE, row="pixels"),
         "combined+otsu": _f1(pairs, DetectParams(threshold="otsu"), row="pixels"),
@@ -103,13 +103,21 @@ def test_evaluate_cli_json_on_png(tmp_path):
         "f1",
         "iou",
         "kappa",
-        "object_recall",
+        "object_hit_rate",
         "tp",
         "fp",
         "fn",
         "tn",
     }
     assert out["tp"] + out["fp"] + out["fn"] + out["tn"] == 256 * 256
+    full = json.loads(res.output)  # object metrics beside the pixel rows
+    from borderwatch.evaluation.datasets import read_mask_array
+    from borderwatch.objects.polygons import label_objects
+
+    _, n_true = label_objects(read_mask_array(LEVIR / "label" / name))
+    assert full["object_tp"] + full["object_fn"] == n_true > 0
+    assert full["object_tp"] + full["object_fp"] == full["n_detections"]
+    assert full["scored_area_km2"] == pytest.approx(256 * 256 * 0.25 / 1e6)
 
 
 @pytest.mark.slow

@@ -299,6 +299,10 @@ def test_evaluate_scores_what_detect_writes(pair, tmp_path: Path) -> None:
     assert out["detections"]["f1"] == 1.0 and out["detections"]["fp"] == 0
     assert out["n_detections"] >= 4
     assert out["pixels"]["recall"] == 1.0  # the pixel mask before object filters holds them
+    # object by object too: each detection is one component of its own mask, area for area
+    assert out["object_tp"] == out["n_detections"] and out["object_fp"] == out["object_fn"] == 0
+    assert out["object_f1"] == 1.0 and out["median_area_ratio"] == 1.0
+    assert out["pixel_size_source"] == "georeferencing"
 
 
 def test_batch_writes_per_job_what_detect_writes(pair, tmp_path: Path) -> None:

@@ -39,11 +39,24 @@ __all__ = ["train"]
     help="Model file to write (pickle).",
 )
 @click.option(
+    "--pixel-size",
+    "pixel_m",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Pixel size in metres of a PNG dataset (required for --dataset png).",
+)
+@click.option(
     "--loo", is_flag=True, help="Also report leave-one-out F1 (one pair/city held out at a time)."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 def train(
-    dataset: str, data: Path, bands: str, out: Path | None, loo: bool, overwrite: bool
+    dataset: str,
+    data: Path,
+    bands: str,
+    out: Path | None,
+    pixel_m: float | None,
+    loo: bool,
+    overwrite: bool,
 ) -> None:
     """Train a small scikit-learn pixel classifier on a labelled dataset."""
     from borderwatch.methods.training import leave_one_out, save_model, train_model
@@ -56,7 +69,9 @@ def train(
     if dataset == "oscd":
         pairs = list(iter_oscd(data, bands=tuple(b.strip() for b in bands.split(","))))
     elif dataset == "png":
-        pairs = list(iter_png_pairs(data))
+        if pixel_m is None:
+            raise click.UsageError("--dataset png needs --pixel-size (PNGs carry no pixel size)")
+        pairs = list(iter_png_pairs(data, pixel_m=pixel_m))
     else:
         pairs = [read_taizhou(data)]
     if loo:

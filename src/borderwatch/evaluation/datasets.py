@@ -9,7 +9,9 @@ partial reference sampling score only those). Supported layouts, as found in
   Sentinel-2 GeoTIFFs and ``<city>/cm/<city>-cm.tif`` labels (1 = no change,
   2 = change) on the ``imgs_1`` 10 m grid.
 * LEVIR-CD (Chen & Shi 2020) and DSIFN-CD (Zhang et al. 2020) samples: ``A/``, ``B/``
-  and ``label/`` PNG folders, RGB at 0.5 m, not georeferenced.
+  and ``label/`` PNG folders, RGB, not georeferenced: the caller gives the pixel size
+  (:data:`PNG_PIXEL_SIZES` holds the figures the benchmarks use and where they come
+  from).
 * Landsat Taizhou (Wu, Du & Zhang 2014): ENVI ``2000TM``/``2003TM`` with partial
   labels ``change.bmp`` and ``unchanged.bmp``.
 
@@ -51,7 +53,9 @@ from borderwatch.io import (
 
 __all__ = [
     "OSCD_BANDS",
+    "PNG_PIXEL_SIZES",
     "LabelledPair",
+    "check_pixel_size",
     "read_image_array",
     "read_mask_array",
     "read_oscd_city",
@@ -67,8 +71,15 @@ PathLike = str | os.PathLike[str]
 
 #: Sentinel-2 bands used for OSCD: the four 10 m bands plus the 20 m SWIR bands (NDBI).
 OSCD_BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
-#: Resolution assumed for the LEVIR-CD and DSIFN-CD PNGs, metres.
-PNG_PIXEL_M = 0.5
+#: Pixel size in metres of the un-georeferenced PNG datasets, and its source.
+PNG_PIXEL_SIZES: dict[str, tuple[float, str]] = {
+    "levir": (0.5, "published: Chen & Shi 2020, Google Earth at 0.5 m"),
+    "dsifn": (
+        0.5,
+        "assumed: the DSIFN-CD samples come with no pixel size (Google Earth, "
+        "sub-metre); 0.5 m as in every earlier table",
+    ),
+}
 _S2_PIXEL_M = 10.0
 _TAIZHOU_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 
@@ -261,7 +272,7 @@ def iter_oscd(
 
 
 def iter_png_pairs(
-    root: PathLike, *, dataset: str | None = None, pixel_m: float = PNG_PIXEL_M
+    root: PathLike, *, pixel_m: float, dataset: str | None = None
 ) -> Iterator[LabelledPair]:
     """Yield the pairs of an ``A/``, ``B/``, ``label/`` PNG folder (LEVIR-CD, DSIFN-CD).
 
@@ -269,12 +280,20 @@ def iter_png_pairs(
     ----------
     root : path
         Folder with ``A``, ``B`` and ``label`` sub-folders of same-named PNGs.
+    pixel_m : float
+        Pixel size in metres; PNGs carry none, so it has no default (see
+        :data:`PNG_PIXEL_SIZES` for the benchmark datasets).
     dataset : str, optional
         Prefix for the pair names (default: the folder name).
-    pixel_m : float
-        Pixel size in metres (0.5 for both datasets).
+
+    Raises
+    ------
+    InputError
+        The folder holds no PNG, or ``pixel_m`` is not a positive number.
     """
     root = _root(root, "PNG dataset")
+    if not pixel_m > 0:
+        raise InputError(f"{root}: pixel size {pixel_m} m is not positive")
     names = sorted(p.name for p in (root / "A").glob("*.png"))
     if not names:
         raise InputError(f"{root}/A: no PNG files")
@@ -342,21 +361,69 @@ def is_georeferenced(paths: Sequence[PathLike]) -> bool:
         return src.crs is not None and not src.transform.is_identity
 
 
+#: Largest relative difference between a given pixel size and a georeferenced file's own.
+PIXEL_SIZE_RTOL = 0.05
+
+
+def check_pixel_size(paths: Sequence[PathLike], pixel_m: float | None) -> float | None:
+    """Check a caller's pixel size against a date's files; return the size to impose.
+
+    Georeferenced files keep their own pixel size: the result is None, and a given
+    ``pixel_m`` that differs from the finest pixel of the files (in metres; for
+    geographic CRSs at the raster's centre latitude) by more than
+    :data:`PIXEL_SIZE_RTOL` is refused, since it would contradict the georeferencing.
+    Files without georeferencing (PNG, BMP, plain TIFF) carry no size, so ``pixel_m``
+    is required and returned.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The files (or folder) of one date.
+    pixel_m : float or None
+        Pixel size the caller gives, metres.
+
+    Raises
+    ------
+    InputError
+        No georeferencing and no ``pixel_m``; or ``pixel_m`` contradicts the
+        georeferencing. The message names the first file.
+    """
+    first = expand_paths(paths)[0]
+    if not is_georeferenced([first]):
+        if pixel_m is None:
+            raise InputError(
+                f"{first}: no georeferencing, so no pixel size; give --pixel-size "
+                "(metres): the model's scale and every area depend on it"
+            )
+        if not pixel_m > 0:
+            raise InputError(f"{first}: pixel size {pixel_m} m is not positive")
+        return float(pixel_m)
+    if pixel_m is not None:
+        own = open_date(list(paths)).min_res_m
+        if abs(pixel_m - own) > PIXEL_SIZE_RTOL * own:
+            raise InputError(
+                f"{first}: --pixel-size {pixel_m:g} m contradicts the file's "
+                f"georeferencing ({own:.3g} m pixels); leave --pixel-size out"
+            )
+    return None
+
+
 def load_labelled(
     before: Sequence[PathLike],
     after: Sequence[PathLike],
     truth: PathLike,
     *,
     change_value: float | None = None,
-    pixel_m: float = PNG_PIXEL_M,
+    pixel_m: float | None = None,
 ) -> LabelledPair:
     """Load any before/after pair with a truth mask on the before image's pixel grid.
 
     Georeferenced inputs are read on the before image's native grid
     (:func:`borderwatch.io.load_pair` with ``match_before=True``) and the truth mask,
     which must share the before image's pixel grid, is cropped to it. Inputs without
-    georeferencing (PNG, BMP) are treated as plain pixel grids of ``pixel_m`` metres;
-    both dates must then have the same shape.
+    georeferencing (PNG, BMP) are treated as plain pixel grids of ``pixel_m`` metres,
+    which must then be given (:func:`check_pixel_size`); both dates must then have the
+    same shape.
 
     Parameters
     ----------
@@ -366,21 +433,23 @@ def load_labelled(
         Truth raster or PNG; change is ``== change_value``, or any non-zero value.
     change_value : float, optional
         Value meaning change (2 for OSCD labels).
-    pixel_m : float
-        Pixel size for un-georeferenced inputs, metres.
+    pixel_m : float, optional
+        Pixel size for un-georeferenced inputs, metres (required for them; for
+        georeferenced inputs it must agree with the files).
 
     Raises
     ------
     InputError
-        Shapes do not match.
+        Shapes do not match, or the pixel size is missing or contradicts the files.
     """
+    size = check_pixel_size(before, pixel_m)
     label = read_image_array(truth)[0]
     truth_mask = label != 0 if change_value is None else label == float(change_value)
     labelled = np.ones(label.shape, bool)
     if change_value is not None and float(change_value) != 0:
         labelled = label != 0  # 0 = unlabelled where the labels use 1/2 (OSCD)
     name = Path(before[0]).stem
-    if is_georeferenced(before):
+    if size is None:  # georeferenced: the files' own grid and size
         b_src, a_src = open_date(list(before)), open_date(list(after))
         sb, sa = load_pair(b_src, a_src, match_before=True)
         with rasterio.open(b_src.paths[0]) as src:
@@ -417,4 +486,4 @@ def load_labelled(
         if b.shape[0] == 3
         else tuple(f"band{i + 1}" for i in range(b.shape[0]))
     )
-    return LabelledPair(name, b, a, valid, truth_mask, labelled, names, pixel_m * pixel_m)
+    return LabelledPair(name, b, a, valid, truth_mask, labelled, names, size * size)

@@ -2,7 +2,9 @@
 
 :func:`score_run` scores a finished run of the engine: its final detections (the
 polygons ``detect`` writes, rasterised on the grid) and, as a second named row, its
-cleaned pixel mask before the object filters (minimum area, classification).
+cleaned pixel mask before the object filters (minimum area, classification); and the
+same detections object by object, with their confidence
+(:mod:`borderwatch.evaluation.objects`: match rule, calibration error, area ratio).
 :func:`evaluate_pair` runs the engine on a labelled pair given as arrays (the
 benchmark datasets) by writing them to GeoTIFFs on the pair's grid first, so every
 number comes through the product's own code.
@@ -26,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import ndimage
 
 from borderwatch.errors import InputError
+from borderwatch.evaluation.objects import UNSCORED, ObjectScores
 
 if TYPE_CHECKING:
     from borderwatch.engine import DetectionRun, DetectParams
@@ -39,7 +41,7 @@ __all__ = [
     "Scores",
     "cleanup_radius_px",
     "evaluate_mask",
-    "object_recall",
+    "object_hit_rate",
     "pool",
     "ProductScores",
     "evaluate_files",
@@ -58,9 +60,10 @@ class Scores:
     precision, recall, f1, iou, kappa : float
         Pixel metrics of the change class (0 when undefined, e.g. no predicted change
         gives precision 0).
-    object_recall : float or None
+    object_hit_rate : float or None
         Share of 8-connected truth objects with at least one detected pixel; None
-        when pooled or when the truth has no objects.
+        when pooled or when the truth has no objects. (Object precision and recall
+        by the match rule are in :class:`~borderwatch.evaluation.objects.ObjectScores`.)
     tp, fp, fn, tn : int
         Pixel counts over the scored pixels.
     """
@@ -70,7 +73,7 @@ class Scores:
     f1: float
     iou: float
     kappa: float
-    object_recall: float | None
+    object_hit_rate: float | None
     tp: int
     fp: int
     fn: int
@@ -86,7 +89,7 @@ def _div(a: float, b: float) -> float:
 
 
 def scores_from_counts(
-    tp: int, fp: int, fn: int, tn: int, *, object_recall: float | None = None
+    tp: int, fp: int, fn: int, tn: int, *, object_hit_rate: float | None = None
 ) -> Scores:
     """Precision, recall, F1, IoU and Cohen's kappa from confusion counts.
 
@@ -107,7 +110,7 @@ def scores_from_counts(
         f1=_div(2 * tp, 2 * tp + fp + fn),
         iou=_div(tp, tp + fp + fn),
         kappa=kappa,
-        object_recall=object_recall,
+        object_hit_rate=object_hit_rate,
         tp=tp,
         fp=fp,
         fn=fn,
@@ -115,9 +118,11 @@ def scores_from_counts(
     )
 
 
-def object_recall(pred: np.ndarray, truth: np.ndarray) -> float | None:
+def object_hit_rate(pred: np.ndarray, truth: np.ndarray) -> float | None:
     """Share of 8-connected truth objects touched by at least one predicted pixel."""
-    labels, n = ndimage.label(truth, structure=np.ones((3, 3), bool))
+    from borderwatch.objects.polygons import label_objects
+
+    labels, n = label_objects(truth)
     if n == 0:
         return None
     hit = np.unique(labels[pred & (labels > 0)])
@@ -167,8 +172,8 @@ def evaluate_mask(
     fn = int((~p & t).sum())
     tn = int(scored.sum()) - tp - fp - fn
     full = labelled is None or bool(labelled.all())
-    orec = object_recall(pred.astype(bool) & scored, t) if full else None
-    return scores_from_counts(tp, fp, fn, tn, object_recall=orec)
+    hits = object_hit_rate(pred.astype(bool) & scored, t) if full else None
+    return scores_from_counts(tp, fp, fn, tn, object_hit_rate=hits)
 
 
 def pool(scores: Iterable[Scores]) -> Scores:
@@ -204,18 +209,29 @@ class ProductScores:
         The thresholded, cleaned pixel mask before minimum area and classification.
     n_detections : int
         Number of detections.
+    objects : ObjectScores or None
+        The detections scored object by object; None where the reference labels only
+        a sample of pixels (true objects are then unknown).
     """
 
     detections: Scores
     pixels: Scores
     n_detections: int
+    objects: ObjectScores | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"detections": {...}, "pixels": {...}, "n_detections": n}``."""
+        """JSON-ready: ``{"detections": {...}, "pixels": {...}, "n_detections": n}``.
+
+        Beside them the object metrics of :meth:`ObjectScores.as_dict`
+        (``object_precision``, ``object_recall``, ``object_f1``,
+        ``false_objects_per_km2``, ``ece``, ``median_area_ratio``, their counts, the
+        ``calibration`` table and ``object_match_rule``), all None when not scored.
+        """
         return {
             "detections": self.detections.as_dict(),
             "pixels": self.pixels.as_dict(),
             "n_detections": self.n_detections,
+            **(UNSCORED if self.objects is None else self.objects.as_dict()),
         }
 
 
@@ -227,6 +243,11 @@ def score_run(
     labelled: np.ndarray | None = None,
 ) -> ProductScores:
     """Score a run's detections and pixel mask against ``truth`` on the run's grid.
+
+    The detections are the run's objects (what ``detect`` writes), scored pixel by
+    pixel and object by object with their ``confidence`` column (NaN where absent,
+    e.g. without classification); the object scores are left out (None) when
+    ``labelled`` does not cover every pixel.
 
     Parameters
     ----------
@@ -243,17 +264,29 @@ def score_run(
         ``truth`` is not on the run's grid, or the run kept no pixel mask.
     """
     from borderwatch.engine.run import rasterise_objects
+    from borderwatch.evaluation.objects import label_objects_on_grid, object_scores
 
     rows, cols = run.grid.shape
     if truth.shape != (rows, cols):
         raise InputError(f"truth {truth.shape} is not on the run's grid {(rows, cols)}")
     if run.raw_mask is None:
         raise InputError("the run kept no pixel mask; run detect(..., raw_mask=True)")
+    # the pixel row: the mask detect writes (--mask-out), by detect's own code
     final = rasterise_objects(run.objects, run.grid, (0, 0, rows, cols)).astype(bool)
+    objects = None
+    if labelled is None or bool(labelled.all()):
+        ids = label_objects_on_grid(run.objects, run.grid)
+        conf = (
+            run.objects["confidence"].to_numpy(np.float64, na_value=np.nan)
+            if "confidence" in run.objects.columns
+            else np.full(len(run.objects), np.nan)
+        )
+        objects = object_scores(ids, conf, truth, pixel_area_m2=run.grid.pixel_area, scored=valid)
     return ProductScores(
         evaluate_mask(final, truth, valid=valid, labelled=labelled),
         evaluate_mask(run.raw_mask, truth, valid=valid, labelled=labelled),
         len(run.objects),
+        objects,
     )
 
 
