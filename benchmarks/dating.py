@@ -242,6 +242,17 @@ def score_dating(
     return pd.DataFrame(rows)
 
 
+def early_late(scored: pd.DataFrame) -> dict[str, int]:
+    """Count the dated structures whose bracket is wholly before or after the true date."""
+    dated = scored[scored["status"].isin(DATED)]
+    hi = dated["first_present"].fillna("")
+    lo = dated["last_absent"].fillna("")
+    return {
+        "early": int(((hi != "") & (hi < dated["built"])).sum()),
+        "late": int(((lo != "") & (lo >= dated["built"])).sum()),
+    }
+
+
 def summarise(scored: pd.DataFrame) -> dict[str, Any]:
     """Shares and medians of :func:`score_dating` rows."""
     n = len(scored)
@@ -448,6 +459,7 @@ def run_sn7(data: Path, work: Path, env: dict[str, str]) -> dict[str, Any]:
                 "found_share": float((scored["status"] == "new").mean()) if len(new) else math.nan,
                 "contains": int(scored["contains"].sum()),
                 "contains_share": float(scored["contains"].mean()) if len(new) else math.nan,
+                **early_late(scored),
                 "false_new": n_false,
                 "area_km2": km2,
                 "false_new_per_km2": per_km2,
@@ -565,14 +577,15 @@ def report(res: dict[str, Any], *, command: str, product: str | None = None) -> 
     else:
         lines += [
             "| place | new buildings | found (status new) | bracket contains true month | "
-            "false new / km2 (area km2) | wall (s) | status |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            "dated early / late | false new / km2 (area km2) | wall (s) | status |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for place, r in sn7.items():
             lines.append(
                 f"| {place} | {r.get('new_buildings', '-')} | {r.get('found', '-')} "
                 f"({_f(r.get('found_share'))}) | {r.get('contains', '-')} "
-                f"({_f(r.get('contains_share'))}) | {r.get('false_new', '-')} / "
+                f"({_f(r.get('contains_share'))}) | {r.get('early', '-')} / "
+                f"{r.get('late', '-')} | {r.get('false_new', '-')} / "
                 f"{_f(r.get('area_km2'))} = {_f(r.get('false_new_per_km2'))} | "
                 f"{_f(r['wall_s'], '.1f')} | {r['status']} |"
             )

@@ -129,6 +129,8 @@ def test_score_dating_and_summary() -> None:
     assert summary["n"] == 4 and summary["found"] == 2 and summary["contains"] == 1
     assert summary["contains_share"] == 0.25
     assert summary["median_width_days"] == pytest.approx(45.5)
+    # b: seen absent on its built month, so late; nothing is dated before it was built
+    assert dating.early_late(s.reset_index()) == {"early": 0, "late": 1}
 
 
 def test_synthetic_truth_gives_brackets_and_hidden_dates(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ SIZE, PIXEL_M = 128, 4.0
 BUILDING = (30, 30, 8, 10)  # from date 2 on; under a cloud (user mask) on date 3
 TRANSIENT = (90, 70, 7, 7)  # on dates 1 and 2 only
 EDGE = (20, 100, 6, 12)  # from date 3 on; date 4 has no imagery there (right 40 columns cut)
+OLD_ROOF = (70, 20, 9, 9)  # on every date, but dimmed by haze on date 1: not new
 CLOUD_PAD = 10
 CUT_COLS = 40
 
@@ -49,6 +50,11 @@ def plant(folder: Path, seed: int = 3) -> Path:
             if on:
                 r, c, h, w = box
                 img[:, r : r + h, c : c + w] = roof + rng.normal(0, 10, (4, h, w))
+        r, c, h, w = OLD_ROOF
+        pad = (slice(None), slice(r - 4, r + h + 4), slice(c - 4, c + w + 4))
+        img[:, r : r + h, c : c + w] = roof + 600 + rng.normal(0, 10, (4, h, w))
+        if k == 0:  # haze: the same shapes, less contrast
+            img[pad] = img[pad] * 0.55 + 600
         data = np.clip(img, 1, 65535).astype(np.uint16)
         if k == 4:
             data = data[:, :, : SIZE - CUT_COLS]
@@ -135,6 +141,13 @@ def test_brackets_statuses_and_unassessable(monitored, stack: Path):
     t = _structure(gpkg, folder, TRANSIENT)
     assert t["status"] == "transient"
     assert (t["last_absent"], t["first_present"]) == ("2020-03-01", "2020-05-03")
+    assert "absent, then present from 2020-07-10" in b["status_reason"]
+    assert b["onset_similarity"] < ONSET_SIMILAR
+    # an old roof seen through haze on the first date differs from every later date,
+    # but with the same shapes: it was there already
+    old = _structure(gpkg, folder, OLD_ROOF)
+    assert old["status"] == "present_throughout", old["status_reason"]
+    assert old["onset_similarity"] >= ONSET_SIMILAR and "same shapes" in old["status_reason"]
     e = _structure(gpkg, folder, EDGE)
     assert e["status"] == "new"
     assert (e["last_absent"], e["first_present"]) == ("2020-07-10", "2020-09-14")

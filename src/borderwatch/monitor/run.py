@@ -45,6 +45,7 @@ from borderwatch.aoi import AOI, aoi_polygon, aoi_polygon_lonlat, get_aoi
 from borderwatch.engine import DetectParams, detect
 from borderwatch.engine.plan import DEFAULT_BLOCK_SIZE, Win, block_layout
 from borderwatch.engine.pool import Progress
+from borderwatch.engine.read import GDAL_CACHE_MB
 from borderwatch.errors import InputError
 from borderwatch.imagery import ImageryOptions, with_options
 from borderwatch.io import DateSource, Grid, check_size, choose_grid, open_date, read_scene
@@ -370,6 +371,28 @@ def _update(
             eng.close()
 
 
+def _release_memory() -> None:
+    """Hand the freed memory of the last date's blocks back to the system.
+
+    Python and GDAL free a date's arrays when it is done, but glibc's allocator keeps
+    the freed pages, so without this the resident size creeps up date after date.
+    ``malloc_trim`` is glibc's; elsewhere only the garbage collector runs.
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
+
+
 def monitor(
     entries: Sequence[StackEntry],
     *,
@@ -443,70 +466,72 @@ def monitor(
     hashes: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix="borderwatch-monitor-", dir=workdir))
     try:
-        region, off_grid_m2 = _region(area, grid, sources)
-        acc = _ledger.LedgerAccumulator(grid, region, len(entries), off_grid_m2=off_grid_m2)
-        ref_path = tmp / "reference.tif"
-        with _tif(
-            ref_path, grid, count=len(first.band_names), dtype="float32", nodata=float("nan")
-        ) as ref:
-            ref.descriptions = first.band_names
-            for w in blocks:  # starts empty: nothing is known before the first date
-                nan = np.full((len(first.band_names), w[2], w[3]), np.nan, np.float32)
-                ref.write(nan, window=_window(w))
-        records: list[DateRecord] = []
-        per_date: list[gpd.GeoDataFrame | None] = []
-        engine_params: dict[str, Any] = {}
-        for k, (e, src) in enumerate(zip(entries, sources, strict=True)):
-            for p in (*src.paths, *((e.mask,) if e.mask else ())):
-                if p not in hashes:
-                    hashes[p] = input_sha256(p, grid)  # a URL: the window read
-            paths = (tmp / f"date{k:03d}.tif", tmp / f"state{k:03d}.tif")
-            kind, mpaths = _stage(paths, src, e, grid, blocks)
-            rec = DateRecord(
-                e,
-                src,
-                _scene_label(e, src),
-                kind,
-                mpaths,
-                None,
-                0,
-                "",
-                *paths,
-                tmp / f"score{k:03d}.tif",
-            )
-            objs: gpd.GeoDataFrame | None = None
-            thr: float | None = None
-            note = "reference" if k == 0 else ""
-            engine_score: Path | None = None
-            if k > 0:
-                engine_score = tmp / f"engine{k:03d}.tif"
-                objs, thr, note, eparams = _compare(
-                    ref_path, rec, entries[k - 1].date, grid, params, engine_score, progress
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # bounded, however many dates
+            region, off_grid_m2 = _region(area, grid, sources)
+            acc = _ledger.LedgerAccumulator(grid, region, len(entries), off_grid_m2=off_grid_m2)
+            ref_path = tmp / "reference.tif"
+            with _tif(
+                ref_path, grid, count=len(first.band_names), dtype="float32", nodata=float("nan")
+            ) as ref:
+                ref.descriptions = first.band_names
+                for w in blocks:  # starts empty: nothing is known before the first date
+                    nan = np.full((len(first.band_names), w[2], w[3]), np.nan, np.float32)
+                    ref.write(nan, window=_window(w))
+            records: list[DateRecord] = []
+            per_date: list[gpd.GeoDataFrame | None] = []
+            engine_params: dict[str, Any] = {}
+            for k, (e, src) in enumerate(zip(entries, sources, strict=True)):
+                _release_memory()  # the last date's blocks: the next date's peak starts low
+                for p in (*src.paths, *((e.mask,) if e.mask else ())):
+                    if p not in hashes:
+                        hashes[p] = input_sha256(p, grid)  # a URL: the window read
+                paths = (tmp / f"date{k:03d}.tif", tmp / f"state{k:03d}.tif")
+                kind, mpaths = _stage(paths, src, e, grid, blocks)
+                rec = DateRecord(
+                    e,
+                    src,
+                    _scene_label(e, src),
+                    kind,
+                    mpaths,
+                    None,
+                    0,
+                    "",
+                    *paths,
+                    tmp / f"score{k:03d}.tif",
                 )
-                if objs is None:
-                    engine_score = None
-                engine_params = engine_params or eparams
-            rec = dataclasses.replace(
-                rec, threshold=thr, detections=0 if objs is None else len(objs), note=note
+                objs: gpd.GeoDataFrame | None = None
+                thr: float | None = None
+                note = "reference" if k == 0 else ""
+                engine_score: Path | None = None
+                if k > 0:
+                    engine_score = tmp / f"engine{k:03d}.tif"
+                    objs, thr, note, eparams = _compare(
+                        ref_path, rec, entries[k - 1].date, grid, params, engine_score, progress
+                    )
+                    if objs is None:
+                        engine_score = None
+                    engine_params = engine_params or eparams
+                rec = dataclasses.replace(
+                    rec, threshold=thr, detections=0 if objs is None else len(objs), note=note
+                )
+                with rasterio.open(ref_path, "r+") as ref:
+                    _update(ref, k, rec, engine_score, blocks, acc)
+                if engine_score is not None:
+                    engine_score.unlink(missing_ok=True)
+                records.append(rec)
+                per_date.append(objs)
+                log.info("%s: %d detections (mask %s)", e.date, rec.detections, kind)
+            structures, observations = track.assess(
+                per_date,
+                records,
+                grid,
+                input_hashes=[hashes[p] for p in hashes],
+                min_area_m2=params.min_area_m2,
             )
-            with rasterio.open(ref_path, "r+") as ref:
-                _update(ref, k, rec, engine_score, blocks, acc)
-            if engine_score is not None:
-                engine_score.unlink(missing_ok=True)
-            records.append(rec)
-            per_date.append(objs)
-            log.info("%s: %d detections (mask %s)", e.date, rec.detections, kind)
-        structures, observations = track.assess(
-            per_date,
-            records,
-            grid,
-            input_hashes=[hashes[p] for p in hashes],
-            min_area_m2=params.min_area_m2,
-        )
-        ledger = acc.frame(records)
-        if area is not None and "border_km" in area.properties:
-            ledger = _ledger.add_km(ledger, float(area.properties["border_km"]))
-        corridor = _ledger.corridor_summary(area, ledger, structures)
+            ledger = acc.frame(records)
+            if area is not None and "border_km" in area.properties:
+                ledger = _ledger.add_km(ledger, float(area.properties["border_km"]))
+            corridor = _ledger.corridor_summary(area, ledger, structures)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

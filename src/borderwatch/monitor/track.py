@@ -27,11 +27,13 @@ Rules (stated in the products):
   ``present_throughout``. A confirmed presence later absent again (or back again
   after an absence): ``transient``, bracketed by its first confirmed presence. No
   confirmed presence: ``unconfirmed``.
-- **Onset test.** A ``new`` or ``transient`` structure's last absent and first present
-  dates are compared by :func:`onset_similarity` (blind to brightness and colour). At
-  :data:`ONSET_SIMILAR` or above the same shapes are on both: the change is one of
-  brightness or colour (a bright roof against a hazy or snowy first date), so the
-  structure is ``present_throughout``. ``status_reason`` says why in words.
+- **Onset test.** A ``new`` or ``transient`` structure's last absent date is compared
+  by :func:`onset_similarity` (blind to brightness and colour) with the dates of its
+  presence run in turn. A date with the same shapes (:data:`ONSET_SIMILAR` or above)
+  did not show the structure: its state becomes ``absent`` and the bracket moves on to
+  the first date that differs. When every date of the run has the same shapes, the
+  change was one of brightness or colour (a bright roof against a hazy or snowy first
+  date): ``present_throughout``. ``status_reason`` says why in words.
 """
 
 from __future__ import annotations
@@ -308,6 +310,51 @@ def onset_similarity(geom: Any, grid: Grid, before: Any, after: Any) -> float:
     return best
 
 
+def _onset(
+    geom: Any, grid: Grid, records: Sequence[Any], names: list[str]
+) -> tuple[str, int | None, int | None, float]:
+    """Status and bracket after the onset test (module notes); edits ``names`` in place.
+
+    The dates of the bracket's presence run are compared in turn with the last absent
+    date: those with the same shapes (:data:`ONSET_SIMILAR` or above) did not show the
+    structure (their state becomes ``absent``) and the first that differs is its onset.
+    When none differs the change was one of brightness or colour throughout:
+    ``present_throughout``.
+
+    Returns
+    -------
+    status : str
+    last_absent, first_present : int or None
+        Date indices of the bracket.
+    similarity : float
+        :func:`onset_similarity` at the bracket (NaN where not tested).
+    """
+    for _ in range(len(names)):
+        status, last_abs, first_pres = status_of(names)
+        if status not in ("new", "transient") or last_abs is None or first_pres is None:
+            return status, last_abs, first_pres, float("nan")
+        run = [first_pres]
+        for j in range(first_pres + 1, len(names)):
+            if names[j] == "absent":
+                break
+            if names[j] == "present":
+                run.append(j)
+        with rasterio.open(records[last_abs].staged) as before:
+            sims = []
+            for j in run:
+                with rasterio.open(records[j].staged) as after:
+                    sims.append(onset_similarity(geom, grid, before, after))
+                if not sims[-1] >= ONSET_SIMILAR:  # differs (or cannot tell: NaN)
+                    break
+        if not sims[-1] >= ONSET_SIMILAR and len(sims) == 1:
+            return status, last_abs, first_pres, sims[0]
+        if sims[-1] >= ONSET_SIMILAR:  # the same shapes on every date of the run
+            return "present_throughout", None, last_abs, sims[0]
+        for j in run[: len(sims) - 1]:  # the same as before: the structure was not there
+            names[j] = "absent"
+    return status_of(names) + (float("nan"),)
+
+
 def _iou(a: Any, b: Any) -> float:
     union = shapely.union(a, b).area
     return float(shapely.intersection(a, b).area / union) if union > 0 else 0.0
@@ -381,17 +428,9 @@ def assess(
     extra: dict[str, list[Any]] = {c: [] for c in BRACKET_COLUMNS}
     for i, sid in enumerate(table["id"]):
         names = [s for s, _, _ in states[i]]
-        status, last_abs, first_pres = status_of(names)
-        sim = float("nan")
-        if status in ("new", "transient") and last_abs is not None and first_pres is not None:
-            with (
-                rasterio.open(records[last_abs].staged) as before,
-                rasterio.open(records[first_pres].staged) as after,
-            ):
-                sim = onset_similarity(geoms[i], grid, before, after)
-        reason = _reason(status, names, records, last_abs, first_pres, sim)
-        if sim >= ONSET_SIMILAR:  # the same shapes before: it was there already
-            status, last_abs, first_pres = "present_throughout", None, last_abs
+        status, last_abs, first_pres, sim = _onset(geoms[i], grid, records, names)
+        states[i] = [(n, c, v) for n, (_, c, v) in zip(names, states[i], strict=True)]
+        reason = _reason(status, names, records, first_pres, sim)
         extra["last_absent"].append(records[last_abs].date if last_abs is not None else "")
         extra["last_absent_scene"].append(records[last_abs].scene if last_abs is not None else "")
         extra["first_present"].append(records[first_pres].date if first_pres is not None else "")
@@ -433,22 +472,20 @@ def _reason(
     status: str,
     names: Sequence[str],
     records: Sequence[Any],
-    last_abs: int | None,
     first_pres: int | None,
     sim: float,
 ) -> str:
     """Say in words why a structure got its status (layer ``structures``, ``status_reason``)."""
     date = [r.date for r in records]
-    if math.isfinite(sim) and last_abs is not None and first_pres is not None:
-        shapes = f"similarity {sim:.2f}"
-        if sim >= ONSET_SIMILAR:
+    onset = ""
+    if math.isfinite(sim) and first_pres is not None:
+        if status == "present_throughout":  # first_pres: the date the shapes were already on
             return (
-                f"the same shapes on {date[last_abs]} and {date[first_pres]} ({shapes} >= "
-                f"{ONSET_SIMILAR}): brightness or colour changed, not a new structure"
+                f"the same shapes on {date[first_pres]} as on the later dates that differ "
+                f"from it (similarity {sim:.2f} >= {ONSET_SIMILAR}): brightness or colour "
+                "changed, not a new structure"
             )
-        onset = f"; the shapes differ ({shapes} < {ONSET_SIMILAR})"
-    else:
-        onset = ""
+        onset = f"; the shapes differ (similarity {sim:.2f} < {ONSET_SIMILAR})"
     start = date[first_pres or 0]
     if status == "new":
         return f"absent, then present from {start} on every later assessable date{onset}"
