@@ -20,6 +20,7 @@ from borderwatch.engine.read import Pair, read_pair
 from borderwatch.methods.arrays import pixels_at
 from borderwatch.methods.scores import FittedCombined
 from borderwatch.objects.construction import apply_direction
+from borderwatch.objects.footprint import refine_footprints
 from borderwatch.objects.merge import BlockObjects, BlockSummary, block_objects, summarise_block
 
 __all__ = ["PREVIEW_PX", "BlockPreview", "BlockResult", "preview_step", "task_block"]
@@ -109,7 +110,13 @@ class _Core:
     verify: np.ndarray | None = None
 
 
-def _block(src: PairSource, model: SceneModel, win: Win, data: Pair | None) -> _Core:
+def _block(
+    src: PairSource,
+    model: SceneModel,
+    win: Win,
+    data: Pair | None,
+    shadow_step: tuple[int, int] | None = None,
+) -> _Core:
     big, in_big = clip_window(win, model.halo, src.grid.shape)
     p = data if data is not None else read_pair(src, big)
     preview = _preview(p, in_big, win, preview_step(src.grid.shape))
@@ -125,7 +132,17 @@ def _block(src: PairSource, model: SceneModel, win: Win, data: Pair | None) -> _
     score = model.method.score(before, after, valid)
     raw = score > model.threshold  # NaN (invalid) compares False
     score_c = score[core]
-    clean = clean_groups(raw, model.clean)[core]
+    # Shadows and blurred rims off the footprints; exact over the core (the halo has
+    # footprint_halo_px for it).
+    clean = refine_footprints(
+        clean_groups(raw, model.clean),
+        before,
+        after,
+        valid,
+        band_names=src.before.band_names,
+        pixel_m=model.pixel_m,
+        shadow_step=shadow_step,
+    )[core]
     objs = block_objects(
         clean,
         valid[core],
@@ -171,6 +188,7 @@ def task_block(
     *,
     want_score: bool = False,
     want_raw: bool = False,
+    shadow_step: tuple[int, int] | None = None,
 ) -> BlockResult:
     """Score, threshold, clean and summarise one block.
 
@@ -188,12 +206,16 @@ def task_block(
         The block's halo window, when already read (the local tile reader).
     want_score, want_raw : bool
         Return the core's score / cleaned mask too.
+    shadow_step : tuple of int, optional
+        The scene's shadow direction
+        (:func:`borderwatch.objects.footprint.shadow_direction`), for splitting
+        shadows off the footprints; None splits none.
 
     Returns
     -------
     BlockResult
     """
-    c = _block(src, model, win, data)
+    c = _block(src, model, win, data, shadow_step)
     summary = summarise_block(
         index,
         c.objs,
