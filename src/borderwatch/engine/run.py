@@ -165,7 +165,7 @@ def _cog(stack: ExitStack, path: PathLike, grid: Grid, kind: str, overwrite: boo
 def _shadow_step(
     scene: SceneModel, samples: Sequence[Any], band_names: Sequence[str]
 ) -> tuple[int, int] | None:
-    """The scene's shadow direction from its sample (independent of the block layout)."""
+    """Estimate the scene's shadow direction from its sample (whatever the block layout)."""
     norm = scene.normaliser
 
     def windows() -> Any:

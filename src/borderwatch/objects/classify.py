@@ -158,7 +158,7 @@ def classify_shape(m: ShapeMeasures, *, pixel_m: float) -> str:
 
 
 def resolve_class(shape_class: str, m: ShapeMeasures, *, pixel_m: float) -> tuple[str, str]:
-    """The class the pixels can show, and why: ``(class, class_reason)``.
+    """Give the class the pixels can show, and why: ``(class, class_reason)``.
 
     ``shape_class`` from :func:`classify_shape` is kept where the resolution rule
     allows it (:data:`RESOLVE_MAX_PIXEL_M`, :data:`MIN_ROOF_PX`,
