@@ -57,6 +57,7 @@ __all__ = [
     "SHADOW_MAX_RATIO",
     "SHADOW_MIN_RATIO",
     "SHADOW_REACH_M",
+    "credit_split",
     "footprint_halo_px",
     "MIN_SHADOW_DOMINANCE",
     "MIN_SHADOW_PIXELS",
@@ -302,3 +303,46 @@ def _split_shadows(
     if cast.any():  # thin remnants beside a removed shadow are its mixed outline
         footprint &= _thick(footprint) | ~square_dilation(cast, 1)
     return footprint
+
+
+def credit_split(
+    values: np.ndarray, mask: np.ndarray, footprint: np.ndarray, *, pixel_m: float
+) -> np.ndarray:
+    """Raise ``values`` on each footprint to the largest value split off the same object.
+
+    A cast shadow is split off a structure's footprint but is evidence of the same
+    change (often its strongest: a shadow on grass changes more than a roof of the
+    ground's colour), so the peak-score rules of
+    :func:`~borderwatch.objects.classify.classify_objects` should still see it. The
+    largest value of the pixels of ``mask`` not in ``footprint`` is carried through
+    ``mask`` (8-connected) for up to :data:`SHADOW_REACH_M` onto the footprint.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``float (rows, cols)`` score (NaN where not evaluated).
+    mask, footprint : numpy.ndarray
+        ``bool (rows, cols)``: the change mask and its footprints
+        (:func:`refine_footprints`).
+    pixel_m : float
+        Pixel size, metres.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``values`` where nothing was split off; else a copy, raised on ``footprint``.
+    """
+    removed = mask & ~footprint
+    if not removed.any():
+        return values
+    low = np.float32(-np.inf)
+    carried = np.where(removed, np.nan_to_num(values, nan=low), low).astype(np.float32)
+    for _ in range(math.ceil(SHADOW_REACH_M / pixel_m)):
+        grown = ndimage.maximum_filter(carried, size=3, mode="constant", cval=low)
+        grown = np.where(mask, grown, low)
+        if np.array_equal(grown, carried):
+            break
+        carried = grown
+    out = np.array(values, dtype=np.float32)
+    np.maximum(out, carried, out=out, where=footprint)
+    return out
