@@ -336,7 +336,7 @@ def credit_split(
     if not removed.any():
         return values
     low = np.float32(-np.inf)
-    carried = np.where(removed, np.nan_to_num(values, nan=low), low).astype(np.float32)
+    carried = np.where(removed, np.nan_to_num(values, nan=-np.inf), low).astype(np.float32)
     for _ in range(math.ceil(SHADOW_REACH_M / pixel_m)):
         grown = ndimage.maximum_filter(carried, size=3, mode="constant", cval=low)
         grown = np.where(mask, grown, low)
