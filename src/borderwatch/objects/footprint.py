@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from scipy import ndimage
 
+from borderwatch.methods.arrays import pixels_at
 from borderwatch.methods.indices import visible_brightness
 from borderwatch.objects.classify import RESOLVE_MAX_PIXEL_M
 from borderwatch.objects.morphology import square_dilation, square_erosion
@@ -264,9 +265,14 @@ def refine_footprints(
     if shadow_step is not None:
         footprint = _split_shadows(mask, before, after, valid, band_names, pixel_m, shadow_step)
     # Half-contrast edge: at least half the largest change of the footprint nearby.
-    change = _spectral_change(before, after)
+    # Only the footprint's pixels are tested and set the peaks (a sparse mask).
+    pos = np.flatnonzero(footprint)
+    change = np.zeros(mask.shape, np.float32)
+    change.ravel()[pos] = _spectral_change(
+        pixels_at(before, pos)[:, :, None], pixels_at(after, pos)[:, :, None]
+    )[:, 0]
     size = 2 * EDGE_RADIUS_PX + 1
-    peak = ndimage.maximum_filter(np.where(footprint, change, 0.0), size=size, mode="constant")
+    peak = ndimage.maximum_filter(change, size=size, mode="constant")
     return footprint & (change >= 0.5 * peak)
 
 
@@ -280,25 +286,44 @@ def _split_shadows(
     step: tuple[int, int],
 ) -> np.ndarray:
     """``mask`` less the shadow-like pixels cast by a structure (see the module notes)."""
-    shadow = mask & shadow_like(before, after, valid, band_names=band_names)
+    # The pixel tests at the changed pixels only (a sparse mask).
+    pos = np.flatnonzero(mask)
+    b = pixels_at(before, pos)[:, :, None]
+    a = pixels_at(after, pos)[:, :, None]
+    shadow = np.zeros(mask.shape, bool)
+    gain = np.zeros(mask.shape, np.float32)
+    shadow.ravel()[pos] = shadow_like(b, a, valid.ravel()[pos][:, None], band_names=band_names)[
+        :, 0
+    ]
     with np.errstate(invalid="ignore", divide="ignore"):
-        gain = visible_brightness(after, band_names) / visible_brightness(before, band_names)
+        gain.ravel()[pos] = (visible_brightness(a, band_names) / visible_brightness(b, band_names))[
+            :, 0
+        ]
     # Casters: changed parts at least 3 pixels across (the roof rule of
     # :func:`~borderwatch.objects.classify.resolve_class`) that are neither shadow-like
     # nor darkened (CASTER_MIN_RATIO). From them, reach through changed pixels in the
     # shadow direction (within 45 degrees) up to the shadow reach.
     j = STEPS.index(step)
     cone = [STEPS[(j + d) % len(STEPS)] for d in (-1, 0, 1)]
-    reach = _thick(mask & ~shadow & (gain >= CASTER_MIN_RATIO))
-    for _ in range(math.ceil(SHADOW_REACH_M / pixel_m)):
-        grown = reach.copy()
-        for dr, dc in cone:
-            grown |= _shift(reach, dr, dc)
-        grown &= mask
-        if np.array_equal(grown, reach):
-            break
-        reach = grown
-    cast = reach & shadow
+    casters = _thick(mask & ~shadow & (gain >= CASTER_MIN_RATIO))
+    cast = np.zeros_like(mask)
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    boxes = ndimage.find_objects(labels)
+    both = np.intersect1d(labels[casters], labels[shadow])
+    for k in both[both > 0]:  # each object with a caster and shadow-like pixels, on its box
+        box = boxes[k - 1]
+        assert box is not None  # every label of ndimage.label has pixels
+        inside = labels[box] == k
+        reach = casters[box] & inside
+        for _ in range(math.ceil(SHADOW_REACH_M / pixel_m)):
+            grown = reach.copy()
+            for dr, dc in cone:
+                grown |= _shift(reach, dr, dc)
+            grown &= inside
+            if np.array_equal(grown, reach):
+                break
+            reach = grown
+        cast[box] |= reach & shadow[box]
     footprint = mask & ~cast
     if cast.any():  # thin remnants beside a removed shadow are its mixed outline
         footprint &= _thick(footprint) | ~square_dilation(cast, 1)
@@ -336,13 +361,20 @@ def credit_split(
     if not removed.any():
         return values
     low = np.float32(-np.inf)
-    carried = np.where(removed, np.nan_to_num(values, nan=-np.inf), low).astype(np.float32)
-    for _ in range(math.ceil(SHADOW_REACH_M / pixel_m)):
-        grown = ndimage.maximum_filter(carried, size=3, mode="constant", cval=low)
-        grown = np.where(mask, grown, low)
-        if np.array_equal(grown, carried):
-            break
-        carried = grown
+    source = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=-np.inf)
     out = np.array(values, dtype=np.float32)
-    np.maximum(out, carried, out=out, where=footprint)
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    boxes = ndimage.find_objects(labels)
+    for k in np.unique(labels[removed]):  # each object with pixels split off, on its box
+        box = boxes[k - 1]
+        assert box is not None  # every label of ndimage.label has pixels
+        inside = labels[box] == k
+        carried = np.where(removed[box] & inside, source[box], low)
+        for _ in range(math.ceil(SHADOW_REACH_M / pixel_m)):
+            grown = ndimage.maximum_filter(carried, size=3, mode="constant", cval=low)
+            grown = np.where(inside, grown, low)
+            if np.array_equal(grown, carried):
+                break
+            carried = grown
+        np.maximum(out[box], carried, out=out[box], where=footprint[box] & inside)
     return out
