@@ -6,6 +6,7 @@ import pytest
 
 from borderwatch.engine import detect
 from borderwatch.objects.footprint import (
+    credit_split,
     footprint_halo_px,
     refine_footprints,
     shadow_direction,
@@ -119,3 +120,19 @@ def test_no_shadow_direction_without_new_shadows():
     after[:, 20:32, 20:40] = METAL[:, None, None]  # a roof, no shadow
     valid = np.ones(before.shape[1:], bool)
     assert shadow_direction([(before, after, valid)], band_names=NAMES, pixel_m=1.0) is None
+
+
+def test_split_off_peak_is_carried_onto_its_own_footprint_only():
+    mask = np.zeros((30, 60), bool)
+    mask[5:15, 5:25] = mask[5:15, 35:55] = True  # two objects
+    footprint = mask.copy()
+    footprint[5:8, 5:25] = False  # the first one's shadow split off
+    score = np.where(mask, 2.0, 0.0).astype(np.float32)
+    score[6, 10] = 9.0  # its strongest change lies in the shadow
+    out = credit_split(score, mask, footprint, pixel_m=1.0)
+    first = footprint.copy()
+    first[:, 30:] = False
+    assert out[first].min() == 9.0  # on the first footprint
+    assert (out[:, 30:] == score[:, 30:]).all()  # not on the other object
+    assert (out[~footprint] == score[~footprint]).all()
+    assert credit_split(score, mask, mask, pixel_m=1.0) is score  # nothing split off
