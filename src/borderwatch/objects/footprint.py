@@ -17,7 +17,7 @@ pixels as the whole scene:
    they lie, through changed pixels, in the scene's shadow direction
    (:func:`shadow_direction`, estimated from the scene: which side of brightened new
    structures their new shadows fall on) from a sunlit structure (the caster: at least
-   3 pixels across, not darkened, :data:`CASTER_MIN_RATIO`) within
+   3 pixels across, not darkened into the shadow range, :data:`CASTER_MIN_RATIO`) within
    :data:`SHADOW_REACH_M`. A dark roof on bare ground darkens it much as a shadow
    would, but nothing sunlit casts it, so it stays whole (with its own shadow: the
    two cannot be told apart by their spectra). Thin remnants (under 3 pixels across)
@@ -80,10 +80,10 @@ SHADOW_MIN_RATIO = 0.1
 #: degrees; a new roof turns it by 20-50 degrees, except dark roofs on bare ground.
 SHADOW_MAX_ANGLE_DEG = 20.0
 #: A caster keeps at least this share of the visible brightness of the ground it
-#: replaced: the mixed rim of a dark object against brighter ground is darker than
-#: that ground and must not pass for a sunlit structure. A dark roof therefore casts
-#: nothing here and keeps its (equally dark) shadow.
-CASTER_MIN_RATIO = 0.85
+#: replaced: a sunlit structure is not itself darkened into the shadow range. A dark
+#: roof on bright ground is, so it casts nothing here and keeps its (equally dark)
+#: shadow: the two cannot be told apart by their spectra.
+CASTER_MIN_RATIO = SHADOW_MAX_RATIO
 #: Longest shadow split off, metres: a 10 m structure in a 35 degree sun.
 SHADOW_REACH_M = 15.0
 #: Radius (pixels) of the neighbourhood whose largest change sets the half-contrast
@@ -296,13 +296,12 @@ def _split_shadows(
         :, 0
     ]
     with np.errstate(invalid="ignore", divide="ignore"):
-        gain.ravel()[pos] = (visible_brightness(a, band_names) / visible_brightness(b, band_names))[
-            :, 0
-        ]
+        ratio = visible_brightness(a, band_names) / visible_brightness(b, band_names)
+    gain.ravel()[pos] = ratio[:, 0]
     # Casters: changed parts at least 3 pixels across (the roof rule of
     # :func:`~borderwatch.objects.classify.resolve_class`) that are neither shadow-like
-    # nor darkened (CASTER_MIN_RATIO). From them, reach through changed pixels in the
-    # shadow direction (within 45 degrees) up to the shadow reach.
+    # nor darkened into the shadow range (CASTER_MIN_RATIO). From them, reach through
+    # changed pixels in the shadow direction (within 45 degrees) up to the shadow reach.
     j = STEPS.index(step)
     cone = [STEPS[(j + d) % len(STEPS)] for d in (-1, 0, 1)]
     casters = _thick(mask & ~shadow & (gain >= CASTER_MIN_RATIO))
