@@ -136,3 +136,16 @@ def test_split_off_peak_is_carried_onto_its_own_footprint_only():
     assert (out[:, 30:] == score[:, 30:]).all()  # not on the other object
     assert (out[~footprint] == score[~footprint]).all()
     assert credit_split(score, mask, mask, pixel_m=1.0) is score  # nothing split off
+
+
+def test_footprints_do_not_depend_on_the_block_layout():
+    # The shadow direction comes from the scene's sample and the refinement reads
+    # footprint_halo_px around every block, so small blocks give the same objects.
+    tiles = sample_tiles_dir()
+    whole = detect(tiles / "before.tif", tiles / "after.tif").objects
+    blocks = detect(tiles / "before.tif", tiles / "after.tif", block_size=128).objects
+    assert len(whole) == len(blocks) == 8
+    for a, b in zip(whole.geometry, blocks.geometry, strict=True):
+        assert a.equals(b)
+    for col in ("class", "class_reason", "max_score", "confidence"):
+        assert whole[col].tolist() == blocks[col].tolist(), col
