@@ -24,6 +24,12 @@
 
 Everything here is per object (after labelling), so it works on any block whose
 objects are complete.
+
+References
+----------
+Johnson, J. (1958), "Analysis of image forming systems", Image Intensifier Symposium,
+Fort Belvoir (the pixels, as line pairs, an object needs across to be detected,
+recognised or identified).
 """
 
 from __future__ import annotations

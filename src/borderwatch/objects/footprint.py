@@ -34,9 +34,9 @@ structure and its shadow share pixels and the mask is left as it is.
 References
 ----------
 Polidorio, A. M. et al. (2003), "Automatic shadow segmentation in aerial color images",
-SIBGRAPI 2003, doi:10.1109/SIBGRA.2003.1241019 (shadows: low intensity, spectrum kept).
+Proc. SIBGRAPI 2003 (shadows: low intensity, the surface's spectrum kept).
 Tsai, V. J. D. (2006), "A comparative study on shadow compensation of color aerial
-images in invariant color models", IEEE TGRS 44(6), doi:10.1109/TGRS.2006.869980.
+images in invariant color models", IEEE Trans. Geosci. Remote Sens. 44(6).
 """
 
 from __future__ import annotations
