@@ -139,3 +139,49 @@ def test_building_length_and_width_come_from_its_rectangle():
     assert row["class"] == "building"
     assert row.length_m == pytest.approx(20.0, abs=1.0)
     assert row.width_m == pytest.approx(12.0, abs=1.0)
+
+
+def coarse_grid(pixel_m):
+    return Grid(GRID.crs, Affine(pixel_m, 0, 500000.0, 0, -pixel_m, 4700000.0), GRID.shape)
+
+
+@pytest.mark.parametrize("pixel_m", [3.0, 10.0])
+def test_coarse_pixels_give_built_up_change_with_reason(pixel_m):
+    # The planted building, fence ring and blob at Sentinel-2-like pixels: the shapes are
+    # the same in pixels, but a building or wall cannot be told apart at that size.
+    mask = planted()
+    grid = coarse_grid(pixel_m)
+    objs = mask_to_objects(mask, np.where(mask, 6.0, 0.0), grid)
+    out = classify_objects(objs, mask, np.ones(GRID.shape), pixel_m=pixel_m, threshold=2.0)
+    assert set(out["class"]) == {"built_up_change"}
+    assert all(f"{pixel_m:g} m pixels" in r and "2.5 m" in r for r in out["class_reason"])
+    # No shape evidence where the shape is not resolved: at most 0.5 + 0.3.
+    assert (out["confidence"] <= 0.8 + 1e-9).all()
+    fine = classify_objects(
+        mask_to_objects(mask, np.where(mask, 6.0, 0.0), GRID),
+        mask,
+        np.ones(GRID.shape),
+        pixel_m=1.0,
+        threshold=2.0,
+    )
+    assert fine["confidence"].max() > 0.95 > out["confidence"].max()
+
+
+def test_resolution_rule_at_fine_pixels():
+    mask = np.zeros(GRID.shape, bool)
+    mask[10:12, 10:16] = True  # 2 x 6 px: too narrow to show a roof
+    mask[40:52, 40:60] = True  # 12 x 20 px building
+    mask[100:102, 20:120] = True  # 2 px x 100 px wall
+    objs = mask_to_objects(mask, np.where(mask, 6.0, 0.0), GRID)
+    out = classify_objects(objs, mask, np.ones(GRID.shape), pixel_m=1.0, threshold=2.0)
+    assert list(out["class"]) == ["built_up_change", "building", "fence_or_wall"]
+    assert "too few to show a roof" in out["class_reason"].iloc[0]
+    assert out["class_reason"].iloc[1].startswith("rectangular: 20.0 x 12.0 m")
+    assert out["class_reason"].iloc[2].startswith("linear: ")
+    # The same wall at 2.2 m pixels (4.4 m wide): a wall strip cannot be told from a
+    # track, while the building (26 m across, 5 px) still can be seen.
+    grid = coarse_grid(2.2)
+    objs = mask_to_objects(mask, np.where(mask, 6.0, 0.0), grid)
+    out = classify_objects(objs, mask, np.ones(GRID.shape), pixel_m=2.2, threshold=2.0)
+    assert list(out["class"]) == ["built_up_change", "building", "built_up_change"]
+    assert "cannot be told from a track" in out["class_reason"].iloc[2]
