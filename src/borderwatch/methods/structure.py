@@ -7,7 +7,11 @@ takes each date's per-band mean and standard deviation from the scene sample, so
 block is standardised alike. ``score`` resamples a block to the model's pixel size
 (0.5 m) where the grid differs, applies the network and resamples the probability
 back; the halo (:func:`structure_halo_px`, 32 m of context) keeps block edges out of
-the result. The score is the probability of a new structure, 0-1, thresholded at 0.5.
+the result, and :meth:`FittedStructure.score_at` (which the engine calls with the
+block's position) pads each block so that the network's pooling grid is the same in
+every block: a U-Net is not shift-invariant, and blocks cut on another phase of its
+32-pixel stride would show seams. The score is the probability of a new structure, 0-1,
+thresholded at 0.5.
 """
 
 from __future__ import annotations
@@ -95,6 +99,22 @@ class FittedStructure:
 
     def score(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Probability of a new structure per pixel, ``float32``, NaN where invalid."""
+        return self.score_at(before, after, valid, origin=(0, 0))
+
+    def score_at(
+        self,
+        before: np.ndarray,
+        after: np.ndarray,
+        valid: np.ndarray,
+        *,
+        origin: tuple[int, int],
+    ) -> np.ndarray:
+        """:meth:`score` of a block whose first pixel is ``origin`` (row, col) of the grid.
+
+        At the model's pixel size the block is padded (reflection) before its first row
+        and column to the network's stride, so that every block is seen on the pooling
+        grid of the whole scene and blocks agree where they overlap.
+        """
         idx = list(self.bands)
         x = stack_input(before[idx], after[idx], self.moments)
         x[:, ~valid] = 0.0
@@ -104,7 +124,13 @@ class FittedStructure:
             shape = (max(round(rows * f), 1), max(round(cols * f), 1))
             prob = _zoom(predict(self.model, _zoom(x, shape)), (rows, cols))
         else:
-            prob = predict(self.model, x)
+            m = self.model.multiple
+            pr, pc = origin[0] % m, origin[1] % m
+            if pr or pc:
+                pad = ((0, 0), (pr, 0), (pc, 0))
+                one = min(rows, cols) == 1
+                x = np.pad(x, pad, mode="edge") if one else np.pad(x, pad, mode="reflect")
+            prob = predict(self.model, x)[pr:, pc:]
         out = np.clip(prob, 0.0, 1.0).astype(np.float32)
         out[~valid] = np.nan
         return out

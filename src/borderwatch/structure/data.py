@@ -70,8 +70,20 @@ _GSD_M = {
 }
 
 
+class _Named:
+    """A record named ``<dataset>/<item>`` showing place ``group``."""
+
+    name: str
+    group: str
+
+    @property
+    def dataset(self) -> str:
+        """The dataset part of :attr:`name`."""
+        return self.name.split("/", 1)[0]
+
+
 @dataclass(frozen=True)
-class ChangePair:
+class ChangePair(_Named):
     """A labelled before/after RGB pair.
 
     Attributes
@@ -98,28 +110,19 @@ class ChangePair:
     pixel_m: float
     files: tuple[str, ...]
 
-    @property
-    def dataset(self) -> str:
-        """The dataset part of :attr:`name`."""
-        return self.name.split("/", 1)[0]
-
 
 @dataclass(frozen=True)
-class Footprints:
+class Footprints(_Named):
     """One RGB date with its building mask.
 
     Attributes
     ----------
-    name, group : str
+    name, group, pixel_m, files
         As for :class:`ChangePair`.
     image : numpy.ndarray
         ``uint8 (3, rows, cols)``.
     building : numpy.ndarray
         ``bool (rows, cols)``.
-    pixel_m : float
-        Pixel size, metres.
-    files : tuple of str
-        The files read, relative to the data root.
     """
 
     name: str
@@ -128,11 +131,6 @@ class Footprints:
     building: np.ndarray = field(repr=False)
     pixel_m: float
     files: tuple[str, ...]
-
-    @property
-    def dataset(self) -> str:
-        """The dataset part of :attr:`name`."""
-        return self.name.split("/", 1)[0]
 
 
 # --------------------------------------------------------------------------- helpers
