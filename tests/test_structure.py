@@ -202,6 +202,14 @@ def test_onnx_model_file_selects_the_structure_method_and_resamples_coarser_grid
     assert info.pixel_m == 0.5 and info.band_roles == ("red", "green", "blue")
 
 
+def test_structure_refuses_coarse_pixels():
+    img = np.zeros((3, 8, 8), np.float32)
+    with pytest.raises(InputError, match=r"2.5 m or finer; the analysis pixel is 10 m"):
+        StructureMethod().fit(
+            img, img, np.ones((8, 8), bool), band_names=("red", "green", "blue"), pixel_m=10.0
+        )
+
+
 def test_shipped_weights_match_their_model_card_and_record():
     import json
     import re

@@ -29,10 +29,13 @@ from borderwatch.methods.indices import band_roles
 from borderwatch.structure.infer import DEFAULT_MODEL, ModelInfo, load_model_info, predict
 from borderwatch.structure.prep import date_moments, stack_input
 
-__all__ = ["HALO_M", "FittedStructure", "StructureMethod", "structure_halo_px"]
+__all__ = ["HALO_M", "MAX_PIXEL_M", "FittedStructure", "StructureMethod", "structure_halo_px"]
 
 #: Context read around every block, metres (64 pixels of the 0.5 m model).
 HALO_M = 32.0
+#: Coarsest analysis pixel the network is applied at, metres ("about 2 m or finer"):
+#: coarser, a building is a few pixels and 0.5 m resampling would only blow up the grid.
+MAX_PIXEL_M = 2.5
 #: Relative pixel-size difference below which a block is not resampled.
 _SAME_SCALE = 0.02
 
@@ -172,10 +175,17 @@ class StructureMethod:
         Raises
         ------
         InputError
-            The model file is not a structure model, or the inputs lack a band role
-            the model takes (red, green, blue).
+            The model file is not a structure model, the inputs lack a band role the
+            model takes (red, green, blue), or the pixel is coarser than
+            :data:`MAX_PIXEL_M`.
         """
         info = load_model_info(self.path)
+        if pixel_m > MAX_PIXEL_M:
+            raise InputError(
+                f"{info.path}: the structure model is for imagery of {MAX_PIXEL_M:g} m or "
+                f"finer; the analysis pixel is {pixel_m:.3g} m (use another --method, or "
+                "--resolution)"
+            )
         roles = band_roles(band_names, n_bands=before.shape[0])
         missing = [r for r in info.band_roles if r not in roles]
         if missing:
