@@ -254,6 +254,8 @@ def test_tiny_training_run_exports_an_onnx_model_equal_to_torch(tmp_path):
     record = train_structure(cfg, out, command="test", log=lambda s: None)
     assert record["steps_done"] == 2
     assert record["weights_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    again = train_structure(cfg, tmp_path / "again.onnx", command="test", log=lambda s: None)
+    assert again["weights_sha256"] == record["weights_sha256"]  # seeded: reproducible
     val = record["validation"]
     assert set(val["per_pair_f1"]) == {
         "levir_cd_samples/test_2_0000_0000",
