@@ -18,6 +18,12 @@ NEEDS_EXTRA = {
 }
 
 
+#: Modules that import PyTorch (the ``[train]`` extra) when imported: not collected for
+#: their doctests where it is not installed (default installs and CI).
+_TORCH_MODULES = ["src/borderwatch/structure/net.py", "src/borderwatch/structure/train.py"]
+collect_ignore = [] if importlib.util.find_spec("torch") else _TORCH_MODULES
+
+
 def _doctest_module(item: pytest.Item) -> str | None:
     """Return the module name of a doctest item, None for other items."""
     dtest = getattr(item, "dtest", None)

@@ -54,7 +54,7 @@ def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(get_args(MethodName)),
             default="combined",
             show_default=True,
-            help="Change score method: combined, cva, irmad or index.",
+            help="Change score method: combined, cva, irmad, index or structure (the network).",
         ),
         click.option(
             "--threshold",

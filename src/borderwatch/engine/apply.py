@@ -130,7 +130,11 @@ def _block(
         slice(inner[1] - big[1], inner[1] - big[1] + inner[3]),
     )
     before, after, valid = before[(slice(None), *cut)], after[(slice(None), *cut)], valid[cut]
-    score = model.method.score(before, after, valid)
+    score_at = getattr(model.method, "score_at", None)  # a score on a global pixel phase
+    if score_at is not None:
+        score = score_at(before, after, valid, origin=(inner[0], inner[1]))
+    else:
+        score = model.method.score(before, after, valid)
     raw = score > model.threshold  # NaN (invalid) compares False
     score_c = score[core]
     # Shadows and blurred rims off the footprints; exact over the core (the halo has

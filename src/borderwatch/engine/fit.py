@@ -364,7 +364,7 @@ def _threshold(
 ) -> float:
     p = plan.params
     rule: str | float = p.threshold
-    if p.model is not None and isinstance(rule, str):
+    if (p.model is not None or getattr(fitted, "probability", False)) and isinstance(rule, str):
         return MODEL_PROBABILITY
     if len(scores) == 1:
         return threshold_score(scores[0], valids[0], rule, dof=fitted.dof, p_value=p.p_value)

@@ -10,7 +10,7 @@ from borderwatch.errors import InputError
 
 __all__ = ["DetectParams", "MethodName", "NormaliseName", "ThresholdName"]
 
-MethodName = Literal["combined", "cva", "irmad", "index"]
+MethodName = Literal["combined", "cva", "irmad", "index", "structure"]
 ThresholdName = Literal["ki", "otsu", "chi2"]
 NormaliseName = Literal["none", "irmad", "histogram"]
 
@@ -25,8 +25,9 @@ class DetectParams:
 
     Attributes
     ----------
-    method : {"combined", "cva", "irmad", "index"}
+    method : {"combined", "cva", "irmad", "index", "structure"}
         Change score (:mod:`borderwatch.methods`); ignored when ``model`` is given.
+        ``structure`` is the shipped structure-change network (a probability).
     threshold : {"ki", "otsu", "chi2"} or float
         Threshold rule on the sample's scores, or a fixed score. With ``model`` a
         rule name means the probability 0.5.
@@ -52,7 +53,8 @@ class DetectParams:
     p_value : float
         False-alarm rate of the ``chi2`` threshold.
     model : str or None
-        Model file from ``borderwatch train``; its change probability is the score.
+        Model file from ``borderwatch train``; its change probability is the score
+        (an ``.onnx`` file is a structure-change network, :mod:`borderwatch.methods.structure`).
 
     Raises
     ------

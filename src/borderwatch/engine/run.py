@@ -320,7 +320,8 @@ def run_plan(
     }
     sha = getattr(scene.method, "model_sha256", None)
     if sha is not None:
-        change_params.update(model=str(p.model), model_sha256=sha)
+        model = p.model if p.model is not None else getattr(scene.method, "model_file", None)
+        change_params.update(model=str(model), model_sha256=sha)
     return DetectionRun(
         DateRef(src.before, src.grid),
         DateRef(src.after, src.grid),

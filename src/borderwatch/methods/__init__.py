@@ -12,6 +12,7 @@ from borderwatch.methods.base import Fitted, FittedNormaliser, Method, Normalise
 from borderwatch.methods.learned import LearnedMethod
 from borderwatch.methods.normalise import NORMALISERS
 from borderwatch.methods.scores import CombinedMethod, CvaMethod, IndexMethod, IrmadMethod
+from borderwatch.methods.structure import StructureMethod
 
 __all__ = [
     "Fitted",
@@ -33,13 +34,20 @@ _UNSUPERVISED: dict[str, type[CombinedMethod | CvaMethod | IrmadMethod | IndexMe
 def get_method(name: str, *, model: str | None = None) -> Method:
     """Return the method ``name``, or the learned one when a ``model`` file is given.
 
+    ``structure`` is the shipped structure-change network; a ``model`` file ending in
+    ``.onnx`` is a structure-change network too, any other a ``borderwatch train`` pickle.
+
     Raises
     ------
     InputError
         Unknown method name.
     """
     if model is not None:
+        if str(model).lower().endswith(".onnx"):
+            return StructureMethod(str(model))
         return LearnedMethod(str(model))
+    if name == "structure":
+        return StructureMethod()
     try:
         method: Method = _UNSUPERVISED[name]()
     except KeyError:

@@ -6,6 +6,12 @@ returns a small frozen *fitted* value (it pickles, so Dask workers receive it) w
 context in pixels a block needs around it so that the block's scores equal the
 whole-scene ones; the engine (:mod:`borderwatch.engine`), not the method, cuts blocks.
 
+Two optional members of a fitted score: ``probability`` (True: the score is a
+probability, and a threshold rule name means 0.5) and ``score_at(before, after, valid,
+*, origin)``, which the engine calls instead of ``score`` with the block's first pixel
+``(row, col)`` on the grid (a network that is not shift-invariant keeps every block
+on the scene's pooling grid, :mod:`borderwatch.methods.structure`).
+
 Arrays are ``(bands, rows, cols)`` for images and ``(rows, cols)`` for ``valid`` and
 scores; a sample of pixels is ``(bands, n, 1)`` with ``valid`` ``(n, 1)``.
 """
