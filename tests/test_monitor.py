@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,7 +21,13 @@ from borderwatch.cli import main
 from borderwatch.errors import InputError
 from borderwatch.io import Grid
 from borderwatch.monitor import monitor, read_stack_csv
-from borderwatch.monitor.track import ONSET_SIMILAR, link, onset_similarity, status_of
+from borderwatch.monitor.track import (
+    ONSET_SIMILAR,
+    link,
+    onset_similarity,
+    onset_states,
+    status_of,
+)
 from borderwatch.products.gpkg import read_layer_styles
 from borderwatch.synthetic.pair import make_pair
 
@@ -319,23 +327,25 @@ def test_status_rules(states, status, last_absent, first_present):
     assert status_of(states) == (status, last_absent, first_present)
 
 
-def _staged(data: np.ndarray, grid: Grid) -> rasterio.io.DatasetReader:
-    mem = rasterio.io.MemoryFile()
-    with mem.open(
-        driver="GTiff",
-        width=grid.shape[1],
-        height=grid.shape[0],
-        count=data.shape[0],
-        dtype="float32",
-        crs=grid.crs,
-        transform=grid.transform,
-    ) as dst:
-        dst.write(data.astype(np.float32))
-    return mem.open()
+@contextlib.contextmanager
+def _staged(data: np.ndarray, grid: Grid) -> Iterator[rasterio.io.DatasetReader]:
+    with rasterio.io.MemoryFile() as mem:
+        with mem.open(
+            driver="GTiff",
+            width=grid.shape[1],
+            height=grid.shape[0],
+            count=data.shape[0],
+            dtype="float32",
+            crs=grid.crs,
+            transform=grid.transform,
+            nodata=float("nan"),
+        ) as dst:
+            dst.write(data.astype(np.float32))
+        with mem.open() as src:
+            yield src
 
 
-def test_onset_similarity_tells_a_new_roof_from_a_brighter_one():
-    """Gain, offset and a 1 px shift keep the shapes; a roof on bare field does not."""
+def _roof_scene(rows: slice, cols: slice):
     from affine import Affine
     from rasterio.crs import CRS
 
@@ -343,15 +353,68 @@ def test_onset_similarity_tells_a_new_roof_from_a_brighter_one():
     rng = np.random.default_rng(0)
     field = 800 + rng.normal(0, 40, (3, 64, 64))
     roofed = field.copy()
-    roofed[:, 20:32, 24:40] = 2500 + rng.normal(0, 20, (3, 12, 16))
-    roof = shapely.box(500024, 4700000 - 32, 500040, 4700000 - 20)  # rows 20-32, cols 24-40
+    h, w = rows.stop - rows.start, cols.stop - cols.start
+    roofed[:, rows, cols] = 2500 + rng.normal(0, 20, (3, h, w))
+    roof = shapely.box(
+        500000 + cols.start, 4700000 - rows.stop, 500000 + cols.stop, 4700000 - rows.start
+    )
     brighter = np.roll(roofed * 1.4 + 300, 1, axis=2) + rng.normal(0, 20, roofed.shape)
     hazy = field * 0.6 + 500 + rng.normal(0, 20, field.shape)
+    return grid, roof, roofed, brighter, hazy
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols"), [(slice(20, 32), slice(24, 40)), (slice(0, 8), slice(56, 64))]
+)
+def test_onset_similarity_tells_a_new_roof_from_a_brighter_one(rows, cols):
+    """Gain, offset and a 1 px shift keep the shapes; a roof on bare field does not.
+
+    Also at the grid's corner (the window reads past the edge).
+    """
+    grid, roof, roofed, brighter, hazy = _roof_scene(rows, cols)
     with _staged(roofed, grid) as b, _staged(brighter, grid) as a, _staged(hazy, grid) as f:
         same = onset_similarity(roof, grid, b, a)
         new = onset_similarity(roof, grid, f, a)
     assert same >= 0.95 > ONSET_SIMILAR
     assert new < 0.5
+
+
+def test_onset_similarity_cannot_tell_under_cloud():
+    """Half the roof clouded on one date: too little clear footprint, NaN (no verdict)."""
+    grid, roof, roofed, brighter, _ = _roof_scene(slice(20, 32), slice(24, 40))
+    brighter[:, 20:32, 24:34] = np.nan
+    with _staged(roofed, grid) as b, _staged(brighter, grid) as a:
+        assert np.isnan(onset_similarity(roof, grid, b, a))
+
+
+DATES6 = [f"2020-0{m}-01" for m in range(1, 7)]
+
+
+@pytest.mark.parametrize(
+    ("states", "sims", "status", "bracket", "edited"),
+    [
+        # the first present date already differs: the engine's bracket stands
+        ("APPPPP", {}, "new", (0, 1), ""),
+        # gradual: dates 1-2 look like date 0 (each also like the next), date 3 does not;
+        # only the engine's absent date is ever the "before"
+        ("APPPPP", {(0, 1): 0.85, (0, 2): 0.82, (2, 3): 0.81}, "new", (2, 3), "AAAPPP"),
+        # a brightness artefact first, a real structure later
+        ("APPAPP", {(0, 1): 0.9, (0, 2): 0.9}, "new", (3, 4), "AAAAPP"),
+        # brightness only, on every date (a bright roof against a hazy first date)
+        ("APPPPP", {(0, j): 0.95 for j in range(1, 6)}, "present_throughout", (None, 0), "PPPPPP"),
+        # same shapes as the last absent date, but not as an earlier one: built between
+        ("AAPPPP", {(1, j): 0.9 for j in range(2, 6)}, "new", (0, 1), "APPPPP"),
+        # cannot tell (NaN): the engine's word stands
+        ("APPPPP", {(0, 1): float("nan")}, "new", (0, 1), ""),
+    ],
+)
+def test_onset_states(states, sims, status, bracket, edited):
+    code = {"A": "absent", "P": "present", "U": "unassessable"}
+    names = [code[c] for c in states]
+    got = onset_states(names, lambda i, j: sims.get((i, j), 0.1), DATES6)
+    assert (got[0], got[1], got[2]) == (status, *bracket)
+    assert "".join(n[0].upper() for n in names) == (edited or states)
+    assert bool(got[4]) == bool(edited)  # every edited date carries its note
 
 
 def _objects(*geoms: object) -> gpd.GeoDataFrame:

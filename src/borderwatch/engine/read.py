@@ -34,8 +34,11 @@ from borderwatch.errors import InputError, RasterReadError
 from borderwatch.io import DateSource, Grid, open_raster, read_scene
 from borderwatch.radiometry import apply_offsets
 
-#: GDAL block cache while decoding, MB (as :data:`borderwatch.blocktasks.GDAL_CACHE_MB`).
+#: GDAL block cache while decoding, MB.
 GDAL_CACHE_MB = 64
+#: The same in bytes, as ``rasterio.Env(GDAL_CACHEMAX=...)`` takes it: rasterio hands an
+#: integer to ``GDALSetCacheMax64``, which counts bytes (64 would be 64 bytes, no cache).
+GDAL_CACHE_BYTES = GDAL_CACHE_MB * 1024**2
 
 __all__ = ["Pair", "TileReader", "coarse_valid", "read_pair", "stripe_order"]
 
@@ -123,7 +126,7 @@ def read_pair(src: object, win: Win) -> Pair:
     r0, c0, h, w = win
     native = src.native  # type: ignore[attr-defined]
     bands = src.bands  # type: ignore[attr-defined]
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         if native is not None:
             fwin = (r0 + native[0], c0 + native[1], h, w)
             b = _read_path_window(src.before.paths[0], bands, fwin)  # type: ignore[attr-defined]
@@ -271,7 +274,7 @@ class TileReader:
         parts = []
         # Whole tiles gain nothing from GDAL's block cache; outside an Env it defaults to
         # 5 % of RAM and would grow with the scene.
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
             for ds, (rows, cols) in zip(handles, self._shapes, strict=True):
                 h, w = max(min(th, rows - r0), 0), max(min(tw, cols - c0), 0)
                 if h and w:  # kept in the file's own dtype (uint16: half of float32)

@@ -23,12 +23,16 @@ the reference, its score is 0 (it is the reference there).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
+import gc
 import logging
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +49,7 @@ from borderwatch.aoi import AOI, aoi_polygon, aoi_polygon_lonlat, get_aoi
 from borderwatch.engine import DetectParams, detect
 from borderwatch.engine.plan import DEFAULT_BLOCK_SIZE, Win, block_layout
 from borderwatch.engine.pool import Progress
-from borderwatch.engine.read import GDAL_CACHE_MB
+from borderwatch.engine.read import GDAL_CACHE_BYTES
 from borderwatch.errors import InputError
 from borderwatch.imagery import ImageryOptions, with_options
 from borderwatch.io import DateSource, Grid, check_size, choose_grid, open_date, read_scene
@@ -371,26 +375,31 @@ def _update(
             eng.close()
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """Return glibc's ``malloc_trim``, or None off Linux or without glibc (resolved once)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and others
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
 def _release_memory() -> None:
-    """Hand the freed memory of the last date's blocks back to the system.
+    """Hand the freed memory of a finished date back to the system.
 
     Python and GDAL free a date's arrays when it is done, but glibc's allocator keeps
     the freed pages, so without this the resident size creeps up date after date.
-    ``malloc_trim`` is glibc's; elsewhere only the garbage collector runs.
+    Elsewhere only the garbage collector runs.
     """
-    import ctypes
-    import ctypes.util
-    import gc
-
     gc.collect()
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return
-    trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def monitor(
@@ -466,7 +475,7 @@ def monitor(
     hashes: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix="borderwatch-monitor-", dir=workdir))
     try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # bounded, however many dates
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # bounded, however many dates
             region, off_grid_m2 = _region(area, grid, sources)
             acc = _ledger.LedgerAccumulator(grid, region, len(entries), off_grid_m2=off_grid_m2)
             ref_path = tmp / "reference.tif"
@@ -481,7 +490,6 @@ def monitor(
             per_date: list[gpd.GeoDataFrame | None] = []
             engine_params: dict[str, Any] = {}
             for k, (e, src) in enumerate(zip(entries, sources, strict=True)):
-                _release_memory()  # the last date's blocks: the next date's peak starts low
                 for p in (*src.paths, *((e.mask,) if e.mask else ())):
                     if p not in hashes:
                         hashes[p] = input_sha256(p, grid)  # a URL: the window read
@@ -521,6 +529,7 @@ def monitor(
                 records.append(rec)
                 per_date.append(objs)
                 log.info("%s: %d detections (mask %s)", e.date, rec.detections, kind)
+                _release_memory()  # the next date's peak starts low
             structures, observations = track.assess(
                 per_date,
                 records,

@@ -27,19 +27,25 @@ Rules (stated in the products):
   ``present_throughout``. A confirmed presence later absent again (or back again
   after an absence): ``transient``, bracketed by its first confirmed presence. No
   confirmed presence: ``unconfirmed``.
-- **Onset test.** A ``new`` or ``transient`` structure's last absent date is compared
-  by :func:`onset_similarity` (blind to brightness and colour) with the dates of its
-  presence run in turn. A date with the same shapes (:data:`ONSET_SIMILAR` or above)
+- **Onset test** (:func:`onset_states`). A ``new`` or ``transient`` structure's last
+  absent date is compared by :func:`onset_similarity` (blind to brightness and colour)
+  with the dates of its presence run in turn; only dates the engine called ``absent``
+  are ever the "before". A date with the same shapes (:data:`ONSET_SIMILAR` or above)
   did not show the structure: its state becomes ``absent`` and the bracket moves on to
-  the first date that differs. When every date of the run has the same shapes, the
-  change was one of brightness or colour (a bright roof against a hazy or snowy first
-  date): ``present_throughout``. ``status_reason`` says why in words.
+  the first date that differs. A transient run with the same shapes throughout was a
+  change of brightness and goes. A new run with the same shapes as its last absent date
+  is compared with the earlier absent dates; if none differs, the shapes never changed
+  (a bright roof against a hazy first date): every date becomes ``present`` and the
+  structure is ``present_throughout``. Where the test cannot tell (under
+  :data:`CLEAR_FLOOR` of the footprint clear on both dates) the engine's word stands.
+  Each edited observation says so in ``onset_note``; ``status_reason`` says in words
+  why the structure got its status.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -57,6 +63,9 @@ from borderwatch.products.schema import analyst_table
 __all__ = [
     "BRACKET_COLUMNS",
     "BUFFER_PX",
+    "OBSERVATION_COLUMNS",
+    "ONSET_SHIFT_PX",
+    "ONSET_SIMILAR",
     "CLEAR_FLOOR",
     "LINK_OVERLAP",
     "PRESENT_SHARE",
@@ -65,6 +74,8 @@ __all__ = [
     "assess",
     "bracket_words",
     "link",
+    "onset_similarity",
+    "onset_states",
     "status_of",
 ]
 
@@ -87,6 +98,8 @@ _ONSET_MIN_PX = 16
 STATES = ("present", "absent", "unassessable")
 #: Statuses of a structure over the stack.
 STATUSES = ("new", "transient", "present_throughout", "unconfirmed")
+#: Columns of layer ``observations``.
+OBSERVATION_COLUMNS = ("id", "date", "scene", "state", "clear_share", "score", "onset_note")
 #: Columns added to the analyst columns in layer ``structures``.
 BRACKET_COLUMNS = (
     "last_absent",
@@ -216,12 +229,15 @@ def status_of(states: Sequence[str]) -> tuple[str, int | None, int | None]:
     return "transient", before(confirmed[0][0]), confirmed[0][0]
 
 
-def _window(geom: Any, grid: Grid, pad: int) -> Window:
+def _window(geom: Any, grid: Grid, pad: int, *, clip: bool = True) -> Window:
     win = from_bounds(*geom.bounds, transform=grid.transform)
-    r0 = max(math.floor(win.row_off) - pad, 0)
-    c0 = max(math.floor(win.col_off) - pad, 0)
-    r1 = min(math.ceil(win.row_off + win.height) + pad, grid.shape[0])
-    c1 = min(math.ceil(win.col_off + win.width) + pad, grid.shape[1])
+    r0 = math.floor(win.row_off) - pad
+    c0 = math.floor(win.col_off) - pad
+    r1 = math.ceil(win.row_off + win.height) + pad
+    c1 = math.ceil(win.col_off + win.width) + pad
+    if clip:
+        r0, c0 = max(r0, 0), max(c0, 0)
+        r1, c1 = min(r1, grid.shape[0]), min(c1, grid.shape[1])
     return Window(c0, r0, max(c1 - c0, 1), max(r1 - r0, 1))
 
 
@@ -265,10 +281,14 @@ def onset_similarity(geom: Any, grid: Grid, before: Any, after: Any) -> float:
     """Similarity of a structure's place on two dates, blind to brightness and colour.
 
     The Pearson correlation of the two dates' pixels over the footprint plus a
-    :data:`BUFFER_PX`-pixel buffer, per band and averaged over the bands, at the best of
-    the shifts up to :data:`ONSET_SHIFT_PX` pixels (what alignment may leave). A gain,
-    an offset or haze (season, illumination, sensor) leaves it near 1; a structure
-    that was not there before changes the pattern and takes it far lower.
+    :data:`BUFFER_PX`-pixel buffer, per band and averaged over the bands with any
+    variance, at the best of the shifts up to :data:`ONSET_SHIFT_PX` pixels (what
+    alignment may leave). A gain, an offset or haze (season, illumination, sensor)
+    leaves it near 1; a structure that was not there before changes the pattern and
+    takes it far lower. A shift counts only where at least :data:`CLEAR_FLOOR` of the
+    footprint is clear on both dates. A faint or thin structure on textured ground (contrast
+    about the ground's texture spread) correlates highly whatever happened: the test
+    is meant for the change of brightness of what stands out.
 
     Parameters
     ----------
@@ -282,44 +302,74 @@ def onset_similarity(geom: Any, grid: Grid, before: Any, after: Any) -> float:
     Returns
     -------
     float
-        The correlation (-1 to 1), or NaN with fewer than :data:`_ONSET_MIN_PX` clear
-        pixels shared by the two dates.
+        The correlation (-1 to 1), or NaN where the test cannot tell (too few clear
+        pixels).
     """
     s = ONSET_SHIFT_PX
-    win = _window(geom, grid, BUFFER_PX + 1 + s)
-    _, buf = _masks(geom, grid, win)
-    a = before.read(window=win).astype(np.float64)
-    b = after.read(window=win).astype(np.float64)
+    win = _window(geom, grid, BUFFER_PX + 1 + s, clip=False)
+    foot, buf = _masks(geom, grid, win)
+    a = before.read(window=win, boundless=True, fill_value=np.nan).astype(np.float64)
+    b = after.read(window=win, boundless=True, fill_value=np.nan).astype(np.float64)
     h, w = buf.shape
-    if h <= 2 * s or w <= 2 * s:
-        return float("nan")
     inner = (slice(s, h - s), slice(s, w - s))
     aa = a[(slice(None), *inner)]
+    shifted = [
+        b[:, s + dr : h - s + dr, s + dc : w - s + dc]
+        for dr in range(-s, s + 1)
+        for dc in range(-s, s + 1)
+    ]
+    base = buf[inner] & np.isfinite(aa).all(axis=0)
+    core = foot[inner]
+    need = max(CLEAR_FLOOR * core.sum(), 1)
     best = float("nan")
-    for dr in range(-s, s + 1):
-        for dc in range(-s, s + 1):
-            bb = b[:, s + dr : h - s + dr, s + dc : w - s + dc]
-            ok = buf[inner] & np.isfinite(aa).all(axis=0) & np.isfinite(bb).all(axis=0)
-            if ok.sum() < _ONSET_MIN_PX:
-                continue
-            x = aa[:, ok] - aa[:, ok].mean(axis=1, keepdims=True)
-            y = bb[:, ok] - bb[:, ok].mean(axis=1, keepdims=True)
-            den = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
-            r = float(np.mean(np.where(den > 0, (x * y).sum(axis=1) / np.maximum(den, 1e-12), 0)))
-            best = r if not best >= r else best
+    for bb in shifted:
+        ok = base & np.isfinite(bb).all(axis=0)
+        # each shift is scored only on most of the footprint: none may drop the roof
+        if ok.sum() < _ONSET_MIN_PX or (ok & core).sum() < need:
+            continue
+        x = aa[:, ok] - aa[:, ok].mean(axis=1, keepdims=True)
+        y = bb[:, ok] - bb[:, ok].mean(axis=1, keepdims=True)
+        den = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+        keep = den > 0  # a band without variance says nothing
+        if not keep.any():
+            continue
+        r = float(np.mean((x * y).sum(axis=1)[keep] / den[keep]))
+        if math.isnan(best) or r > best:
+            best = r
     return best
 
 
-def _onset(
-    geom: Any, grid: Grid, records: Sequence[Any], names: list[str]
-) -> tuple[str, int | None, int | None, float]:
+Similarity = Callable[[int, int], float]
+
+
+def onset_states(
+    names: list[str], similarity: Similarity, dates: Sequence[str]
+) -> tuple[str, int | None, int | None, float, dict[int, str]]:
     """Status and bracket after the onset test (module notes); edits ``names`` in place.
 
-    The dates of the bracket's presence run are compared in turn with the last absent
-    date: those with the same shapes (:data:`ONSET_SIMILAR` or above) did not show the
-    structure (their state becomes ``absent``) and the first that differs is its onset.
-    When none differs the change was one of brightness or colour throughout:
-    ``present_throughout``.
+    Only dates the engine called ``absent`` are ever the "before" of a comparison.
+
+    - The bracket's presence run is compared in turn with its last absent date: the
+      dates with the same shapes (:data:`ONSET_SIMILAR` or above) did not show the
+      structure and become ``absent``; the first that differs (or where the test cannot
+      tell) is its onset.
+    - A ``transient`` run with the same shapes throughout was a change of brightness:
+      it becomes ``absent`` and the rest of the stack is tested again.
+    - A ``new`` run with the same shapes as its last absent date: the earlier absent
+      dates are compared with its first date, latest first; the first that differs
+      brackets the structure (the dates after it become ``present``). When none
+      differs the shapes never changed: every absent date becomes ``present`` and the
+      structure is ``present_throughout``.
+
+    Parameters
+    ----------
+    names : list of str
+        States per date (``present``/``absent``/``unassessable``), edited in place.
+    similarity : callable
+        ``similarity(i, j)``: :func:`onset_similarity` of dates ``i`` and ``j`` (NaN:
+        cannot tell).
+    dates : sequence of str
+        ISO dates, for the notes.
 
     Returns
     -------
@@ -327,32 +377,73 @@ def _onset(
     last_absent, first_present : int or None
         Date indices of the bracket.
     similarity : float
-        :func:`onset_similarity` at the bracket (NaN where not tested).
+        The similarity that decided (NaN where none was tested).
+    notes : dict of int to str
+        Per edited date, what the engine said and why it was changed.
     """
-    for _ in range(len(names)):
-        status, last_abs, first_pres = status_of(names)
-        if status not in ("new", "transient") or last_abs is None or first_pres is None:
-            return status, last_abs, first_pres, float("nan")
-        run = [first_pres]
-        for j in range(first_pres + 1, len(names)):
+    notes: dict[int, str] = {}
+
+    def same(i: int, j: int) -> tuple[bool, float]:
+        v = similarity(i, j)
+        return bool(v >= ONSET_SIMILAR), v
+
+    for _ in range(len(names) + 1):
+        status, la, fp = status_of(names)
+        if status not in ("new", "transient") or la is None or fp is None:
+            return status, la, fp, float("nan"), notes
+        run = [fp]
+        for j in range(fp + 1, len(names)):
             if names[j] == "absent":
                 break
             if names[j] == "present":
                 run.append(j)
-        with rasterio.open(records[last_abs].staged) as before:
-            sims = []
-            for j in run:
-                with rasterio.open(records[j].staged) as after:
-                    sims.append(onset_similarity(geom, grid, before, after))
-                if not sims[-1] >= ONSET_SIMILAR:  # differs (or cannot tell: NaN)
-                    break
-        if not sims[-1] >= ONSET_SIMILAR and len(sims) == 1:
-            return status, last_abs, first_pres, sims[0]
-        if sims[-1] >= ONSET_SIMILAR:  # the same shapes on every date of the run
-            return "present_throughout", None, last_abs, sims[0]
-        for j in run[: len(sims) - 1]:  # the same as before: the structure was not there
-            names[j] = "absent"
-    return status_of(names) + (float("nan"),)
+        tested = [same(la, j) for j in run]
+        first_diff = next((m for m, (eq, _) in enumerate(tested) if not eq), None)
+        if first_diff == 0:
+            return status, la, fp, tested[0][1], notes
+        if first_diff is not None:
+            for j, (_, v) in zip(run[:first_diff], tested, strict=False):
+                names[j] = "absent"
+                notes[j] = f"present by score; the same shapes as on {dates[la]} ({v:.2f})"
+            st, la2, fp2 = status_of(names)
+            return st, la2, fp2, tested[first_diff][1], notes
+        if status == "transient":  # a change of brightness that came and went
+            for j, (_, v) in zip(run, tested, strict=True):
+                names[j] = "absent"
+                notes[j] = f"present by score; the same shapes as on {dates[la]} ({v:.2f})"
+            continue
+        earlier = [i for i in range(la - 1, -1, -1) if names[i] == "absent"]
+        for i in earlier:
+            eq, v = same(i, fp)
+            if not eq:
+                for j in range(i + 1, fp):
+                    if names[j] == "absent":
+                        names[j] = "present"
+                        notes[j] = f"absent by score; the same shapes as on {dates[fp]}"
+                st, la2, fp2 = status_of(names)
+                return st, la2, fp2, v, notes
+        for j, n in enumerate(names):
+            if n == "absent":
+                names[j] = "present"
+                notes[j] = f"absent by score; the same shapes as on {dates[fp]}"
+        st, la2, fp2 = status_of(names)
+        return st, la2, fp2, tested[0][1], notes
+    return (*status_of(names), float("nan"), notes)
+
+
+def _onset(
+    geom: Any, grid: Grid, records: Sequence[Any], names: list[str]
+) -> tuple[str, int | None, int | None, float, dict[int, str]]:
+    """Run :func:`onset_states` on a structure with its dates' staged rasters."""
+    cache: dict[tuple[int, int], float] = {}
+
+    def similarity(i: int, j: int) -> float:
+        if (i, j) not in cache:
+            with rasterio.open(records[i].staged) as b, rasterio.open(records[j].staged) as a:
+                cache[(i, j)] = onset_similarity(geom, grid, b, a)
+        return cache[(i, j)]
+
+    return onset_states(names, similarity, [r.date for r in records])
 
 
 def _iou(a: Any, b: Any) -> float:
@@ -405,7 +496,8 @@ def assess(
         pair's ``before_date``/``after_date``/``residual_shift_px``), then
         :data:`BRACKET_COLUMNS`; grid CRS.
     observations : pandas.DataFrame
-        ``id, date, scene, state, clear_share, score``.
+        :data:`OBSERVATION_COLUMNS`: ``onset_note`` says where the onset test changed
+        the engine's state, and why.
     """
     groups = link(per_date, pixel_m=float(grid.res[0]), min_area_m2=min_area_m2)
     states: list[list[tuple[str, float, float]]] = [[] for _ in groups]
@@ -429,9 +521,9 @@ def assess(
     extra: dict[str, list[Any]] = {c: [] for c in BRACKET_COLUMNS}
     for i, sid in enumerate(table["id"]):
         names = [s for s, _, _ in states[i]]
-        status, last_abs, first_pres, sim = _onset(geoms[i], grid, records, names)
+        status, last_abs, first_pres, sim, notes = _onset(geoms[i], grid, records, names)
         states[i] = [(n, c, v) for n, (_, c, v) in zip(names, states[i], strict=True)]
-        reason = _reason(status, names, records, first_pres, sim)
+        reason = _reason(status, names, records, first_pres, sim, notes)
         extra["last_absent"].append(records[last_abs].date if last_abs is not None else "")
         extra["last_absent_scene"].append(records[last_abs].scene if last_abs is not None else "")
         extra["first_present"].append(records[first_pres].date if first_pres is not None else "")
@@ -444,7 +536,7 @@ def assess(
         extra["status"].append(status)
         extra["status_reason"].append(reason)
         extra["onset_similarity"].append(round(sim, 3) if math.isfinite(sim) else np.nan)
-        for rec, (state, clear, score) in zip(records, states[i], strict=True):
+        for k, (rec, (state, clear, score)) in enumerate(zip(records, states[i], strict=True)):
             obs_rows.append(
                 {
                     "id": sid,
@@ -453,6 +545,7 @@ def assess(
                     "state": state,
                     "clear_share": round(clear, 4),
                     "score": score,
+                    "onset_note": notes.get(k, ""),
                 }
             )
     geometry = table.geometry
@@ -463,9 +556,7 @@ def assess(
         table[c] = pd.Series(extra[c], index=table.index, dtype=dtype)
     cols = [c for c in table.columns if c not in ("review", "note")] + ["review", "note"]
     structures = gpd.GeoDataFrame(table[cols], geometry=geometry, crs=grid.crs)
-    observations = pd.DataFrame(
-        obs_rows, columns=["id", "date", "scene", "state", "clear_share", "score"]
-    )
+    observations = pd.DataFrame(obs_rows, columns=list(OBSERVATION_COLUMNS))
     return structures, observations
 
 
@@ -475,28 +566,63 @@ def _reason(
     records: Sequence[Any],
     first_pres: int | None,
     sim: float,
+    notes: dict[int, str],
 ) -> str:
-    """Say in words why a structure got its status (layer ``structures``, ``status_reason``)."""
+    """Say in words why a structure got its status (layer ``structures``, ``status_reason``).
+
+    Parameters
+    ----------
+    status : str
+        The structure's status.
+    names : sequence of str
+        Its state per date, after the onset test.
+    records : sequence of DateRecord
+        The dates.
+    first_pres : int or None
+        Index of the bracket's first present date.
+    sim : float
+        The onset similarity that decided (NaN: none tested or cannot tell).
+    notes : dict of int to str
+        Dates whose state the onset test changed.
+    """
     date = [r.date for r in records]
-    onset = ""
-    if math.isfinite(sim) and first_pres is not None:
-        if status == "present_throughout":  # first_pres: the date the shapes were already on
-            return (
-                f"the same shapes on {date[first_pres]} as on the later dates that differ "
-                f"from it (similarity {sim:.2f} >= {ONSET_SIMILAR}): brightness or colour "
-                "changed, not a new structure"
-            )
-        onset = f"; the shapes differ (similarity {sim:.2f} < {ONSET_SIMILAR})"
-    start = date[first_pres or 0]
+    moved = ""
+    if notes:
+        which = ", ".join(date[k] for k in sorted(notes))
+        moved = f"; onset test changed the state of {which} (same shapes)"
+    if status in ("new", "transient"):
+        if math.isfinite(sim):
+            onset = f"; the shapes differ (similarity {sim:.2f} < {ONSET_SIMILAR})"
+        else:
+            onset = "; onset test not possible (too few clear pixels on both dates)"
+    else:
+        onset = ""
+    start = date[first_pres] if first_pres is not None else "?"
     if status == "new":
-        return f"absent, then present from {start} on every later assessable date{onset}"
+        return f"absent, then present from {start} on every later assessable date{onset}{moved}"
     if status == "transient":
-        back = [date[i] for i, s in enumerate(names) if s == "absent" and i > (first_pres or 0)]
-        return f"present from {start}, absent again on {back[0] if back else '?'}{onset}"
+        after = [i for i in range(len(names)) if first_pres is not None and i > first_pres]
+        gone = next((i for i in after if names[i] == "absent"), None)
+        back = next(
+            (i for i in after if gone is not None and i > gone and names[i] == "present"), None
+        )
+        text = f"present from {start}, absent again on {date[gone] if gone is not None else '?'}"
+        if back is not None:
+            text += f", back on {date[back]}"
+        return text + onset + moved
     if status == "present_throughout":
+        if notes and math.isfinite(sim):
+            return (
+                f"the same shapes on every assessable date (similarity {sim:.2f} >= "
+                f"{ONSET_SIMILAR}): the score saw brightness or colour change, not a new "
+                f"structure{moved}"
+            )
         return "never absent on an assessable date"
-    if first_pres is not None:
-        return f"present on {date[first_pres]} only: one scene cannot make a structure"
+    seen = [date[i] for i, n in enumerate(names) if n == "present"]
+    if seen:
+        return f"present on {', '.join(seen)} only, never on two assessable dates in a row"
+    if all(n == "unassessable" for n in names):
+        return "never assessable"
     return "never present on an assessable date"
 
 

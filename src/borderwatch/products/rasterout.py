@@ -27,6 +27,7 @@ import rasterio
 import rasterio.shutil
 import rasterio.windows
 
+from borderwatch.engine.read import GDAL_CACHE_BYTES
 from borderwatch.errors import InputError
 from borderwatch.io import Grid
 from borderwatch.products.export import atomic_write
@@ -122,9 +123,12 @@ def cog_writer(
             "SPARSE_OK": "TRUE",
         }
         try:
-            with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(scratch, "w", **profile) as ds:
+            with (
+                rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
+                rasterio.open(scratch, "w", **profile) as ds,
+            ):
                 yield CogWriter(ds, grid)
-            with rasterio.Env(GDAL_CACHEMAX=64):
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
                 rasterio.shutil.copy(
                     scratch,
                     tmp,
