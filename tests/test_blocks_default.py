@@ -135,7 +135,6 @@ def test_cli_default_detect_runs_blockwise(shifted, tmp_path: Path) -> None:
     assert {f["properties"]["class"] for f in doc["features"]} <= {
         "building",
         "fence_or_wall",
-        "built_up_change",
         "other",
     }
     assert len(doc["features"]) >= len(PLANTED)

@@ -97,7 +97,7 @@ def test_layer_styles_table_is_the_qgis_one(analyst_outputs):
     renderer = root.find("renderer-v2")
     assert renderer.get("type") == "categorizedSymbol" and renderer.get("attr") == "class"
     values = [c.get("value") for c in renderer.find("categories")]
-    assert values == ["building", "fence_or_wall", "built_up_change", "other"]
+    assert values == ["building", "fence_or_wall", "other"]
     label = root.find("labeling/settings/text-style")
     assert label.get("fieldName") == "'#' || \"ref\"" and label.get("isExpression") == "1"
 

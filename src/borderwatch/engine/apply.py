@@ -20,7 +20,6 @@ from borderwatch.engine.read import Pair, read_pair
 from borderwatch.methods.arrays import pixels_at
 from borderwatch.methods.scores import FittedCombined
 from borderwatch.objects.construction import apply_direction
-from borderwatch.objects.footprint import credit_split, refine_footprints
 from borderwatch.objects.merge import BlockObjects, BlockSummary, block_objects, summarise_block
 
 __all__ = ["PREVIEW_PX", "BlockPreview", "BlockResult", "preview_step", "task_block"]
@@ -108,16 +107,9 @@ class _Core:
     objs: BlockObjects
     direction: np.ndarray | None = None
     verify: np.ndarray | None = None
-    peak: np.ndarray | None = None  # score for the objects' peaks (what was split off too)
 
 
-def _block(
-    src: PairSource,
-    model: SceneModel,
-    win: Win,
-    data: Pair | None,
-    shadow_step: tuple[int, int] | None = None,
-) -> _Core:
+def _block(src: PairSource, model: SceneModel, win: Win, data: Pair | None) -> _Core:
     big, in_big = clip_window(win, model.halo, src.grid.shape)
     p = data if data is not None else read_pair(src, big)
     preview = _preview(p, in_big, win, preview_step(src.grid.shape))
@@ -137,20 +129,7 @@ def _block(
         score = model.method.score(before, after, valid)
     raw = score > model.threshold  # NaN (invalid) compares False
     score_c = score[core]
-    # Shadows and blurred rims off the footprints; exact over the core (the halo has
-    # footprint_halo_px for it). What is split off still counts for the object's peak.
-    full = clean_groups(raw, model.clean)
-    footprint = refine_footprints(
-        full,
-        before,
-        after,
-        valid,
-        band_names=src.before.band_names,
-        pixel_m=model.pixel_m,
-        shadow_step=shadow_step,
-    )
-    clean = footprint[core]
-    peak_c = credit_split(score, full, footprint, pixel_m=model.pixel_m)[core]
+    clean = clean_groups(raw, model.clean)[core]
     objs = block_objects(
         clean,
         valid[core],
@@ -158,7 +137,7 @@ def _block(
         min_area_m2=model.clean.min_area_m2,
     )
     if model.direction is None or not objs.nf:
-        return _Core(score_c, clean, valid[core], preview, objs, peak=peak_c)
+        return _Core(score_c, clean, valid[core], preview, objs)
     # Direction evidence is per pixel: evaluate it at the object pixels only.
     pick = (slice(None), *core)
     direction = np.zeros(objs.f_lab.shape, np.float32)
@@ -174,7 +153,7 @@ def _block(
         # reaches the block edge, or it is big enough and passes the linear peak and
         # direction rules.
         need = objs.may_keep(
-            objs.per_object_max(peak_c, fill=-np.inf),
+            objs.per_object_max(score_c, fill=-np.inf),
             None,
             objs.per_object_mean(direction),
             model.name,
@@ -183,10 +162,8 @@ def _block(
         asked.ravel()[objs.pos] = need[objs.lab]
         where = np.zeros(valid.shape, bool)
         where[core] = asked
-        where |= full & ~footprint  # for the peak of what was split off
-        verify = model.method.verify(before, after, valid, where)
-        verify = credit_split(verify, full, footprint, pixel_m=model.pixel_m)[core]
-    return _Core(score_c, clean, valid[core], preview, objs, direction, verify, peak_c)
+        verify = model.method.verify(before, after, valid, where)[core]
+    return _Core(score_c, clean, valid[core], preview, objs, direction, verify)
 
 
 def task_block(
@@ -198,7 +175,6 @@ def task_block(
     *,
     want_score: bool = False,
     want_raw: bool = False,
-    shadow_step: tuple[int, int] | None = None,
 ) -> BlockResult:
     """Score, threshold, clean and summarise one block.
 
@@ -216,21 +192,16 @@ def task_block(
         The block's halo window, when already read (the local tile reader).
     want_score, want_raw : bool
         Return the core's score / cleaned mask too.
-    shadow_step : tuple of int, optional
-        The scene's shadow direction
-        (:func:`borderwatch.objects.footprint.shadow_direction`), for splitting
-        shadows off the footprints; None splits none.
 
     Returns
     -------
     BlockResult
     """
-    c = _block(src, model, win, data, shadow_step)
+    c = _block(src, model, win, data)
     summary = summarise_block(
         index,
         c.objs,
         c.score,
-        peak=c.peak,
         row0=win[0],
         col0=win[1],
         grid=src.grid,

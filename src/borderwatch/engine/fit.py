@@ -51,7 +51,6 @@ from borderwatch.methods import Fitted, FittedNormaliser, Method, get_method, ge
 from borderwatch.methods.arrays import pixels_at
 from borderwatch.methods.thresholds import threshold_score
 from borderwatch.objects.construction import ClassifyContext, DirectionModel, fit_direction
-from borderwatch.objects.footprint import footprint_halo_px
 
 __all__ = [
     "AlignResult",
@@ -328,7 +327,6 @@ class SceneModel:
             score_halo=self.method.halo_px,
             opening_px=self.clean.opening_px,
             closing_px=self.clean.closing_px,
-            footprint_px=footprint_halo_px(self.pixel_m),
         )
 
     def prepare(self, p: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -274,20 +274,11 @@ def clean_halo_px(*, opening_px: int, closing_px: int) -> int:
 
 
 def block_halo(
-    shift: tuple[float, float] | None,
-    *,
-    score_halo: int,
-    opening_px: int,
-    closing_px: int,
-    footprint_px: int = 0,
+    shift: tuple[float, float] | None, *, score_halo: int, opening_px: int, closing_px: int
 ) -> int:
-    """Halo read around every block, pixels: the shift's, the score's and the clean-up's.
-
-    ``footprint_px`` is the context of the footprint refinement after the clean-up
-    (:func:`borderwatch.objects.footprint.footprint_halo_px`).
-    """
+    """Halo read around every block, pixels: the shift's, the score's and the clean-up's."""
     clean = clean_halo_px(opening_px=opening_px, closing_px=closing_px)
-    return shift_halo_px(shift) + score_halo + clean + footprint_px
+    return shift_halo_px(shift) + score_halo + clean
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +54,6 @@ from borderwatch.errors import InternalError
 from borderwatch.imagery import ImageryOptions
 from borderwatch.io import DateSource, Grid
 from borderwatch.objects.construction import classify_merged
-from borderwatch.objects.footprint import footprint_halo_px, shadow_direction
 from borderwatch.objects.merge import merge_blocks
 from borderwatch.products.export import check_writable
 from borderwatch.remote import input_sha256 as hash_input
@@ -162,20 +160,6 @@ def _cog(stack: ExitStack, path: PathLike, grid: Grid, kind: str, overwrite: boo
     )
 
 
-def _shadow_step(
-    scene: SceneModel, samples: Sequence[Any], band_names: Sequence[str]
-) -> tuple[int, int] | None:
-    """Estimate the scene's shadow direction from its sample (whatever the block layout)."""
-    norm = scene.normaliser
-
-    def windows() -> Any:
-        for s in samples:
-            after = s.after if norm is None else norm.apply(s.after)
-            yield s.before[(slice(None), *s.core)], after[(slice(None), *s.core)], s.valid[s.core]
-
-    return shadow_direction(windows(), band_names=band_names, pixel_m=scene.pixel_m)
-
-
 def rasterise_objects(objects: Any, grid: Grid, win: Win) -> np.ndarray:
     """``uint8 (rows, cols)`` mask of the objects' polygons in a grid window.
 
@@ -237,11 +221,7 @@ def run_plan(
             log.warning("%s", align.info["align_skipped"])
         # The blocks' halo is known once the shift is: their first tiles decode meanwhile.
         halo = block_halo(
-            align.shift,
-            score_halo=score_halo,
-            opening_px=p.opening_px,
-            closing_px=p.closing_px,
-            footprint_px=footprint_halo_px(math.sqrt(src.grid.pixel_area)),
+            align.shift, score_halo=score_halo, opening_px=p.opening_px, closing_px=p.closing_px
         )
         reads = _local_reads(plan, ex, halo, stack, tile_cache_mb)
         args = [(src, w, align, score_halo) for w in wins]
@@ -260,7 +240,6 @@ def run_plan(
             args = [(src, w, align, score_halo) for w in redrawn]
             samples = list(each(ex.map, task_sample, args, progress, "sample (valid)"))
         scene = fit_scene(plan, align, samples, windows=redrawn)
-        shadow_step = _shadow_step(scene, samples, src.before.band_names)
         del samples
         if scene.halo != halo:  # the reads above assumed this halo
             raise InternalError(f"block halo {scene.halo} px differs from the {halo} px read")
@@ -270,11 +249,7 @@ def run_plan(
         raw = np.zeros(src.grid.shape, bool) if raw_mask else None
         valid = np.zeros(src.grid.shape, bool) if raw_mask else None
         preview = Preview.empty(src.grid.shape, src.bands, preview_step(src.grid.shape))
-        opts = {
-            "want_score": score_w is not None,
-            "want_raw": raw is not None,
-            "shadow_step": shadow_step,
-        }
+        opts = {"want_score": score_w is not None, "want_raw": raw is not None}
         order, results = _blocks(plan, scene, ex, progress, reads, opts)
         summaries = []
         for (_, w), res in zip(order, results, strict=True):

@@ -9,27 +9,13 @@
   ``building`` for compact, rectangular objects, ``other`` otherwise. ``length_m``
   is the skeleton (centre-line) length for fences and walls, so a ring fence measures
   its perimeter, and the long side of the minimum rotated rectangle otherwise.
-* Resolution (:func:`resolve_class`): a shape class is given only where the pixels can
-  show it. ``building`` needs pixels of at most :data:`RESOLVE_MAX_PIXEL_M` (2.5 m) and
-  a short side of at least :data:`MIN_ROOF_PX` (3) pixels; ``fence_or_wall`` needs
-  pixels of at most :data:`WALL_MAX_PIXEL_M` (2 m). Objects that would be either but
-  fail the rule are ``built_up_change``: a change in the construction direction whose
-  kind of structure the imagery cannot show. Every object carries the rule that gave
-  its class in ``class_reason``.
 * Confidence in [0, 1] (:func:`object_confidence`): how far the object's score clears
   the threshold, how consistently its pixels point in the construction direction, and
-  how well its shape fits a structure class (no shape evidence for
-  ``built_up_change``: its shape is not resolved), reduced when co-registration left a
+  how well its shape fits a structure class, reduced when co-registration left a
   residual shift comparable to the object's width.
 
 Everything here is per object (after labelling), so it works on any block whose
 objects are complete.
-
-References
-----------
-Johnson, J. (1958), "Analysis of image forming systems", Image Intensifier Symposium,
-Fort Belvoir (the pixels, as line pairs, an object needs across to be detected,
-recognised or identified).
 """
 
 from __future__ import annotations
@@ -51,27 +37,10 @@ __all__ = [
     "classify_shape",
     "min_peak_score",
     "object_confidence",
-    "resolve_class",
     "shape_measures",
 ]
 
-CLASSES = ("building", "fence_or_wall", "built_up_change", "other")
-
-#: ``building`` only at pixels of at most this size, metres. A roof is told from other
-#: built-up change by its outline (a filled rectangle with corners), which needs about 3
-#: pixels across its short side: 1-2 pixels only detect a change (the Johnson criteria
-#: put detection at about 2 pixels across an object's critical dimension and
-#: recognition well above; Johnson 1958). At 2.5 m a small house, 7-8 m across, spans 3
-#: pixels; at 10 m (Sentinel-2) only buildings over 30 m would, and at that size a
-#: 30 m blob of new roof, paving or cleared ground looks alike.
-RESOLVE_MAX_PIXEL_M = 2.5
-#: ...and only where the short side spans at least this many pixels.
-MIN_ROOF_PX = 3
-#: ``fence_or_wall`` only at pixels of at most this size, metres: what separates a wall
-#: or fence with its patrol strip (at most :data:`MAX_WALL_WIDTH_M`, 6 m, wide) from a
-#: new track or road (6 m and wider) is its width, which must span 3 pixels to be
-#: measured to about a pixel: 6 m / 3 = 2 m.
-WALL_MAX_PIXEL_M = 2.0
+CLASSES = ("building", "fence_or_wall", "other")
 
 #: A wall or fence line is at most this wide on the ground (m), or 2.5 pixels when
 #: pixels are coarser, since a 1-pixel-wide line smears over about two pixels.
@@ -163,50 +132,6 @@ def classify_shape(m: ShapeMeasures, *, pixel_m: float) -> str:
     return "other"
 
 
-def resolve_class(shape_class: str, m: ShapeMeasures, *, pixel_m: float) -> tuple[str, str]:
-    """Give the class the pixels can show, and why: ``(class, class_reason)``.
-
-    ``shape_class`` from :func:`classify_shape` is kept where the resolution rule
-    allows it (:data:`RESOLVE_MAX_PIXEL_M`, :data:`MIN_ROOF_PX`,
-    :data:`WALL_MAX_PIXEL_M`); a ``building`` or ``fence_or_wall`` the pixels cannot
-    resolve becomes ``built_up_change``, as does everything at pixels coarser than
-    :data:`RESOLVE_MAX_PIXEL_M`. The reason states the numbers that decided.
-    """
-    px = f"{pixel_m:.3g} m pixels"
-    if pixel_m > RESOLVE_MAX_PIXEL_M:
-        return "built_up_change", (
-            f"{px}: a building under {MIN_ROOF_PX * pixel_m:.0f} m or a wall cannot be told "
-            f"from other built-up change (needs pixels <= {RESOLVE_MAX_PIXEL_M:g} m)"
-        )
-    if shape_class == "fence_or_wall":
-        if pixel_m > WALL_MAX_PIXEL_M:
-            return "built_up_change", (
-                f"linear, {m.width_m:.1f} m wide; at {px} a wall or fence strip cannot be "
-                f"told from a track (needs pixels <= {WALL_MAX_PIXEL_M:g} m)"
-            )
-        return shape_class, (
-            f"linear: {m.width_m:.1f} m wide, {m.length_m:.0f} m long at {px} "
-            f"(<= {max(MAX_WALL_WIDTH_M, 2.5 * pixel_m):g} m wide, >= "
-            f"{MIN_WALL_ELONGATION:g} x its width)"
-        )
-    if shape_class == "building":
-        short_px = m.rect_short_m / pixel_m
-        if short_px < MIN_ROOF_PX:
-            return "built_up_change", (
-                f"short side {m.rect_short_m:.1f} m is {short_px:.1f} px at {px}: too few "
-                f"to show a roof (needs >= {MIN_ROOF_PX} px)"
-            )
-        return shape_class, (
-            f"rectangular: {m.rect_long_m:.1f} x {m.rect_short_m:.1f} m, short side "
-            f"{short_px:.0f} px at {px}, fills {100 * m.rectangularity:.0f} % of its rectangle"
-        )
-    return shape_class, (
-        f"neither rectangular (fills {100 * m.rectangularity:.0f} % of its rectangle, "
-        f"{m.rect_long_m / max(m.rect_short_m, 1e-9):.1f} x as long as wide) nor linear "
-        f"({m.width_m:.1f} m wide)"
-    )
-
-
 def object_confidence(
     *,
     mean_score: float,
@@ -223,14 +148,13 @@ def object_confidence(
     * strength ``1 - exp(-3 (mean_score / threshold - 1))``: 0 at the threshold, 0.95 at
       twice the threshold;
     * direction: share of the object's pixels with construction-direction evidence;
-    * shape: 1 for ``building`` and ``fence_or_wall``, 0.5 for ``other``, 0 for
-      ``built_up_change`` (the pixels do not resolve its shape, so it is no evidence);
+    * shape: 1 for ``building`` and ``fence_or_wall``, 0.5 for ``other``;
     * misregistration factor ``1 / (1 + residual_shift_m / width_m)``: a residual shift as
       large as the object's width halves the confidence.
     """
     ratio = mean_score / threshold if threshold > 0 else 2.0
     strength = float(np.clip(1.0 - np.exp(-3.0 * (ratio - 1.0)), 0.0, 1.0))
-    shape = {"building": 1.0, "fence_or_wall": 1.0, "built_up_change": 0.0}.get(shape_class, 0.5)
+    shape = 1.0 if shape_class in ("building", "fence_or_wall") else 0.5
     conf = 0.5 * strength + 0.3 * float(np.clip(direction_fraction, 0, 1)) + 0.2 * shape
     conf /= 1.0 + max(residual_shift_m, 0.0) / max(width_m, 1e-9)
     return float(np.clip(conf, 0.0, 1.0))
@@ -256,7 +180,7 @@ def classify_objects(
     keep_non_construction: bool = False,
     min_peak: float = MIN_PEAK_SCORE,
 ) -> gpd.GeoDataFrame:
-    """Add ``class``, ``class_reason``, ``length_m``, ``width_m``, ``construction``, ``confidence``.
+    """Add ``class``, ``length_m``, ``width_m``, ``construction`` and ``confidence``.
 
     Parameters
     ----------
@@ -344,8 +268,8 @@ def classify_arrays(
     rows : numpy.ndarray
         Indexes of the objects kept (every object with ``keep_non_construction``).
     columns : dict
-        ``class``, ``class_reason`` (:func:`resolve_class`), ``length_m``, ``width_m``,
-        ``construction``, ``confidence`` and ``residual_shift_px`` for those rows.
+        ``class``, ``length_m``, ``width_m``, ``construction``, ``confidence`` and
+        ``residual_shift_px`` for those rows.
     """
     from borderwatch.objects.polygons import label_objects
 
@@ -364,17 +288,15 @@ def classify_arrays(
     construction = (mean_dir > MIN_DIRECTION) & peak_ok
     slices = ndimage.find_objects(labels) if n else []
     rows = np.arange(n) if keep_non_construction else np.flatnonzero(construction)
-    classes, reasons, lengths, widths, confs = [], [], [], [], []
+    classes, lengths, widths, confs = [], [], [], []
     for i in rows:  # measure only the objects that stay
         region = labels[slices[i]] == i + 1
         m = shape_measures(region, geometries[int(i)], pixel_m=pixel_m)
-        shape_cls = classify_shape(m, pixel_m=pixel_m)
-        cls, reason = resolve_class(shape_cls, m, pixel_m=pixel_m)
+        cls = classify_shape(m, pixel_m=pixel_m)
         classes.append(cls)
-        reasons.append(reason)
         # A wall is measured along its centre line; anything compact by its rectangle
         # (the skeleton of a compact blob is short, so area / skeleton overstates width).
-        linear = shape_cls == "fence_or_wall"
+        linear = cls == "fence_or_wall"
         width = m.width_m if linear else m.rect_short_m
         lengths.append(m.length_m if linear else m.rect_long_m)
         widths.append(width)
@@ -390,7 +312,6 @@ def classify_arrays(
         )
     columns = {
         "class": np.asarray(classes, dtype=object),
-        "class_reason": np.asarray(reasons, dtype=object),
         "length_m": np.asarray(lengths, dtype=np.float64),
         "width_m": np.asarray(widths, dtype=np.float64),
         "construction": construction[rows],

@@ -204,15 +204,7 @@ class ClassifyContext:
 
 
 #: Columns :func:`borderwatch.objects.classify.classify_objects` adds, in its order.
-CLASS_COLUMNS = (
-    "class",
-    "class_reason",
-    "length_m",
-    "width_m",
-    "construction",
-    "confidence",
-    "residual_shift_px",
-)
+CLASS_COLUMNS = ("class", "length_m", "width_m", "construction", "confidence", "residual_shift_px")
 
 
 #: Margin below :data:`~borderwatch.objects.classify.MIN_DIRECTION` within which
@@ -313,8 +305,7 @@ def classify_merged(
     out = objects.iloc[rows].reset_index(drop=True)
     for col in CLASS_COLUMNS:
         out[col] = [values[i][col] for i in rows]  # type: ignore[index]
-    for col in ("class", "class_reason"):
-        out[col] = out[col].astype(object)
+    out["class"] = out["class"].astype(object)
     for col in ("length_m", "width_m", "confidence", "residual_shift_px"):
         out[col] = out[col].astype(np.float64)
     out["construction"] = out["construction"].astype(bool)

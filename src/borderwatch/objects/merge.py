@@ -306,7 +306,6 @@ def summarise_block(
     row0: int,
     col0: int,
     grid: Grid,
-    peak: np.ndarray | None = None,
     direction: np.ndarray | None = None,
     verify: np.ndarray | None = None,
     classify: ClassifyContext | None = None,
@@ -331,10 +330,6 @@ def summarise_block(
         Offset of the block in the grid, pixels.
     grid : Grid
         The whole analysis grid.
-    peak : numpy.ndarray, optional
-        Score whose per-object maximum is the object's ``max_score`` (default
-        ``score``): the block's score with what was split off the footprint carried
-        onto it (:func:`~borderwatch.objects.footprint.credit_split`).
     direction : numpy.ndarray, optional
         Construction-direction evidence of the block core (at the object pixels), for
         ``classify``.
@@ -351,8 +346,7 @@ def summarise_block(
         raise InputError("classify needs the direction evidence")
     nf, f_lab = objs.nf, objs.f_lab
     v_max = None if verify is None else objs.per_object_max(verify, fill=-np.inf)
-    peak_src = score if peak is None else peak
-    f_max = np.maximum(objs.per_object_max(peak_src, fill=0.0), 0.0)  # NaN counts as 0
+    f_max = np.maximum(objs.per_object_max(score, fill=0.0), 0.0)  # NaN counts as 0
     f_sum = np.bincount(
         objs.lab,
         weights=np.nan_to_num(score.ravel()[objs.pos].astype(np.float64), nan=0.0),

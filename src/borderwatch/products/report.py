@@ -10,8 +10,7 @@ with coordinates, before/after chips side by side, the method and its limits in 
 words, and provenance.
 
 Wording is estimative, as analysts write it: classes read "probable building",
-"probable fence or wall", "built-up change, kind not resolvable", "change of unknown
-kind" (:data:`CLASS_LABELS`), the title
+"probable fence or wall", "change of unknown kind" (:data:`CLASS_LABELS`), the title
 "Possible new construction: <site>". Rejected detections are left out of every total;
 once any detection is reviewed the headline gives the confirmed figures first
 (:func:`review_figures`). A report on synthetic imagery (any date tagged
@@ -72,7 +71,6 @@ _COLUMNS = (
 CLASS_LABELS = {
     "building": "probable building",
     "fence_or_wall": "probable fence or wall",
-    "built_up_change": "built-up change, kind not resolvable",
     "other": "change of unknown kind",
 }
 

@@ -2,9 +2,8 @@
 
 Every exported detection carries the same columns, in the same order, whatever the
 detector produced: :data:`ANALYST_COLUMNS`. Columns the detector did not fill get a
-stated default (``class`` ``"other"``, ``class_reason`` ``""``, ``review``
-``"unreviewed"``, unknown numbers NaN), so a QGIS filter or a review written against
-one run works on the next.
+stated default (``class`` ``"other"``, ``review`` ``"unreviewed"``, unknown numbers
+NaN), so a QGIS filter or a review written against one run works on the next.
 
 The ``id`` is stable across reruns of the same inputs: it hashes the polygon
 (coordinates rounded to 1 cm in the analysis CRS) together with the SHA-256 of the
@@ -40,7 +39,6 @@ ANALYST_COLUMNS = (
     "id",
     "ref",
     "class",
-    "class_reason",
     "area_m2",
     "length_m",
     "confidence",
@@ -55,9 +53,8 @@ ANALYST_COLUMNS = (
     "note",
 )
 
-#: Object classes the styles colour; anything else is shown as ``other``. See
-#: :func:`borderwatch.objects.classify.resolve_class` for when each is given.
-CLASSES = ("building", "fence_or_wall", "built_up_change", "other")
+#: Object classes the styles colour; anything else is shown as ``other``.
+CLASSES = ("building", "fence_or_wall", "other")
 
 #: Allowed values of the ``review`` column.
 REVIEW_VALUES = ("unreviewed", "confirmed", "rejected", "needs_higher_resolution")
@@ -193,7 +190,7 @@ def analyst_table(
     geopandas.GeoDataFrame
         Same CRS and row order; :data:`ANALYST_COLUMNS` first, then any other
         detector columns, then the geometry. Defaults: ``class`` ``"other"``,
-        ``class_reason`` ``""``, ``length_m`` from :func:`object_length_m`, ``confidence`` and
+        ``length_m`` from :func:`object_length_m`, ``confidence`` and
         ``residual_shift_px`` NaN, ``score`` the detector's ``mean_score``,
         ``review`` ``"unreviewed"``, ``note`` ``""``. Always recomputed: ``ref``
         (1-based row number, the detection's number in the report and on the maps)
@@ -221,7 +218,6 @@ def analyst_table(
     out["id"] = [stable_id(g, input_hashes=input_hashes, crs=crs) for g in geoms.values]
     out["ref"] = np.arange(1, n + 1, dtype=np.int64)
     out["class"] = column("class", "other").astype(str)
-    out["class_reason"] = column("class_reason", "").astype(str)
     out["area_m2"] = objects["area_m2"]
     out["length_m"] = (
         column("length_m", np.nan) if "length_m" in objects.columns else object_length_m(geoms)
