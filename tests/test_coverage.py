@@ -174,7 +174,7 @@ def test_batch_prints_and_records_coverage(tmp_path: Path):
     )
     assert r.exit_code == 0, r.output
     assert (
-        "8 detections (0 confirmed, 0 rejected), 2,798 m2 excluding rejected; "
+        "8 detections (0 confirmed, 0 rejected), 4,237 m2 excluding rejected; "
         "assessed 0.26 km2 of 28.26 km2 AOI (0.9 %)"
     ) in r.output
     assert "    warning: only 0.9 % of the AOI could be assessed" in r.output
