@@ -26,7 +26,10 @@ Rules (stated in the products):
   before it and its first date, when no confirmed presence came before. Never absent:
   ``present_throughout``. A confirmed presence later absent again (or back again
   after an absence): ``transient``, bracketed by its first confirmed presence. No
-  confirmed presence: ``unconfirmed``.
+  confirmed presence: ``unconfirmed``. The rule is lopsided on purpose: a lone
+  ``present`` is ignored, but a lone ``absent`` between two confirmed runs makes the
+  structure ``transient``, so a false ``new`` costs two agreeing scenes while a real
+  one is at worst reported as ``transient`` with all its observations.
 - **Onset test** (:func:`onset_states`). A ``new`` or ``transient`` structure's last
   absent date is compared by :func:`onset_similarity` (blind to brightness and colour)
   with the dates of its presence run in turn; only dates the engine called ``absent``
