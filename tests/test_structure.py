@@ -171,8 +171,12 @@ def test_structure_method_gives_the_same_score_at_two_block_sizes(tmp_path):
     assert np.array_equal(ok, np.isfinite(s2)) and ok.mean() > 0.95
     assert 0 <= s1[ok].min() and s1[ok].max() <= 1
     # the halo (32 m) keeps block edges out and score_at keeps every block on the
-    # scene's pooling grid: blocks agree to 1e-3 (measured 1.3e-4)
-    assert np.abs(s1[ok] - s2[ok]).max() < 1e-3
+    # scene's pooling grid: blocks agree to 5e-3 in probability (measured 1.3e-4 for the
+    # first model, 1.6e-3 for the shipped one, which uses more of its receptive field),
+    # and the 0.5 masks agree wherever the score is not within that of the threshold
+    assert np.abs(s1[ok] - s2[ok]).max() < 5e-3
+    clear = ok & (np.abs(s1 - 0.5) > 5e-3)
+    assert np.array_equal(s1[clear] >= 0.5, s2[clear] >= 0.5)
     sha = hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
     for run in (r1, r2):
         assert run.change.method == "structure"
