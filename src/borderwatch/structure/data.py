@@ -32,9 +32,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -264,6 +265,18 @@ CHANGE_DATASETS: dict[str, Callable[[Path], Iterator[ChangePair]]] = {
 }
 
 
+def _read_registry(
+    root: Path, datasets: Sequence[str], registry: Mapping[str, Callable[[Path], Any]], kind: str
+) -> list[Any]:
+    """Read ``datasets`` (keys of ``registry``) under ``root``, refusing unknown keys."""
+    out: list[Any] = []
+    for key in datasets:
+        if key not in registry:
+            raise InputError(f"unknown {kind} dataset {key!r}; use {sorted(registry)}")
+        out.extend(registry[key](Path(root)))
+    return out
+
+
 def read_change_pairs(root: Path, datasets: Sequence[str]) -> list[ChangePair]:
     """Read the change pairs of ``datasets`` (keys of :data:`CHANGE_DATASETS`).
 
@@ -272,12 +285,7 @@ def read_change_pairs(root: Path, datasets: Sequence[str]) -> list[ChangePair]:
     InputError
         An unknown dataset key or a missing file.
     """
-    out: list[ChangePair] = []
-    for key in datasets:
-        if key not in CHANGE_DATASETS:
-            raise InputError(f"unknown change dataset {key!r}; use {sorted(CHANGE_DATASETS)}")
-        out.extend(CHANGE_DATASETS[key](Path(root)))
-    return out
+    return _read_registry(root, datasets, CHANGE_DATASETS, "change")
 
 
 # --------------------------------------------------------------------------- footprints
@@ -413,12 +421,7 @@ def read_footprints(root: Path, datasets: Sequence[str]) -> list[Footprints]:
     InputError
         An unknown dataset key or a missing file.
     """
-    out: list[Footprints] = []
-    for key in datasets:
-        if key not in FOOTPRINT_DATASETS:
-            raise InputError(f"unknown footprint dataset {key!r}; use {sorted(FOOTPRINT_DATASETS)}")
-        out.extend(FOOTPRINT_DATASETS[key](Path(root)))
-    return out
+    return _read_registry(root, datasets, FOOTPRINT_DATASETS, "footprint")
 
 
 def file_manifest(root: Path, records: Sequence[ChangePair | Footprints]) -> list[dict[str, str]]:
