@@ -78,7 +78,7 @@ def main() -> None:
             mask = predict_mask(model, rgb)
             scores.append(evaluate_mask(mask, rgb.truth, valid=rgb.valid, labelled=rgb.labelled))
         learned = pool(scores)
-        base = pool([score_pair(full, BASELINE_RUN) for full, _ in by_ds[held]])
+        base = pool([score_pair(full, BASELINE_RUN)[0] for full, _ in by_ds[held]])
         rows.append((held, learned, base, len(train)))
         print(f"{held}: learned F1 {learned.f1:.3f}, baseline {base.f1:.3f}", flush=True)
     lines = [

@@ -10,9 +10,14 @@ the median ratio to the I/O floor of the same round, and the largest RSS:
 2. ``detect cva``: ``borderwatch -q detect --method cva --threshold otsu --no-align
    --no-classify --block-size 1024 --out ...`` end to end (single pass, statistics
    from the default 1 Mpx sample, GeoJSON with input hashes).
-3. ``detect <default>``: ``detect --block-size 1024`` with every default (method,
-   KI threshold, co-registration, classification): the one engine, block by block,
-   writing what ``detect`` writes (GeoJSON, ``.qml``, reviews re-applied).
+3. ``detect combined``: ``detect --method combined --block-size 1024``, the unsupervised
+   default for imagery coarser than 2.5 m or without RGB (KI threshold,
+   co-registration, classification): the one engine, block by block, writing what
+   ``detect`` writes (GeoJSON, ``.qml``, reviews re-applied).
+3b. ``detect auto (default)``: the same with every default; on these 1 m RGB+NIR pairs
+   ``auto`` is the structure-change network, which resamples every block to its
+   0.5 m (four times the pixels) before onnxruntime applies it: the ``s/km2`` column
+   is the issue's CPU inference budget (at most 10 s per km2 at 0.5 m).
 4. ``numpy cva+otsu``: whole arrays read into memory, ``borderwatch.methods.cva.cva`` and
    ``otsu_threshold`` (the in-memory reference; skipped when it cannot fit in RAM).
 5. ``otb mad``: ``otbcli_MultivariateAlterationDetector`` on the same files, if
@@ -38,6 +43,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: Pixel size of the make_large.py pairs, metres (for s/km2).
+PIXEL_M = 1.0
 PY = sys.executable
 BW = str(Path(PY).with_name("borderwatch"))
 READ = "import rasterio,sys\nfor p in sys.argv[1:]:\n    rasterio.open(p).read()\n"
@@ -111,6 +118,10 @@ def run_size(
     ]
     cva = ["--method", "cva", "--threshold", "otsu", "--no-align", "--no-classify"]
     add("detect cva", [*detect, *cva, "--out", str(out / f"cva_{size}.geojson")])
+    add(
+        "detect combined, blocks",
+        [*detect, "--method", "combined", "--out", str(out / f"combined_{size}.geojson")],
+    )
     dm = default_method()
     add(
         f"detect {dm} (default), blocks",
@@ -185,20 +196,23 @@ def measure(size: int, plan: list[tuple[str, list[str] | None, str]], *, repeat:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| size (px) | what | wall (s) | runs (s) | Mpx/s | x I/O floor | peak RSS (MiB) "
-        "| load | status |",
-        "|---:|---|---:|---|---:|---:|---:|---:|---|",
+        "| size (px) | what | wall (s) | runs (s) | Mpx/s | s/km2 | x I/O floor "
+        "| peak RSS (MiB) | load | status |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if r["wall"] is None or r["status"] != "ok":
-            lines.append(f"| {r['size']} | {r['name']} | - | - | - | - | - | - | {r['status']} |")
+            lines.append(
+                f"| {r['size']} | {r['name']} | - | - | - | - | - | - | - | {r['status']} |"
+            )
             continue
         mpx = r["size"] ** 2 / 1e6 / r["wall"]
+        km2 = (r["size"] * PIXEL_M) ** 2 / 1e6
         ratio = r["ratio"]
         lo, hi = r["spread"]
         lines.append(
             f"| {r['size']} | {r['name']} | {r['wall']:.2f} | {lo:.2f}-{hi:.2f} | {mpx:.1f} "
-            f"| {ratio:.2f} "
+            f"| {r['wall'] / km2:.1f} | {ratio:.2f} "
             f"| {r['rss']:.0f} | {r['load']:.1f} | {r['status']} |"
         )
     return "\n".join(lines)
@@ -243,9 +257,9 @@ def main() -> None:
         "round), so a slow spell of the machine hits every row alike; `wall` is the "
         "median of a row's runs (all listed), `x I/O floor` the median over rounds of "
         "the row's time over the floor's time in the same round, peak RSS the largest. "
-        "Mpx/s counts pixels of one date. `load` is the 1-minute load average before "
-        "the row's first run (2 CPUs: above 2, other work was competing and timings "
-        "are pessimistic).\n\n"
+        "Mpx/s counts pixels of one date, s/km2 the ground area (1 m pixels). `load` is "
+        "the 1-minute load average before the row's first run (2 CPUs: above 2, other "
+        "work was competing and timings are pessimistic).\n\n"
     )
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(head + table(rows) + "\n", encoding="utf-8")

@@ -113,6 +113,9 @@ def sample_detect_args() -> Callable[..., list[str]]:
             "detect",
             *("--before", str(tiles / "before.tif"), "--after", str(tiles / "after.tif")),
             *("--aoi", "helong", "--out", str(out)),
+            # the products' known answers are the combined score's (auto would take the
+            # structure model at these tiles' 1 m; tests/test_structure.py has its own)
+            *("--method", "combined"),
             *extra,
         ]
 
@@ -123,17 +126,19 @@ def sample_detect_args() -> Callable[..., list[str]]:
 def analyst_outputs(tmp_path_factory: pytest.TempPathFactory):
     """The sample tiles run once over Helong with every analyst output written.
 
-    Session-scoped and shared: copy a file before changing it.
+    The ``combined`` score (its known answers; the products are the same for any
+    method). Session-scoped and shared: copy a file before changing it.
     """
     from types import SimpleNamespace
 
-    from borderwatch.engine import detect
+    from borderwatch.engine import DetectParams, detect
     from borderwatch.products.write import write_products
     from borderwatch.sample_data import sample_tiles_dir
 
     tiles = sample_tiles_dir()
     out = tmp_path_factory.mktemp("analyst_outputs")
-    run = detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")
+    params = DetectParams(method="combined")
+    run = detect(tiles / "before.tif", tiles / "after.tif", aoi="helong", params=params)
     gpkg, geojson = out / "detections.gpkg", out / "detections.geojson"
     products = write_products(run, outputs=(gpkg, geojson), evidence=out / "evidence")
     return SimpleNamespace(

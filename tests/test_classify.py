@@ -139,3 +139,25 @@ def test_building_length_and_width_come_from_its_rectangle():
     assert row["class"] == "building"
     assert row.length_m == pytest.approx(20.0, abs=1.0)
     assert row.width_m == pytest.approx(12.0, abs=1.0)
+
+
+def test_classes_need_pixels_that_can_resolve_them():
+    from borderwatch.objects.classify import (
+        MAX_CLASS_PIXEL_M,
+        ShapeMeasures,
+        class_reason,
+        classify_shape,
+    )
+
+    house = ShapeMeasures(20.0, 10.0, 20.0, 10.0, 0.95)
+    wall = ShapeMeasures(200.0, 3.0, 200.0, 3.0, 0.9)
+    assert classify_shape(house, pixel_m=1.0) == "building"
+    assert classify_shape(wall, pixel_m=1.0) == "fence_or_wall"
+    assert classify_shape(house, pixel_m=MAX_CLASS_PIXEL_M) == "building"
+    # Sentinel-2: a 114,598 m2 blob is built-up change, never a "building"
+    for m in (house, wall):
+        assert classify_shape(m, pixel_m=10.0) == "built_up_change"
+    assert "too coarse" in class_reason(house, "built_up_change", pixel_m=10.0)
+    # a compact object of fewer than 9 pixels cannot show a building's shape
+    assert classify_shape(house, pixel_m=1.0, n_pixels=8) == "other"
+    assert "200 m long" in class_reason(wall, "fence_or_wall", pixel_m=1.0)

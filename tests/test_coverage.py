@@ -168,7 +168,7 @@ def test_batch_prints_and_records_coverage(tmp_path: Path):
     r = CliRunner().invoke(
         main,
         [
-            *("batch", "--aoi", "helong", "--out-dir", str(out)),
+            *("batch", "--aoi", "helong", "--out-dir", str(out), "--method", "combined"),
             *("--pair", str(tiles / "before.tif"), str(tiles / "after.tif")),
         ],
     )

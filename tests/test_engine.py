@@ -270,6 +270,7 @@ def test_large_scene_cli_gpkg_evidence_verify(tmp_path: Path) -> None:
             str(tmp_path / "packet"),
             "--reviews",
             str(tmp_path / "reviews"),
+            *("--method", "combined"),  # the products of a large scene, not the scorer
         ],
     )
     assert res.exit_code == 0, res.output

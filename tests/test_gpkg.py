@@ -97,7 +97,7 @@ def test_layer_styles_table_is_the_qgis_one(analyst_outputs):
     renderer = root.find("renderer-v2")
     assert renderer.get("type") == "categorizedSymbol" and renderer.get("attr") == "class"
     values = [c.get("value") for c in renderer.find("categories")]
-    assert values == ["building", "fence_or_wall", "other"]
+    assert values == ["building", "fence_or_wall", "built_up_change", "other"]
     label = root.find("labeling/settings/text-style")
     assert label.get("fieldName") == "'#' || \"ref\"" and label.get("isExpression") == "1"
 
@@ -116,7 +116,10 @@ def test_geojson_output_has_qml_beside_it(analyst_outputs):
 def test_ids_stable_across_reruns_and_tied_to_inputs(analyst_outputs, tmp_path):
     first = analyst_outputs.products.detections
     again = detect(
-        analyst_outputs.tiles / "before.tif", analyst_outputs.tiles / "after.tif", aoi="helong"
+        analyst_outputs.tiles / "before.tif",
+        analyst_outputs.tiles / "after.tif",
+        aoi="helong",
+        params=analyst_outputs.run.params,  # the fixture's (combined)
     )
     second = analyst_table(again.objects, input_hashes=_hashes(analyst_outputs))
     assert list(second["id"]) == list(first["id"])

@@ -89,3 +89,23 @@ def test_detect_cli_with_model(tmp_path):
     )
     assert run.change.method == "model" and run.change.params["model"] == str(path)
     assert run.change.threshold == 0.5 and len(run.change.params["model_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_model_bands_are_matched_by_role_and_named_with_bands(tmp_path):
+    from borderwatch.engine import DetectParams, detect
+    from borderwatch.sample_data import sample_tiles_dir
+
+    tiles = sample_tiles_dir()
+    b, a = tiles / "before.tif", tiles / "after.tif"  # bands blue, green, red, nir
+    s2 = save_model(train_model([toy(0), toy(1)], max_iter=5), tmp_path / "s2.pkl")
+    run = detect(b, a, params=DetectParams(model=str(s2), classify=False))  # B0x by role
+    assert run.change.method == "model"
+    odd = ("pan1", "pan2", "pan3", "pan4")
+    m = save_model(train_model([toy(0, odd), toy(1, odd)], max_iter=5), tmp_path / "odd.pkl")
+    with pytest.raises(InputError, match=r"trained on bands \['pan1'.*no match by name or role"):
+        detect(b, a, params=DetectParams(model=str(m), classify=False))
+    run = detect(b, a, params=DetectParams(model=str(m), classify=False, bands=odd))
+    assert run.change.method == "model"
+    with pytest.raises(InputError, match=r"before.tif: --bands names 2 bands"):
+        detect(b, a, params=DetectParams(model=str(m), bands=("x", "y")))

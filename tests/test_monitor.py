@@ -518,12 +518,13 @@ def test_blocks_give_the_same_answer(stack: Path):
 def test_two_dates_give_detects_objects():
     """The same engine: a two-date stack finds exactly what ``detect`` finds."""
     from borderwatch import detect
+    from borderwatch.engine import DetectParams
     from borderwatch.monitor import entries_from_dates
     from borderwatch.sample_data import sample_tiles_dir
 
     tiles = sample_tiles_dir()
     pair = [tiles / "before.tif", tiles / "after.tif"]
-    run = detect(*pair, aoi="helong")
+    run = detect(*pair, aoi="helong", params=DetectParams(method="combined"))  # monitor's
     with monitor(entries_from_dates(pair), aoi="helong") as mon:
         assert mon.dates[1].threshold == pytest.approx(run.change.threshold)
         assert len(mon.structures) == len(run.objects) > 0

@@ -64,7 +64,9 @@ def kill_demo(sig: str, module: str, attr: str, out: Path, *extra: str) -> int:
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "HOME": str(out.parent)},
+        # a home of its own: onnxruntime keeps a device id under ~/.cache, which is
+        # not a packet temporary
+        env={**os.environ, "HOME": str(out.parent.parent / f"{out.parent.name}-home")},
     )
     return proc.returncode
 

@@ -115,6 +115,7 @@ def test_evaluate_on_png_and_plain_tiff_prints_no_rasterio_warning(tmp_path, mak
         "truth.tif",
         "--pixel-size",
         "1",
+        *("--method", "combined"),
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
@@ -220,13 +221,14 @@ def test_tiles_in_a_corner_of_a_nodata_canvas_give_the_plain_tiles_result(tmp_pa
     valid pixels in its corner; the uniform draw held 179,594 of them and fitted a
     threshold 9 % off the plain tiles' (1.29 against 1.18).
     """
-    from borderwatch.engine import detect
+    from borderwatch.engine import DetectParams, detect
     from borderwatch.sample_data import sample_tiles_dir
 
     tiles = sample_tiles_dir()
-    plain = detect([tiles / "before.tif"], [tiles / "after.tif"])
+    combined = DetectParams(method="combined")  # its halo and threshold; not auto's model
+    plain = detect([tiles / "before.tif"], [tiles / "after.tif"], params=combined)
     before, after = _tiles_on_nodata_canvas(tmp_path, 1100)
-    sparse = detect([before], [after])
+    sparse = detect([before], [after], params=combined)
     sample = sparse.change.params["blockwise"]["sample"]
     assert sample["whole_scene"] is False and sample["redrawn_on_valid"] is True
     plain_valid = plain.change.params["blockwise"]["sample"]["valid_pixels"]

@@ -223,8 +223,14 @@ def test_shipped_weights_match_their_model_card_and_record():
     assert re.search(r"weights SHA-256: `([0-9a-f]{64})`", card).group(1) == sha
     record = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert record["weights_sha256"] == sha
-    assert "levir/test_2" in record["config"]["holdout"]
-    assert not any("test_2" in f["path"] for f in record["data_files"])
+    # the shipped model trained on everything (held-out scores come from the
+    # cross-validation folds, benchmarks/structure_cv.py) and carries their calibration
+    assert record["config"]["holdout"] == []
+    assert any("test_2" in f["path"] for f in record["data_files"])
+    info = load_model_info(DEFAULT_MODEL)
+    xs, ys = info.calibration
+    assert len(xs) >= 2 and all(0 <= y <= 1 for y in ys) and list(ys) == sorted(ys)
+    assert "calibration" in card
 
 
 def test_non_structure_onnx_is_refused(tmp_path):
@@ -289,3 +295,167 @@ def test_tiny_training_run_exports_an_onnx_model_equal_to_torch(tmp_path):
         ref = torch.sigmoid(net(torch.from_numpy(x[None])))[0, 0].numpy()
     got = predict(load_model_info(tmp_path / "n.onnx"), x)
     assert np.abs(got - ref).max() < 1e-4
+
+
+# --------------------------------------------------------------------------- drawn structures
+def test_drawn_roofs_and_strips_are_labelled_and_their_shadows_are_not():
+    from borderwatch.structure.paint import draw_structures
+
+    size = 128
+    grey = np.full((3, size, size), 120.0, np.float32)
+    free = np.zeros((size, size), bool)
+    shadows = labelled = 0
+    for seed in range(12):
+        after, new = draw_structures(grey, free, np.random.default_rng(seed))
+        darker = (after < 120 - 20).all(axis=0)  # shade factor <= 0.7 of the ground
+        # a shadow pixel (darker ground, far from any edge of a label) is never labelled
+        core_shadow = darker & ~ndimage.binary_dilation(new, iterations=2)
+        shadows += int(core_shadow.sum())
+        labelled += int(new.sum())
+        # labelled pixels are visibly different from the ground (a roof's mean differs by
+        # at least 12 of 255; texture and a later roof's shadow leave a few pixels closer)
+        if new.any():
+            assert (np.abs(after - grey).mean(axis=0)[new] >= 6).mean() > 0.97
+        # nothing changes outside the labels but shadows (and anti-aliased edges)
+        changed = np.abs(after - grey).max(axis=0) > 1
+        assert not (changed & ~ndimage.binary_dilation(new | darker, iterations=2)).any()
+    assert shadows > 500 and labelled > 2000
+    # existing buildings are not drawn over
+    occupied = np.ones((size, size), bool)
+    roofs = 0
+    for seed in range(6):  # no roof where every pixel is taken (only a fence strip may be)
+        _, new = draw_structures(grey, occupied, np.random.default_rng(seed))
+        roofs += int(new.sum() > 0.1 * size * size)
+    assert roofs == 0
+
+
+def test_hold_out_a_whole_dataset_by_prefix():
+    from borderwatch.structure.train import held_groups
+
+    groups = {"levir/test_1", "levir/test_2", "xbd/harvey", "ida_bd/x"}
+    assert held_groups(["levir/*"], groups) == {"levir/test_1", "levir/test_2"}
+    assert held_groups(["xbd/*", "levir/test_2"], groups) == {"xbd/harvey", "levir/test_2"}
+    with pytest.raises(InputError, match="'spacenet/\\*' matches none"):
+        held_groups(["spacenet/*"], groups)
+
+
+# --------------------------------------------------------------------------- calibration
+def test_isotonic_calibration_is_monotone_with_known_shares():
+    from borderwatch.structure.calibrate import fit_calibration
+
+    rng = np.random.default_rng(0)
+    score = rng.uniform(0.5, 1.0, 4000)
+    real = rng.random(4000) < (score - 0.5) * 2  # true share rises from 0 to 1
+    xs, ys = fit_calibration(score, real)
+    assert len(xs) == 12 and all(b > a for a, b in zip(xs, xs[1:], strict=False))
+    assert all(b >= a for a, b in zip(ys, ys[1:], strict=False))
+    assert np.allclose(ys, (np.asarray(xs) - 0.5) * 2, atol=0.08)
+    with pytest.raises(InputError, match="at least 30"):
+        fit_calibration(score[:5], real[:5])
+
+
+def _levir_scene(tmp_path: Path, stem: str = "test_2_0000_0000") -> tuple[Path, Path]:
+    """A LEVIR-CD sample pair (0.5 m) written as georeferenced RGB GeoTIFFs."""
+    from PIL import Image
+
+    root = DATA / "levir_cd_samples"
+    arrs = [np.asarray(Image.open(root / d / f"{stem}.png").convert("RGB")) for d in "AB"]
+    return (
+        _write(tmp_path / "before.tif", arrs[0].transpose(2, 0, 1).copy(), "2012-01-01"),
+        _write(tmp_path / "after.tif", arrs[1].transpose(2, 0, 1).copy(), "2016-01-01"),
+    )
+
+
+@needs_data
+def test_embedded_calibration_becomes_the_detections_confidence(tmp_path):
+    pytest.importorskip("onnx", reason="onnx absent (the [train] extra)")
+    import shutil
+
+    from borderwatch.objects.classify import calibrated_confidence
+    from borderwatch.structure.calibrate import embed_calibration
+
+    model = tmp_path / "m.onnx"
+    shutil.copy(DEFAULT_MODEL, model)
+    cal = ((0.5, 0.75, 1.0), (0.1, 0.3, 0.6))
+    sha = embed_calibration(model, cal, fitted_on="test")
+    info = load_model_info(model)
+    assert info.sha256 == sha and info.calibration == cal
+    b, a = _levir_scene(tmp_path)
+    run = detect(b, a, params=DetectParams(model=str(model), align=False))
+    assert len(run.objects)
+    want = [calibrated_confidence(s, cal) for s in run.objects["mean_score"]]
+    assert np.allclose(run.objects["confidence"], want)
+    assert run.objects["confidence"].max() <= 0.6
+
+
+# --------------------------------------------------------------------------- auto
+def test_auto_uses_the_structure_model_only_for_fine_rgb_pixels(tmp_path):
+    from borderwatch.methods import choose_method
+
+    rgb = ("red", "green", "blue")
+    assert choose_method("auto", pixel_m=0.5, band_names=rgb, n_bands=3)[0] == "structure"
+    assert choose_method("auto", pixel_m=2.5, band_names=rgb, n_bands=3)[0] == "structure"
+    name, why = choose_method("auto", pixel_m=3.0, band_names=rgb, n_bands=3)
+    assert name == "combined" and "coarser than the structure model's 2.5 m" in why
+    name, why = choose_method("auto", pixel_m=1.0, band_names=("nir", "swir1"), n_bands=2)
+    assert name == "combined" and "no red/green/blue band" in why
+    assert choose_method("cva", pixel_m=0.5, band_names=rgb, n_bands=3)[0] == "cva"
+    b, a = _scene(tmp_path)
+    run = detect(b, a, params=DetectParams(align=False))  # the default: auto
+    p = run.change.params
+    assert run.change.method == "structure" and p["method_requested"] == "auto"
+    assert "so the structure model" in p["method_reason"] and p["model_sha256"]
+    (tmp_path / "nir").mkdir()
+    b2, a2 = _scene(tmp_path / "nir", names=("nir", "swir1", "swir2"))
+    run = detect(b2, a2, params=DetectParams(align=False))
+    assert run.change.method == "combined" and "model_sha256" not in run.change.params
+    assert "no red/green/blue band" in run.change.params["method_reason"]
+
+
+# --------------------------------------------------------------------------- the demo, default
+@pytest.fixture(scope="module")
+def demo_run():
+    import geopandas as gpd
+
+    from borderwatch.sample_data import sample_tiles_dir
+
+    tiles = sample_tiles_dir()
+    run = detect(tiles / "before.tif", tiles / "after.tif", aoi="helong")  # auto
+    return run, gpd.read_file(tiles / "truth.geojson").to_crs(run.grid.crs)
+
+
+def test_demo_default_is_the_structure_model_and_finds_no_false_structure(demo_run):
+    run, truth = demo_run
+    assert run.change.method == "structure" and run.change.params["method_requested"] == "auto"
+    det = run.objects
+    false = det[[not truth.intersects(g).any() for g in det.geometry]]
+    assert len(false) == 0, false[["class", "area_m2"]]
+
+
+def test_demo_buildings_have_footprints_without_their_shadows(demo_run):
+    """Measured with the shipped model: buildings 1, 2, 3, 5 and 6 are found with their
+    areas at 1.03-1.34 of the truth (shadows fall outside; the excess is the blur of
+    1 m pixels resampled to 0.5 m); building 4 is a fragment, 7 and the 16 m2 tower are
+    missed (model card, Limits). The fence ring is found in pieces, each a fence. The
+    renderer is in the training mix (other seeds): these are in-distribution figures, a
+    check of the product, not accuracy on real imagery (benchmarks/structure_cv.py)."""
+    run, truth = demo_run
+    det = run.objects
+    for row in truth[truth["id"].isin([1, 2, 3, 5, 6])].itertuples():
+        hits = det[det.intersects(row.geometry)]
+        assert len(hits) == 1 and hits["class"].iloc[0] == "building", row.id
+        ratio = hits.geometry.area.iloc[0] / row.geometry.area
+        assert 0.8 <= ratio <= 1.4, (row.id, ratio)
+    fence = truth[truth["class"] == "fence_or_wall"].geometry.iloc[0]
+    pieces = det[det.intersects(fence)]
+    assert len(pieces) and set(pieces["class"]) == {"fence_or_wall"}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_change_pair_gives_no_structure(tmp_path, seed):
+    """Season, illumination, noise and a sub-pixel shift alone: nothing new."""
+    from borderwatch.synthetic import make_pair, write_pair
+
+    paths = write_pair(make_pair(seed=seed, changes=False), tmp_path)
+    run = detect(paths["before"], paths["after"])
+    assert run.change.method == "structure" and len(run.objects) == 0

@@ -10,9 +10,9 @@ import click
 
 from borderwatch.cli.options import (
     _date_option,
-    detect_options,
     detect_params,
     grid_options,
+    monitor_detect_options,
     packet_options,
     print_packet,
     sign_key_file,
@@ -118,7 +118,7 @@ def stack_entries(
     help="Write an evidence packet (image strips, report.html, manifest.json) here.",
 )
 @grid_options
-@detect_options
+@monitor_detect_options
 @packet_options(redact=False)
 @click.pass_context
 def monitor_command(

@@ -41,6 +41,16 @@ def parse_threshold(value: str) -> str | float:
         raise click.BadParameter(f"{value!r} is neither a number nor a method name") from None
 
 
+def _band_list(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``--bands a,b,c`` as a tuple of names (None when not given)."""
+    if value is None:
+        return None
+    names = tuple(v.strip() for v in value.split(","))
+    if any(not n for n in names):
+        raise click.BadParameter(f"{value!r}: give comma-separated band names")
+    return names
+
+
 def detect_params(*, threshold: str, **options: Any) -> DetectParams:
     """Return the validated :class:`~borderwatch.engine.DetectParams` of the options."""
     return DetectParams(threshold=parse_threshold(threshold), **options)  # type: ignore[arg-type]
@@ -48,13 +58,49 @@ def detect_params(*, threshold: str, **options: Any) -> DetectParams:
 
 def detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add the detection parameters shared by ``detect``, ``demo`` and ``batch``."""
+    return _detect_options(fn, method_default="auto")
+
+
+def monitor_detect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`detect_options` for ``monitor``, whose default method is ``combined``.
+
+    The dating rules and their benchmark (``benchmarks/dating.py``) were measured with
+    the unsupervised score; ``--method auto`` opts in to the structure model.
+    """
+    return _detect_options(fn, method_default="combined")
+
+
+def _detect_options(fn: Callable[..., Any], *, method_default: str) -> Callable[..., Any]:
     opts = [
         click.option(
             "--method",
             type=click.Choice(get_args(MethodName)),
-            default="combined",
+            default=method_default,
             show_default=True,
-            help="Change score method: combined, cva, irmad, index or structure (the network).",
+            help=(
+                "Change score method: auto (the structure network at 2.5 m or finer with "
+                "red, green and blue, else combined), combined, cva, irmad, index or "
+                "structure."
+            ),
+        ),
+        click.option(
+            "--reranker",
+            type=click.Path(dir_okay=False, path_type=str),
+            default=None,
+            help=(
+                "Re-ranker from `borderwatch train --from-reviews`: confidence becomes the "
+                "chance an analyst confirms a detection; below 0.5 it is dropped."
+            ),
+        ),
+        click.option(
+            "--bands",
+            default=None,
+            callback=_band_list,
+            metavar="NAMES",
+            help=(
+                "Names of the inputs' bands in file order, comma-separated (e.g. "
+                "blue,green,red,nir), in place of the files' band descriptions."
+            ),
         ),
         click.option(
             "--threshold",

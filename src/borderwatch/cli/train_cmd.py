@@ -1,7 +1,9 @@
 """``borderwatch train``: fit the optional learned change model on labelled pairs.
 
 ``--structure`` trains the structure-change network instead (the ``[train]`` extra,
-:mod:`borderwatch.structure.train`) on the training data under ``--data``.
+:mod:`borderwatch.structure.train`) on the training data under ``--data``;
+``--from-reviews`` fits a place's re-ranker on an analyst's confirmed and rejected
+detections (:mod:`borderwatch.objects.rerank`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,19 @@ __all__ = ["train"]
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
+    default=None,
     help="Dataset folder (with --structure: the training data root, ../shared/data).",
+)
+@click.option(
+    "--from-reviews",
+    "reviews",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    multiple=True,
+    help=(
+        "Reviewed detections (GeoPackage or GeoJSON with a review column; repeat for "
+        "more): fit a re-ranker on the confirmed and rejected ones (--out FILE.json), "
+        "for detect --reranker."
+    ),
 )
 @click.option(
     "--bands",
@@ -62,7 +75,10 @@ __all__ = ["train"]
     "--holdout",
     default="levir/test_2",
     show_default=True,
-    help="With --structure: places (groups) never trained on and validated, comma-separated.",
+    help=(
+        "With --structure: places (groups) never trained on and validated, comma-separated; "
+        "<dataset>/* holds out all of a dataset's places, an empty string none."
+    ),
 )
 @click.option(
     "--steps",
@@ -104,7 +120,8 @@ __all__ = ["train"]
 )
 def train(
     dataset: str | None,
-    data: Path,
+    data: Path | None,
+    reviews: tuple[Path, ...],
     bands: str,
     out: Path | None,
     pixel_m: float | None,
@@ -127,6 +144,16 @@ def train(
     from borderwatch.methods.training import leave_one_out, save_model, train_model
     from borderwatch.products.export import check_writable
 
+    if reviews:
+        if out is None:
+            raise click.UsageError("--from-reviews needs --out FILE.json")
+        if structure or data is not None or dataset is not None:
+            raise click.UsageError("--from-reviews takes no --structure, --data or --dataset")
+        check_writable(out, overwrite=overwrite)
+        _train_reranker(reviews, out, overwrite=overwrite)
+        return
+    if data is None:
+        raise click.UsageError("give --data (or --from-reviews)")
     if structure:
         if out is None:
             raise click.UsageError("--structure needs --out FILE.onnx")
@@ -191,3 +218,62 @@ def _train_structure(data: Path, out: Path, **options: object) -> None:
     cfg = TrainConfig(data=str(data), **options)  # type: ignore[arg-type]
     command = "borderwatch train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     train_structure(cfg, out, command=command, log=click.echo)
+
+
+def _train_reranker(files: tuple[Path, ...], out: Path, *, overwrite: bool) -> None:
+    """Fit, cross-validate and write a re-ranker from reviewed detection files."""
+    import numpy as np
+    import pandas as pd
+    import pyogrio
+
+    from borderwatch.objects.rerank import (
+        KEEP_PROBABILITY,
+        fit_reranker,
+        save_reranker,
+    )
+
+    tables = []
+    for f in files:
+        try:
+            layers = [str(n) for n, _ in pyogrio.list_layers(f)]
+            t = pyogrio.read_dataframe(f, layer="detections" if "detections" in layers else None)
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            raise InputError(f"{f}: not a readable detections file ({exc})") from None
+        score = "score" if "score" in t.columns else "mean_score"
+        missing = [c for c in ("review", score, "area_m2", "class") if c not in t.columns]
+        if missing:
+            raise InputError(f"{f}: detections have no {missing} column(s) for a re-ranker")
+        tables.append(t[t["review"].isin(["confirmed", "rejected"])])
+    reviewed = pd.concat(tables, ignore_index=True)
+    confirmed = (reviewed["review"] == "confirmed").to_numpy()
+    place = ", ".join(f.name for f in files)
+    reranker = fit_reranker(reviewed, confirmed, place=place)
+    # validation: 5 folds stratified by review, precision of the kept detections
+    rng = np.random.default_rng(0)
+    fold = np.empty(len(reviewed), int)
+    for value in (True, False):
+        idx = np.flatnonzero(confirmed == value)
+        fold[rng.permutation(idx)] = np.arange(idx.size) % 5
+    kept = np.zeros(len(reviewed), bool)
+    scored = np.zeros(len(reviewed), bool)
+    for k in range(5):
+        test = fold == k
+        try:
+            part = fit_reranker(reviewed[~test], confirmed[~test], place=place)
+        except InputError:
+            continue  # too few of a kind without this fold: its rows are not scored
+        kept[test] = part.probability(reviewed[test]) >= KEEP_PROBABILITY
+        scored |= test
+    sha = save_reranker(reranker, out, overwrite=overwrite)
+    if scored.any():
+        yes = confirmed[scored]
+        after = yes[kept[scored]].mean() if kept[scored].any() else float("nan")
+        click.echo(
+            f"{len(reviewed)} reviewed detections ({int(confirmed.sum())} confirmed); 5-fold "
+            f"cross-validated on {int(scored.sum())}: precision {yes.mean():.3f} -> "
+            f"{after:.3f} keeping {int(kept[scored].sum())}, recall of confirmed "
+            f"{(yes & kept[scored]).sum() / max(yes.sum(), 1):.3f}"
+        )
+    else:
+        click.echo(f"{len(reviewed)} reviewed detections: too few to cross-validate")
+    click.echo(f"wrote {out} (sha256 {sha}); use: borderwatch detect --reranker {out} ...")

@@ -47,7 +47,14 @@ from borderwatch.engine.plan import (
 )
 from borderwatch.engine.read import Pair, coarse_valid, read_pair
 from borderwatch.errors import InputError
-from borderwatch.methods import Fitted, FittedNormaliser, Method, get_method, get_normaliser
+from borderwatch.methods import (
+    Fitted,
+    FittedNormaliser,
+    Method,
+    choose_method,
+    get_method,
+    get_normaliser,
+)
 from borderwatch.methods.arrays import pixels_at
 from borderwatch.methods.thresholds import threshold_score
 from borderwatch.objects.construction import ClassifyContext, DirectionModel, fit_direction
@@ -61,6 +68,7 @@ __all__ = [
     "fit_plan",
     "fit_scene",
     "plan_method",
+    "plan_method_name",
     "redraw_mask",
     "shifted",
     "task_align",
@@ -291,6 +299,8 @@ class SceneModel:
         Provenance of the sample (windows, pixels, seed).
     align : dict
         Co-registration provenance (:attr:`AlignResult.info`).
+    method_reason : str
+        Why this method scored the run (:func:`borderwatch.methods.choose_method`).
     """
 
     method: Fitted
@@ -302,6 +312,7 @@ class SceneModel:
     pixel_m: float
     sample: dict[str, object]
     align: dict[str, object]
+    method_reason: str = ""
 
     @property
     def name(self) -> str:
@@ -317,6 +328,7 @@ class SceneModel:
             self.threshold,
             float(residual) if isinstance(residual, (int, float)) else None,
             self.name,
+            getattr(self.method, "calibration", None),
         )
 
     @property
@@ -337,9 +349,22 @@ class SceneModel:
         return p.before, after, valid
 
 
+def plan_method_name(plan: Plan) -> tuple[str, str]:
+    """Return the method a plan uses and why (``auto`` resolved on its grid and bands)."""
+    src, p = plan.source, plan.params
+    return choose_method(
+        p.method,
+        pixel_m=math.sqrt(plan.grid.pixel_area),
+        band_names=src.before.band_names,
+        n_bands=len(src.before.band_names),
+        model=p.model,
+        fixed_threshold=not isinstance(p.threshold, str),
+    )
+
+
 def plan_method(plan: Plan) -> Method:
     """Return the unfitted method of a plan."""
-    return get_method(plan.params.method, model=plan.params.model)
+    return get_method(plan_method_name(plan)[0], model=plan.params.model)
 
 
 def fit_plan(plan: Plan) -> tuple[Win | None, list[Win], int]:
@@ -357,13 +382,18 @@ def _pixels(samples: Sequence[Sample], which: str) -> np.ndarray:
     return np.concatenate(parts, axis=1)[:, :, None]
 
 
+def _fixed_threshold(plan: Plan, fitted: Fitted) -> bool:
+    """Whether the threshold is :data:`MODEL_PROBABILITY` (a model's, rule by name)."""
+    p = plan.params
+    model = p.model is not None or getattr(fitted, "probability", False)
+    return bool(model and isinstance(p.threshold, str))
+
+
 def _threshold(
     plan: Plan, fitted: Fitted, scores: list[np.ndarray], valids: list[np.ndarray]
 ) -> float:
     p = plan.params
     rule: str | float = p.threshold
-    if (p.model is not None or getattr(fitted, "probability", False)) and isinstance(rule, str):
-        return MODEL_PROBABILITY
     if len(scores) == 1:
         return threshold_score(scores[0], valids[0], rule, dof=fitted.dof, p_value=p.p_value)
     flat = np.concatenate([sc[vv] for sc, vv in zip(scores, valids, strict=True)])
@@ -419,10 +449,16 @@ def fit_scene(
     if normaliser is not None:
         a = normaliser.apply(a)
         samples = [Sample(s.before, normaliser.apply(s.after), s.valid, s.core) for s in samples]
-    fitted = plan_method(plan).fit(b, a, v, band_names=band_names, pixel_m=pixel_m)
-    scores = [fitted.score(s.before, s.after, s.valid)[s.core] for s in samples]
+    method_name, reason = plan_method_name(plan)
+    fitted = get_method(method_name, model=p.model).fit(
+        b, a, v, band_names=band_names, pixel_m=pixel_m
+    )
     valids = [s.valid[s.core] for s in samples]
-    value = _threshold(plan, fitted, scores, valids)
+    if _fixed_threshold(plan, fitted):  # a probability: no need to score the sample
+        value = MODEL_PROBABILITY
+    else:
+        scores = [fitted.score(s.before, s.after, s.valid)[s.core] for s in samples]
+        value = _threshold(plan, fitted, scores, valids)
     direction = fit_direction(b, a, v, band_names=band_names) if p.classify else None
     wins = list(windows) if windows is not None else plan.sample
     info: dict[str, Any] = {
@@ -445,4 +481,5 @@ def fit_scene(
         pixel_m,
         info,
         align_info,
+        reason,
     )

@@ -10,7 +10,7 @@ from borderwatch.errors import InputError
 
 __all__ = ["DetectParams", "MethodName", "NormaliseName", "ThresholdName"]
 
-MethodName = Literal["combined", "cva", "irmad", "index", "structure"]
+MethodName = Literal["auto", "combined", "cva", "irmad", "index", "structure"]
 ThresholdName = Literal["ki", "otsu", "chi2"]
 NormaliseName = Literal["none", "irmad", "histogram"]
 
@@ -25,9 +25,11 @@ class DetectParams:
 
     Attributes
     ----------
-    method : {"combined", "cva", "irmad", "index", "structure"}
+    method : {"auto", "combined", "cva", "irmad", "index", "structure"}
         Change score (:mod:`borderwatch.methods`); ignored when ``model`` is given.
-        ``structure`` is the shipped structure-change network (a probability).
+        ``structure`` is the shipped structure-change network (a probability);
+        ``auto`` (default) is ``structure`` at 2.5 m or finer with red, green and blue
+        and ``combined`` otherwise (:func:`borderwatch.methods.choose_method`).
     threshold : {"ki", "otsu", "chi2"} or float
         Threshold rule on the sample's scores, or a fixed score. With ``model`` a
         rule name means the probability 0.5.
@@ -55,6 +57,14 @@ class DetectParams:
     model : str or None
         Model file from ``borderwatch train``; its change probability is the score
         (an ``.onnx`` file is a structure-change network, :mod:`borderwatch.methods.structure`).
+    bands : tuple of str or None
+        Names of the inputs' bands in file order (``("blue", "green", "red", "nir")``),
+        for both dates, in place of the files' band descriptions: methods and models
+        find red, green, blue... by these names (:func:`borderwatch.methods.indices.band_role`).
+    reranker : str or None
+        Re-ranker file from ``borderwatch train --from-reviews``: each detection's
+        confidence becomes the probability an analyst confirms it, and detections below
+        0.5 are dropped (:mod:`borderwatch.objects.rerank`).
 
     Raises
     ------
@@ -62,7 +72,7 @@ class DetectParams:
         A value out of range or an unknown name.
     """
 
-    method: MethodName = "combined"
+    method: MethodName = "auto"
     threshold: ThresholdName | float = "ki"
     min_area_m2: float = 20.0
     opening_px: int = 1
@@ -75,8 +85,22 @@ class DetectParams:
     classify: bool = True
     p_value: float = 0.01
     model: str | None = None
+    bands: tuple[str, ...] | None = None
+    reranker: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.bands, str):
+            raise InputError(f"bands must be a sequence of names, got the string {self.bands!r}")
+        if self.reranker is not None and not self.classify:
+            raise InputError(
+                f"{self.reranker}: a re-ranker needs the classes of classification; drop "
+                "--no-classify"
+            )
+        if self.bands is not None:
+            names = tuple(str(b).strip() for b in self.bands)
+            if not names or any(not n for n in names) or len(set(names)) != len(names):
+                raise InputError(f"bands must be distinct non-empty names, got {self.bands!r}")
+            object.__setattr__(self, "bands", names)
         if self.method not in _METHODS:
             raise InputError(f"unknown method {self.method!r}; choose one of {list(_METHODS)}")
         if isinstance(self.threshold, str):
@@ -86,6 +110,7 @@ class DetectParams:
                     f"{list(_THRESHOLDS)}"
                 )
             if self.threshold == "chi2" and self.method != "irmad" and self.model is None:
+                # also under auto: chi2 is irmad's test and must be asked for with it
                 raise InputError("the chi2 threshold needs a chi-square score: use --method irmad")
         elif isinstance(self.threshold, bool) or not math.isfinite(float(self.threshold)):
             raise InputError(f"threshold must be a finite number, got {self.threshold!r}")

@@ -10,6 +10,7 @@ whole scene.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 import os
@@ -43,6 +44,7 @@ __all__ = [
     "clean_halo_px",
     "clip_window",
     "make_plan",
+    "rename_bands",
     "pair_source",
     "sample_windows",
     "shift_halo_px",
@@ -360,6 +362,22 @@ class Plan:
         )
 
 
+def rename_bands(src: DateSource, names: Sequence[str]) -> DateSource:
+    """``src`` with its bands named ``names`` (``--bands``), one per band in file order.
+
+    Raises
+    ------
+    InputError
+        ``names`` has another length than the date has bands.
+    """
+    if len(names) != len(src.band_names):
+        raise InputError(
+            f"{src.paths[0]}: --bands names {len(names)} bands ({','.join(names)}) but the "
+            f"file has {len(src.band_names)} ({','.join(src.band_names)})"
+        )
+    return dataclasses.replace(src, band_names=tuple(names))
+
+
 def make_plan(
     before: Sequence[PathLike] | PathLike | DateSource,
     after: Sequence[PathLike] | PathLike | DateSource,
@@ -428,6 +446,8 @@ def make_plan(
             f"{a_src.paths[0]}: after date has {len(a_src.band_names)} bands but before date "
             f"({b_src.paths[0]}) has {len(b_src.band_names)}; give the same bands for both dates"
         )
+    if params.bands is not None:
+        b_src, a_src = (rename_bands(s, params.bands) for s in (b_src, a_src))
     if grid is None:
         grid = choose_grid(
             [b_src, a_src],

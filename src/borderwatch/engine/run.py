@@ -50,11 +50,12 @@ from borderwatch.engine.plan import SAMPLE_PX, Plan, Win, block_halo, clip_windo
 from borderwatch.engine.pool import Progress, each
 from borderwatch.engine.read import TileReader, stripe_order
 from borderwatch.engine.result import ChangeInfo, DateRef, DetectionRun, Preview
-from borderwatch.errors import InternalError
+from borderwatch.errors import InputError, InternalError
 from borderwatch.imagery import ImageryOptions
 from borderwatch.io import DateSource, Grid
 from borderwatch.objects.construction import classify_merged
 from borderwatch.objects.merge import merge_blocks
+from borderwatch.objects.rerank import Reranker, apply_reranker, load_reranker
 from borderwatch.products.export import check_writable
 from borderwatch.remote import input_sha256 as hash_input
 from borderwatch.remote import remote_env
@@ -182,6 +183,17 @@ def rasterise_objects(objects: Any, grid: Grid, win: Win) -> np.ndarray:
     )
 
 
+def _check_reranker(reranker: Reranker, scene: SceneModel, p: DetectParams) -> None:
+    """Refuse a re-ranker fitted on another kind of score than the run's."""
+    prob = p.model is not None or getattr(scene.method, "probability", False)
+    kind = "probability" if prob else "standardised"
+    if kind != reranker.score_kind:
+        raise InputError(
+            f"{p.reranker}: re-ranker fitted on {reranker.score_kind} scores, but this "
+            f"run's {scene.name} score is {kind}; fit one on reviews of this method"
+        )
+
+
 def run_plan(
     plan: Plan,
     *,
@@ -196,6 +208,7 @@ def run_plan(
 ) -> DetectionRun:
     """Run a plan: fit, apply per block, merge, classify, write the rasters."""
     src, p = plan.source, plan.params
+    reranker = load_reranker(p.reranker) if p.reranker is not None else None  # before the work
     with ExitStack() as stack:
         ex = stack.enter_context(executor_for(scheduler, workers=workers))
         hasher = stack.enter_context(
@@ -240,6 +253,8 @@ def run_plan(
             args = [(src, w, align, score_halo) for w in redrawn]
             samples = list(each(ex.map, task_sample, args, progress, "sample (valid)"))
         scene = fit_scene(plan, align, samples, windows=redrawn)
+        if reranker is not None:  # before the blocks
+            _check_reranker(reranker, scene, p)
         del samples
         if scene.halo != halo:  # the reads above assumed this halo
             raise InternalError(f"block halo {scene.halo} px differs from the {halo} px read")
@@ -267,6 +282,8 @@ def run_plan(
             objects = classify_merged(
                 objects, merged.crops, scene.classify_context, known=merged.known
             )
+        if reranker is not None:
+            objects = apply_reranker(objects, reranker)
         log.info("objects: %d detections", len(objects))
         outputs: dict[str, Path] = {}
         if score_out is not None:
@@ -279,6 +296,8 @@ def run_plan(
         input_sha256 = {q: f.result() for q, f in hashes.items()}
     change_params: dict[str, object] = {
         "method": scene.name,
+        "method_requested": p.method if p.model is None else "model",
+        "method_reason": scene.method_reason,
         "threshold": p.threshold,
         "threshold_value": scene.threshold,
         "min_area_m2": p.min_area_m2,
@@ -293,6 +312,14 @@ def run_plan(
             "sample": scene.sample,
         },
     }
+    if reranker is not None:
+        change_params["reranker"] = str(p.reranker)
+        change_params["reranker_sha256"] = reranker.sha256
+        change_params["reranker_reviews"] = {
+            "place": reranker.place,
+            "confirmed": reranker.confirmed,
+            "rejected": reranker.rejected,
+        }
     sha = getattr(scene.method, "model_sha256", None)
     if sha is not None:
         model = p.model if p.model is not None else getattr(scene.method, "model_file", None)

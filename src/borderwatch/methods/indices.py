@@ -42,6 +42,7 @@ __all__ = [
     "index_change",
     "index_score",
     "index_stats",
+    "match_bands",
     "vegetation_index",
     "visible_brightness",
 ]
@@ -124,6 +125,30 @@ def band_roles(band_names: Sequence[str], *, n_bands: int | None = None) -> dict
     if not roles and count == 3:
         roles = {"red": 0, "green": 1, "blue": 2}
     return roles
+
+
+def match_bands(wanted: Sequence[str], band_names: Sequence[str]) -> tuple[int, ...] | None:
+    """Indexes of the inputs' bands that are the ``wanted`` bands, in ``wanted`` order.
+
+    By name where every wanted name is among ``band_names``; otherwise by role
+    (:func:`band_role`: a model trained on ``B02, B03, B04, B08`` takes ``blue, green,
+    red, nir``). None when a wanted band has no match.
+
+    Examples
+    --------
+    >>> match_bands(["B02", "B03", "B04", "B08"], ["red", "green", "blue", "nir"])
+    (2, 1, 0, 3)
+    >>> match_bands(["red", "nir"], ["band1", "band2"]) is None
+    True
+    """
+    names = list(band_names)
+    if all(w in names for w in wanted):
+        return tuple(names.index(w) for w in wanted)
+    have = band_roles(names)
+    roles = [band_role(w) for w in wanted]
+    if any(r is None or r not in have for r in roles) or len(set(roles)) < len(roles):
+        return None  # a band missing, or two wanted bands of one role (B08 and B8A)
+    return tuple(have[r] for r in roles if r is not None)
 
 
 def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:

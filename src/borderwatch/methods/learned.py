@@ -26,7 +26,7 @@ from borderwatch.methods.combined import (
     combined_halo_px,
     fit_combined,
 )
-from borderwatch.methods.indices import index_score, index_stats
+from borderwatch.methods.indices import index_score, index_stats, match_bands
 from borderwatch.objects.construction import DirectionModel, apply_direction, fit_direction
 
 __all__ = [
@@ -146,6 +146,8 @@ class FittedLearned:
     model_sha256: str
     name: str = "model"
     dof: int | None = None
+    #: Indexes of the inputs' bands in the model's band order.
+    bands: tuple[int, ...] | None = None
 
     @property
     def halo_px(self) -> int:
@@ -154,6 +156,8 @@ class FittedLearned:
 
     def score(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Change probability per pixel, ``float32``, NaN where invalid."""
+        if self.bands is not None:
+            before, after = before[list(self.bands)], after[list(self.bands)]
         feats = self.feature_model.features(before, after, valid)
         flat = feats.reshape(feats.shape[0], -1).T
         prob = self.estimator.predict_proba(flat)[:, 1]
@@ -188,23 +192,34 @@ class LearnedMethod:
         band_names: Sequence[str],
         pixel_m: float,
     ) -> FittedLearned:
-        """Load the model, check its bands, fit the feature statistics on the sample.
+        """Load the model, match its bands, fit the feature statistics on the sample.
+
+        The inputs' bands are matched to the model's by name, else by role
+        (:func:`~borderwatch.methods.indices.match_bands`), and taken in the model's
+        order; extra input bands are left out.
 
         Raises
         ------
         InputError
-            The file is not a model, or the inputs' bands differ from the model's.
+            The file is not a model, or a band the model was trained on is not among
+            the inputs' (``--bands`` names them).
         """
         from borderwatch.methods.training import load_model
 
         model = load_model(self.path)
-        if tuple(band_names) != model.band_names:
+        idx = match_bands(model.band_names, band_names)
+        if idx is None:
             raise InputError(
                 f"{self.path}: model was trained on bands {list(model.band_names)}, the inputs "
-                f"have {list(band_names)}; give imagery with the model's bands"
+                f"have {list(band_names)} and no match by name or role; give imagery with "
+                "the model's bands, or name the inputs' bands with --bands"
             )
+        sel = list(idx)
         return FittedLearned(
             model.estimator,
-            fit_features(before, after, valid, band_names=band_names, pixel_m=pixel_m),
+            fit_features(
+                before[sel], after[sel], valid, band_names=model.band_names, pixel_m=pixel_m
+            ),
             hashlib.sha256(Path(self.path).read_bytes()).hexdigest(),
+            bands=None if idx == tuple(range(len(band_names))) else idx,
         )

@@ -29,13 +29,22 @@ from borderwatch.methods.indices import band_roles
 from borderwatch.structure.infer import DEFAULT_MODEL, ModelInfo, load_model_info, predict
 from borderwatch.structure.prep import date_moments, stack_input
 
-__all__ = ["HALO_M", "MAX_PIXEL_M", "FittedStructure", "StructureMethod", "structure_halo_px"]
+__all__ = [
+    "HALO_M",
+    "MAX_PIXEL_M",
+    "STRUCTURE_ROLES",
+    "FittedStructure",
+    "StructureMethod",
+    "structure_halo_px",
+]
 
 #: Context read around every block, metres (64 pixels of the 0.5 m model).
 HALO_M = 32.0
 #: Coarsest analysis pixel the network is applied at, metres ("about 2 m or finer"):
 #: coarser, a building is a few pixels and 0.5 m resampling would only blow up the grid.
 MAX_PIXEL_M = 2.5
+#: Band roles the shipped model takes (a model file declares its own).
+STRUCTURE_ROLES = ("red", "green", "blue")
 #: Relative pixel-size difference below which a block is not resampled.
 _SAME_SCALE = 0.02
 
@@ -94,6 +103,11 @@ class FittedStructure:
     def model_sha256(self) -> str:
         """SHA-256 of the model file (recorded in the run's metadata)."""
         return self.model.sha256
+
+    @property
+    def calibration(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The model's object calibration (confidence = share of real objects), if any."""
+        return self.model.calibration
 
     @property
     def model_file(self) -> str:

@@ -41,6 +41,7 @@ from borderwatch.monitor.track import (
     PRESENT_SHARE,
     bracket_words,
 )
+from borderwatch.objects.classify import MAX_CLASS_PIXEL_M
 from borderwatch.products.evidence import _to_uint8 as to_uint8
 from borderwatch.products.evidence import (
     _write_png,
@@ -207,9 +208,15 @@ def summary_lines(run: MonitorRun) -> list[str]:
         )
     if run.corridor is not None:
         c = run.corridor
+        pixel_m = float(run.grid.res[0])
+        fence = (
+            f"{c['new_fence_km']:.2f} km of new fence_or_wall"
+            if pixel_m <= MAX_CLASS_PIXEL_M
+            else f"fences not assessable at {pixel_m:g} m pixels (need {MAX_CLASS_PIXEL_M:g} m)"
+        )
         lines.append(
             f"  corridor {c['corridor']}: {c['assessed_km']:.1f} of {c['border_km']:.1f} km "
-            f"assessed; {c['new_fence_km']:.2f} km of new fence_or_wall"
+            f"assessed; {fence}"
         )
     return lines
 

@@ -47,6 +47,7 @@ from rasterio.windows import Window
 
 from borderwatch.aoi import AOI, aoi_polygon, aoi_polygon_lonlat, get_aoi
 from borderwatch.engine import DetectParams, detect
+from borderwatch.engine.params import MethodName
 from borderwatch.engine.plan import DEFAULT_BLOCK_SIZE, Win, block_layout
 from borderwatch.engine.pool import Progress
 from borderwatch.engine.read import GDAL_CACHE_BYTES
@@ -60,7 +61,12 @@ from borderwatch.monitor.masks import CLEAR, NO_IMAGERY, NODATA
 from borderwatch.monitor.stack import StackEntry
 from borderwatch.remote import input_sha256
 
-__all__ = ["DateRecord", "MonitorRun", "monitor"]
+__all__ = ["MONITOR_METHOD", "DateRecord", "MonitorRun", "monitor"]
+
+#: Method of a stack's passes when no parameters are given: the unsupervised score the
+#: dating rules and ``benchmarks/dating.py`` were measured with (``detect`` defaults to
+#: ``auto``; the structure model's dating is not benchmarked yet).
+MONITOR_METHOD: MethodName = "combined"
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +426,7 @@ def monitor(
     aoi : AOI, str or path, optional
         Catalogue id/name, AOI file or AOI; default the overlap of every date.
     params : DetectParams, optional
-        Detection parameters of every date's pass.
+        Detection parameters of every date's pass (default: :data:`MONITOR_METHOD`).
     block_size : int, optional
         Block edge, pixels, of the staging and reference passes.
     workdir : path, optional
@@ -442,7 +448,7 @@ def monitor(
     """
     import datetime as _dt
 
-    params = params or DetectParams()
+    params = params or DetectParams(method=MONITOR_METHOD)
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     entries = sorted(entries, key=lambda e: (e.date, e.scene_id or ""))
     if len(entries) < 2:

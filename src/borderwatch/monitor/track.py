@@ -463,6 +463,7 @@ def _member_attrs(geom: Any, members: list[tuple[int, Any]]) -> dict[str, Any]:
     ]
     return {
         "class": big.get("class", "other"),
+        "class_reason": big.get("class_reason", ""),
         "confidence": max(conf) if conf else np.nan,
         "score": max(score) if score else np.nan,
     }
@@ -511,7 +512,7 @@ def assess(
     geoms = [shapely.make_valid(g["geometry"]) for g in groups]
     frame = gpd.GeoDataFrame(
         [_member_attrs(g["geometry"], g["members"]) for g in groups] or None,
-        columns=["class", "confidence", "score"],
+        columns=["class", "class_reason", "confidence", "score"],
         geometry=geoms,
         crs=grid.crs,
     )

@@ -6,7 +6,12 @@
   :data:`MIN_DIRECTION`. :func:`construction_direction` gives the per-pixel evidence.
 * Shape (:func:`shape_measures`, :func:`classify_shape`): ``fence_or_wall`` for long
   thin objects (mean width = area / skeleton length small, length several widths),
-  ``building`` for compact, rectangular objects, ``other`` otherwise. ``length_m``
+  ``building`` for compact, rectangular objects of at least :data:`MIN_BUILDING_PX`
+  pixels, ``other`` otherwise. Only where the pixel can resolve them: coarser than
+  :data:`MAX_CLASS_PIXEL_M` (2.5 m) a building is a few pixels and a fence or wall
+  under one, so every object there is ``built_up_change`` (something was built or
+  cleared; what, the pixels cannot say). :func:`class_reason` gives each class in
+  words (the ``class_reason`` column). ``length_m``
   is the skeleton (centre-line) length for fences and walls, so a ring fence measures
   its perimeter, and the long side of the minimum rotated rectangle otherwise.
 * Confidence in [0, 1] (:func:`object_confidence`): how far the object's score clears
@@ -31,6 +36,11 @@ from borderwatch.errors import InputError
 
 __all__ = [
     "CLASSES",
+    "Calibration",
+    "MAX_CLASS_PIXEL_M",
+    "MIN_BUILDING_PX",
+    "calibrated_confidence",
+    "class_reason",
     "ShapeMeasures",
     "classify_arrays",
     "classify_objects",
@@ -40,7 +50,14 @@ __all__ = [
     "shape_measures",
 ]
 
-CLASSES = ("building", "fence_or_wall", "other")
+CLASSES = ("building", "fence_or_wall", "built_up_change", "other")
+
+#: Coarsest pixel at which objects are called ``building`` or ``fence_or_wall``, metres:
+#: a 10 x 10 m building is then 16 pixels and a 3 m wall or patrol strip at least a
+#: pixel wide. Coarser objects are ``built_up_change``.
+MAX_CLASS_PIXEL_M = 2.5
+#: A building covers at least this many pixels (3 x 3): fewer cannot show its shape.
+MIN_BUILDING_PX = 9
 
 #: A wall or fence line is at most this wide on the ground (m), or 2.5 pixels when
 #: pixels are coarser, since a 1-pixel-wide line smears over about two pixels.
@@ -121,15 +138,63 @@ def shape_measures(region: np.ndarray, geometry: object, *, pixel_m: float) -> S
     return ShapeMeasures(length, area / length, long_m, short_m, area / rect_area)
 
 
-def classify_shape(m: ShapeMeasures, *, pixel_m: float) -> str:
-    """``"fence_or_wall"``, ``"building"`` or ``"other"`` from :class:`ShapeMeasures`."""
+def classify_shape(m: ShapeMeasures, *, pixel_m: float, n_pixels: int | None = None) -> str:
+    """Return the class of an object from :class:`ShapeMeasures` (see the module notes).
+
+    ``built_up_change`` where ``pixel_m`` is coarser than :data:`MAX_CLASS_PIXEL_M`;
+    else ``fence_or_wall``, ``building`` (``n_pixels``, when given, at least
+    :data:`MIN_BUILDING_PX`) or ``other``.
+
+    Examples
+    --------
+    >>> m = ShapeMeasures(20.0, 10.0, 20.0, 10.0, 0.95)
+    >>> classify_shape(m, pixel_m=1.0), classify_shape(m, pixel_m=10.0)
+    ('building', 'built_up_change')
+    """
+    if pixel_m > MAX_CLASS_PIXEL_M:
+        return "built_up_change"
     max_width = max(MAX_WALL_WIDTH_M, 2.5 * pixel_m)
     if m.width_m <= max_width and m.length_m >= MIN_WALL_ELONGATION * m.width_m:
         return "fence_or_wall"
     elong = m.rect_long_m / max(m.rect_short_m, 1e-9)
+    big = n_pixels is None or n_pixels >= MIN_BUILDING_PX
     if m.rectangularity >= MIN_BUILDING_RECTANGULARITY and elong <= MAX_BUILDING_ELONGATION:
-        return "building"
+        return "building" if big else "other"
     return "other"
+
+
+def class_reason(m: ShapeMeasures, cls: str, *, pixel_m: float, n_pixels: int | None = None) -> str:
+    """Say why an object got its class, in words (the ``class_reason`` column).
+
+    Examples
+    --------
+    >>> class_reason(ShapeMeasures(20.0, 10.0, 20.0, 10.0, 0.95), "building", pixel_m=1.0)
+    'compact and rectangular: 20 x 10 m, fills 95 % of its rectangle (1 m pixels)'
+    """
+    px = f"{pixel_m:.3g} m pixels"
+    if cls == "built_up_change":
+        return (
+            f"{px}: too coarse to tell a building, a fence or a wall from other built-up "
+            f"change (those classes need {MAX_CLASS_PIXEL_M:g} m or finer)"
+        )
+    if cls == "fence_or_wall":
+        return f"long and thin: {m.length_m:.0f} m long, {m.width_m:.1f} m wide on average ({px})"
+    if cls == "building":
+        return (
+            f"compact and rectangular: {m.rect_long_m:.0f} x {m.rect_short_m:.0f} m, fills "
+            f"{100 * m.rectangularity:.0f} % of its rectangle ({px})"
+        )
+    elong = m.rect_long_m / max(m.rect_short_m, 1e-9)
+    if n_pixels is not None and n_pixels < MIN_BUILDING_PX:
+        return (
+            f"{n_pixels} pixels: too few to show a building's shape (at least "
+            f"{MIN_BUILDING_PX}; {px})"
+        )
+    return (
+        f"neither a building nor a line: {m.rect_long_m:.0f} x {m.rect_short_m:.0f} m, fills "
+        f"{100 * m.rectangularity:.0f} % of its rectangle, {elong:.1f} times longer than "
+        f"wide ({px})"
+    )
 
 
 def object_confidence(
@@ -158,6 +223,23 @@ def object_confidence(
     conf = 0.5 * strength + 0.3 * float(np.clip(direction_fraction, 0, 1)) + 0.2 * shape
     conf /= 1.0 + max(residual_shift_m, 0.0) / max(width_m, 1e-9)
     return float(np.clip(conf, 0.0, 1.0))
+
+
+#: An isotonic calibration: object mean scores (increasing) and the share of real
+#: objects at each (:mod:`borderwatch.structure.calibrate`).
+Calibration = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+def calibrated_confidence(mean_score: float, calibration: Calibration) -> float:
+    """Share of real objects at ``mean_score``, interpolated in ``calibration``.
+
+    Examples
+    --------
+    >>> calibrated_confidence(0.7, ((0.5, 0.9), (0.2, 0.8)))
+    0.5
+    """
+    xs, ys = calibration
+    return float(np.clip(np.interp(mean_score, xs, ys), 0.0, 1.0))
 
 
 def min_peak_score(method: str) -> float:
@@ -209,7 +291,8 @@ def classify_objects(
     Returns
     -------
     geopandas.GeoDataFrame
-        Same CRS; ``object_id`` renumbered 1..n in the original order.
+        Same CRS, with ``class``, ``class_reason`` (why, in words) and the other class
+        columns; ``object_id`` renumbered 1..n in the original order.
     """
     verify = objects["verify_peak"].to_numpy() if "verify_peak" in objects.columns else None
     rows, columns = classify_arrays(
@@ -248,6 +331,7 @@ def classify_arrays(
     residual_shift_px: float = 0.0,
     keep_non_construction: bool = False,
     min_peak: float = MIN_PEAK_SCORE,
+    calibration: Calibration | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """:func:`classify_objects` on plain arrays, one entry per object of ``mask``.
 
@@ -262,14 +346,18 @@ def classify_arrays(
         ``float (n,)`` peak of the verification score per object, if any.
     mask, direction, pixel_m, threshold, residual_shift_px, keep_non_construction, min_peak
         As :func:`classify_objects`.
+    calibration : Calibration, optional
+        Where the method's model carries one, the confidence is the calibrated share
+        of real objects at the object's mean score (:func:`calibrated_confidence`)
+        instead of :func:`object_confidence`.
 
     Returns
     -------
     rows : numpy.ndarray
         Indexes of the objects kept (every object with ``keep_non_construction``).
     columns : dict
-        ``class``, ``length_m``, ``width_m``, ``construction``, ``confidence`` and
-        ``residual_shift_px`` for those rows.
+        ``class``, ``class_reason``, ``length_m``, ``width_m``, ``construction``,
+        ``confidence`` and ``residual_shift_px`` for those rows.
     """
     from borderwatch.objects.polygons import label_objects
 
@@ -288,18 +376,22 @@ def classify_arrays(
     construction = (mean_dir > MIN_DIRECTION) & peak_ok
     slices = ndimage.find_objects(labels) if n else []
     rows = np.arange(n) if keep_non_construction else np.flatnonzero(construction)
-    classes, lengths, widths, confs = [], [], [], []
+    classes, reasons, lengths, widths, confs = [], [], [], [], []
     for i in rows:  # measure only the objects that stay
         region = labels[slices[i]] == i + 1
         m = shape_measures(region, geometries[int(i)], pixel_m=pixel_m)
-        cls = classify_shape(m, pixel_m=pixel_m)
+        cls = classify_shape(m, pixel_m=pixel_m, n_pixels=int(region.sum()))
         classes.append(cls)
+        reasons.append(class_reason(m, cls, pixel_m=pixel_m, n_pixels=int(region.sum())))
         # A wall is measured along its centre line; anything compact by its rectangle
         # (the skeleton of a compact blob is short, so area / skeleton overstates width).
         linear = cls == "fence_or_wall"
         width = m.width_m if linear else m.rect_short_m
         lengths.append(m.length_m if linear else m.rect_long_m)
         widths.append(width)
+        if calibration is not None:
+            confs.append(calibrated_confidence(float(mean_score[i]), calibration))
+            continue
         confs.append(
             object_confidence(
                 mean_score=float(mean_score[i]),
@@ -312,6 +404,7 @@ def classify_arrays(
         )
     columns = {
         "class": np.asarray(classes, dtype=object),
+        "class_reason": np.asarray(reasons, dtype=object),
         "length_m": np.asarray(lengths, dtype=np.float64),
         "width_m": np.asarray(widths, dtype=np.float64),
         "construction": construction[rows],

@@ -35,7 +35,12 @@ import numpy as np
 
 from borderwatch.errors import InputError
 from borderwatch.methods.indices import CONSTRUCTION_SIGN, compute_indices, visible_brightness
-from borderwatch.objects.classify import MIN_DIRECTION, classify_arrays, min_peak_score
+from borderwatch.objects.classify import (
+    MIN_DIRECTION,
+    Calibration,
+    classify_arrays,
+    min_peak_score,
+)
 
 __all__ = [
     "CANVAS_MAX_PX",
@@ -195,16 +200,27 @@ class ClassifyContext:
         Co-registration residual, pixels.
     method : str
         Score method (the peak-score hysteresis applies to standardised scores).
+    calibration : Calibration or None
+        The method's object calibration, where its model carries one.
     """
 
     pixel_m: float
     threshold: float
     residual_shift_px: float | None
     method: str
+    calibration: Calibration | None = None
 
 
 #: Columns :func:`borderwatch.objects.classify.classify_objects` adds, in its order.
-CLASS_COLUMNS = ("class", "length_m", "width_m", "construction", "confidence", "residual_shift_px")
+CLASS_COLUMNS = (
+    "class",
+    "class_reason",
+    "length_m",
+    "width_m",
+    "construction",
+    "confidence",
+    "residual_shift_px",
+)
 
 
 #: Margin below :data:`~borderwatch.objects.classify.MIN_DIRECTION` within which
@@ -259,6 +275,7 @@ def classify_crops(
             threshold=ctx.threshold,
             residual_shift_px=ctx.residual_shift_px or 0.0,
             min_peak=min_peak,
+            calibration=ctx.calibration,
         )
         values = {col: columns[col].tolist() for col in CLASS_COLUMNS}  # Python scalars
         for j, r in enumerate(rows):
@@ -306,6 +323,7 @@ def classify_merged(
     for col in CLASS_COLUMNS:
         out[col] = [values[i][col] for i in rows]  # type: ignore[index]
     out["class"] = out["class"].astype(object)
+    out["class_reason"] = out["class_reason"].astype(object)
     for col in ("length_m", "width_m", "confidence", "residual_shift_px"):
         out[col] = out[col].astype(np.float64)
     out["construction"] = out["construction"].astype(bool)

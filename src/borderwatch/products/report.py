@@ -71,6 +71,7 @@ _COLUMNS = (
 CLASS_LABELS = {
     "building": "probable building",
     "fence_or_wall": "probable fence or wall",
+    "built_up_change": "built-up change (pixels too coarse to tell what)",
     "other": "change of unknown kind",
 }
 

@@ -39,6 +39,7 @@ ANALYST_COLUMNS = (
     "id",
     "ref",
     "class",
+    "class_reason",
     "area_m2",
     "length_m",
     "confidence",
@@ -54,7 +55,7 @@ ANALYST_COLUMNS = (
 )
 
 #: Object classes the styles colour; anything else is shown as ``other``.
-CLASSES = ("building", "fence_or_wall", "other")
+CLASSES = ("building", "fence_or_wall", "built_up_change", "other")
 
 #: Allowed values of the ``review`` column.
 REVIEW_VALUES = ("unreviewed", "confirmed", "rejected", "needs_higher_resolution")
@@ -190,6 +191,7 @@ def analyst_table(
     geopandas.GeoDataFrame
         Same CRS and row order; :data:`ANALYST_COLUMNS` first, then any other
         detector columns, then the geometry. Defaults: ``class`` ``"other"``,
+        ``class_reason`` ``""``,
         ``length_m`` from :func:`object_length_m`, ``confidence`` and
         ``residual_shift_px`` NaN, ``score`` the detector's ``mean_score``,
         ``review`` ``"unreviewed"``, ``note`` ``""``. Always recomputed: ``ref``
@@ -218,6 +220,7 @@ def analyst_table(
     out["id"] = [stable_id(g, input_hashes=input_hashes, crs=crs) for g in geoms.values]
     out["ref"] = np.arange(1, n + 1, dtype=np.int64)
     out["class"] = column("class", "other").astype(str)
+    out["class_reason"] = column("class_reason", "").astype(str)
     out["area_m2"] = objects["area_m2"]
     out["length_m"] = (
         column("length_m", np.nan) if "length_m" in objects.columns else object_length_m(geoms)

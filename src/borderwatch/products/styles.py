@@ -5,9 +5,10 @@ QGIS reads these from a ``.qml`` file next to a GeoJSON, or from the
 what QGIS 3.16 and later understand: a categorized renderer on ``class`` with one
 simple fill symbol per class, and simple labels drawn from an expression.
 
-* detections: building red, fence_or_wall orange, other purple; each labelled with
-  its report number (``#`` and the ``ref`` column, as in report.html); the ``review``
-  field edited through a drop-down of the allowed values (a *Value Map* widget,
+* detections: building red, fence_or_wall orange, built_up_change blue, other purple;
+  each labelled with its report number (``#`` and the ``ref`` column, as in
+  report.html); the ``review`` field edited through a drop-down of the allowed
+  values (a *Value Map* widget,
   :data:`borderwatch.products.schema.REVIEW_VALUES`).
 * aoi: a blue outline without fill, labelled with its name.
 * footprints: a grey dashed outline per date, labelled with the date.
@@ -39,6 +40,7 @@ __all__ = [
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "building": (228, 26, 28),
     "fence_or_wall": (255, 127, 0),
+    "built_up_change": (55, 126, 184),
     "other": (152, 78, 163),
 }
 

@@ -11,6 +11,13 @@ with odds proportional to the square root of their ground area:
   real buildings (image pixels under a footprint component, from any footprint image)
   pasted in after; the label is the pasted footprints (Zheng et al. 2021, "Change is
   Everywhere"). Buildings already in the background are unchanged, label 0;
+* ``draw``: a footprint background crop before, and the same crop with roofs (and
+  their unlabelled shadows) and fence or wall strips drawn in after
+  (:func:`~borderwatch.structure.paint.draw_structures`): no labelled pair shows a new
+  fence, and shadows must stay out of the footprint;
+* ``synthetic``: a crop of a rendered scene
+  (:func:`~borderwatch.structure.data.synthetic_pairs`), centred on a planted
+  structure half of the time: new fences, walls and watchtowers, shadows unlabelled;
 * ``same``: one footprint crop as both dates (label 0), so that season, illumination
   and misregistration alone are no change.
 
@@ -30,12 +37,20 @@ from PIL import Image
 from scipy import ndimage
 
 from borderwatch.structure.data import ChangePair, Footprints
+from borderwatch.structure.paint import draw_structures
 from borderwatch.structure.prep import MODEL_PIXEL_M, date_moments, stack_input
 
 __all__ = ["KIND_WEIGHTS", "PatchSampler", "jitter", "swap_dates"]
 
 #: Default share of each kind of example in a batch.
-KIND_WEIGHTS = {"change": 0.5, "stable": 0.15, "paste": 0.25, "same": 0.1}
+KIND_WEIGHTS = {
+    "change": 0.4,
+    "stable": 0.13,
+    "paste": 0.17,
+    "draw": 0.12,
+    "synthetic": 0.12,
+    "same": 0.06,
+}
 
 
 def _pil(arr: np.ndarray) -> Image.Image:
@@ -150,19 +165,21 @@ class PatchSampler:
     stable: Sequence[ChangePair]
     footprints: Sequence[Footprints]
     size: int = 128
+    synthetic: Sequence[ChangePair] = ()
     weights: dict[str, float] = field(default_factory=lambda: dict(KIND_WEIGHTS))
     p_swap: float = 0.2
     scale: tuple[float, float] = (0.8, 1.25)
     shift_px: float = 0.8
-    _positives: list[np.ndarray] = field(init=False, repr=False)
+    _positives: dict[int, np.ndarray] = field(init=False, repr=False)
     _images: dict[int, Image.Image] = field(init=False, repr=False)
     _odds: dict[str, np.ndarray] = field(init=False, repr=False)
     _kinds: list[str] = field(init=False, repr=False)
     _p: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._positives = [np.argwhere(p.new) for p in self.change]
-        arrays = [a for p in [*self.change, *self.stable] for a in (p.before, p.after, p.new)]
+        self._positives = {id(p): np.argwhere(p.new) for p in [*self.change, *self.synthetic]}
+        pairs = [*self.change, *self.stable, *self.synthetic]
+        arrays = [a for p in pairs for a in (p.before, p.after, p.new)]
         arrays += [a for f in self.footprints for a in (f.image, f.building)]
         self._images = {id(a): _pil(a) for a in arrays}
         self._odds = {
@@ -175,11 +192,17 @@ class PatchSampler:
             for k, recs in (
                 ("change", self.change),
                 ("stable", self.stable),
+                ("synthetic", self.synthetic),
                 ("footprints", self.footprints),
             )
         }
-        have = {"change": self.change, "stable": self.stable, "paste": self.footprints}
-        have["same"] = self.footprints
+        have = {
+            "change": self.change,
+            "stable": self.stable,
+            "synthetic": self.synthetic,
+            "paste": self.footprints,
+        }
+        have["same"] = have["draw"] = self.footprints
         self._kinds = [k for k, w in self.weights.items() if w > 0 and len(have[k])]
         w = np.array([self.weights[k] for k in self._kinds], float)
         self._p = w / w.sum()
@@ -188,12 +211,12 @@ class PatchSampler:
     def _from_pair(
         self, kind: str, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pairs = self.change if kind == "change" else self.stable
-        i = int(rng.choice(len(pairs), p=self._odds[kind]))
-        p = pairs[i]
+        pairs = {"change": self.change, "stable": self.stable, "synthetic": self.synthetic}[kind]
+        p = pairs[int(rng.choice(len(pairs), p=self._odds[kind]))]
         centre = None
-        if kind == "change" and rng.random() < 0.5 and len(self._positives[i]):
-            centre = tuple(self._positives[i][rng.integers(len(self._positives[i]))])
+        pos = self._positives.get(id(p))
+        if pos is not None and len(pos) and rng.random() < 0.5:
+            centre = tuple(pos[rng.integers(len(pos))])
         box = _box(p.new.shape, p.pixel_m, self.size, rng, self.scale, centre)
         im = self._images
         return (
@@ -243,6 +266,11 @@ class PatchSampler:
                     break
         return before, after, new
 
+    def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        before, occupied = self._footprint_crop(rng)
+        after, new = draw_structures(before, occupied, rng, pixel_m=MODEL_PIXEL_M)
+        return before, after, new
+
     def _same(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         img, building = self._footprint_crop(rng)
         return img, img.copy(), np.zeros_like(building)
@@ -252,10 +280,12 @@ class PatchSampler:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One augmented example: ``before, after`` ``float32 (3, s, s)`` 0-255, ``new`` bool."""
         kind = kind or str(self._kinds[rng.choice(len(self._kinds), p=self._p)])
-        if kind in ("change", "stable"):
+        if kind in ("change", "stable", "synthetic"):
             before, after, new = self._from_pair(kind, rng)
         elif kind == "paste":
             before, after, new = self._paste(rng)
+        elif kind == "draw":
+            before, after, new = self._draw(rng)
         else:
             before, after, new = self._same(rng)
         k, flip = int(rng.integers(4)), bool(rng.integers(2))

@@ -11,6 +11,10 @@ network's 0.5 m):
   disaster between the dates and no new construction: the label is all zero, so
   destroyed buildings are not new structures) and SpaceNet 7 (a building ``Id`` first
   seen in month *m* of the months present is new between the month before and *m*).
+* :func:`synthetic_pairs`: scenes of :func:`borderwatch.synthetic.make_pair` (the
+  project's own renderer, seeds from :data:`SYNTHETIC_SEED0` on, never the demo's or
+  the tests'), the only pairs with labelled new fences and patrol strips; their
+  shadows are outside the label.
 * :class:`Footprints`: one date with its building mask (Inria, WHU satellite I and II,
   SpaceNet 1 and 2, crowdAI, LoveDA rural, the Myanmar UAV clip, Shanghai), the source
   of synthetic change pairs (buildings pasted into backgrounds, Zheng et al. 2021 [1]_).
@@ -52,7 +56,14 @@ __all__ = [
     "file_manifest",
     "read_change_pairs",
     "read_footprints",
+    "synthetic_pairs",
 ]
+
+#: First seed of the synthetic training scenes (the demo tiles use seed 0, tests
+#: single digits).
+SYNTHETIC_SEED0 = 1000
+#: Pixel sizes the synthetic scenes are rendered at, metres.
+SYNTHETIC_PIXEL_M = (0.5, 0.6, 0.8, 1.0, 1.2)
 
 #: Stated or estimated ground sample distance (m) of the datasets that are not
 #: georeferenced (README.txt of ``../shared/data``).
@@ -422,6 +433,44 @@ def read_footprints(root: Path, datasets: Sequence[str]) -> list[Footprints]:
         An unknown dataset key or a missing file.
     """
     return _read_registry(root, datasets, FOOTPRINT_DATASETS, "footprint")
+
+
+def synthetic_pairs(n: int, *, seed0: int = SYNTHETIC_SEED0) -> list[ChangePair]:
+    """``n`` rendered scenes as change pairs (one in five without construction).
+
+    Each scene is :func:`borderwatch.synthetic.make_pair` with seed ``seed0 + i``, a
+    pixel size of :data:`SYNTHETIC_PIXEL_M` in turn, a random misregistration of up to
+    1 pixel, and its red, green, blue stretched to 0-255 by the 1st and 99th percentile
+    of both dates together; ``new`` is the planted buildings, watchtower and fence
+    strip rasterised on the grid.
+    """
+    from borderwatch.synthetic import make_pair
+
+    out = []
+    for i in range(n):
+        seed = seed0 + i
+        rng = np.random.default_rng(seed)
+        pixel_m = SYNTHETIC_PIXEL_M[i % len(SYNTHETIC_PIXEL_M)]
+        size = int(math.ceil(512 / pixel_m))
+        changes = i % 5 != 4
+        dr, dc = (float(v) for v in rng.uniform(-1, 1, 2))
+        pair = make_pair(seed=seed, size=size, pixel_m=pixel_m, changes=changes, shift_px=(dr, dc))
+        rgb = [pair.band_names.index(b) for b in ("red", "green", "blue")]
+        both = np.stack([pair.before[rgb], pair.after[rgb]]).astype(np.float32)
+        lo, hi = np.percentile(both, [1, 99])
+        before, after = (np.clip((d - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8) for d in both)
+        new = np.zeros((size, size), bool)
+        if len(pair.truth):
+            new = rasterio.features.rasterize(
+                [(g, 1) for g in pair.truth.geometry],
+                out_shape=(size, size),
+                transform=pair.transform,
+                dtype="uint8",
+            ).astype(bool)
+        out.append(
+            ChangePair(f"synthetic/{seed}", f"synthetic/{seed}", before, after, new, pixel_m, ())
+        )
+    return out
 
 
 def file_manifest(root: Path, records: Sequence[ChangePair | Footprints]) -> list[dict[str, str]]:

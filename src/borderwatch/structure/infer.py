@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,21 @@ import numpy as np
 
 from borderwatch.errors import InputError, MissingDependencyError
 
-__all__ = ["DEFAULT_MODEL", "META_KEYS", "ModelInfo", "load_model_info", "predict"]
+__all__ = [
+    "CALIBRATION_KEY",
+    "DEFAULT_MODEL",
+    "META_KEYS",
+    "ModelInfo",
+    "load_model_info",
+    "predict",
+]
 
 #: The shipped model.
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "structure_v1.onnx"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "structure_v2.onnx"
 #: Metadata every structure model carries.
 META_KEYS = ("borderwatch_structure", "band_roles", "pixel_m", "input_multiple")
+#: Optional metadata: JSON ``{"mean_probability": [...], "share_real": [...], ...}``.
+CALIBRATION_KEY = "object_calibration"
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,10 @@ class ModelInfo:
         Pixel size the model is applied at, metres.
     multiple : int
         Input rows and columns must be multiples of this.
+    calibration : tuple or None
+        ``(mean probabilities, share real)`` of the object calibration the file
+        carries (metadata :data:`CALIBRATION_KEY`,
+        :mod:`borderwatch.structure.calibrate`); None for none.
     """
 
     path: str
@@ -51,6 +65,7 @@ class ModelInfo:
     band_roles: tuple[str, ...]
     pixel_m: float
     multiple: int
+    calibration: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 def _ort() -> Any:
@@ -60,6 +75,8 @@ def _ort() -> Any:
         raise MissingDependencyError(
             "the structure method needs onnxruntime: pip install onnxruntime"
         ) from None
+    # offline tool: no telemetry events (and no device id written under ~/.cache)
+    onnxruntime.disable_telemetry_events()
     return onnxruntime
 
 
@@ -97,7 +114,35 @@ def load_model_info(path: str | Path) -> ModelInfo:
         tuple(meta["band_roles"].split(",")),
         float(meta["pixel_m"]),
         int(meta["input_multiple"]),
+        _calibration(p, meta.get(CALIBRATION_KEY)),
     )
+
+
+def _calibration(
+    path: Path, text: str | None
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """Return the calibration knots of a model's metadata (None when it has none)."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+        xs = tuple(float(v) for v in data["mean_probability"])
+        ys = tuple(float(v) for v in data["share_real"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: unreadable {CALIBRATION_KEY} metadata ({exc})") from None
+    ok = len(xs) == len(ys) and bool(xs) and bool(np.isfinite([*xs, *ys]).all())
+    ok = ok and all(b > a for a, b in zip(xs, xs[1:], strict=False))
+    ok = (
+        ok
+        and all(0 <= y <= 1 for y in ys)
+        and all(b >= a for a, b in zip(ys, ys[1:], strict=False))
+    )
+    if not ok:
+        raise InputError(
+            f"{path}: {CALIBRATION_KEY} needs paired finite knots, scores strictly "
+            "increasing and shares non-decreasing in [0, 1]"
+        )
+    return xs, ys
 
 
 def predict(info: ModelInfo, x: np.ndarray) -> np.ndarray:
