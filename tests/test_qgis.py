@@ -147,7 +147,7 @@ def test_qgis_opens_styled_layers_and_review_edit_round_trips(analyst_outputs, t
     styled = {
         "renderer": "categorizedSymbol",
         "attr": "class",
-        "categories": ["building", "fence_or_wall", "other"],
+        "categories": ["building", "fence_or_wall", "built_up_change", "other"],
         "labels": True,
     }
     for key, crs in (("gpkg", "EPSG:32652"), ("geojson", "EPSG:4326")):

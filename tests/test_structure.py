@@ -330,7 +330,7 @@ def test_drawn_roofs_and_strips_are_labelled_and_their_shadows_are_not():
 
 
 def test_hold_out_a_whole_dataset_by_prefix():
-    from borderwatch.structure.train import held_groups
+    from borderwatch.structure.data import held_groups
 
     groups = {"levir/test_1", "levir/test_2", "xbd/harvey", "ida_bd/x"}
     assert held_groups(["levir/*"], groups) == {"levir/test_1", "levir/test_2"}

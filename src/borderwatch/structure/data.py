@@ -54,6 +54,7 @@ __all__ = [
     "ChangePair",
     "Footprints",
     "file_manifest",
+    "held_groups",
     "read_change_pairs",
     "read_footprints",
     "synthetic_pairs",
@@ -433,6 +434,23 @@ def read_footprints(root: Path, datasets: Sequence[str]) -> list[Footprints]:
         An unknown dataset key or a missing file.
     """
     return _read_registry(root, datasets, FOOTPRINT_DATASETS, "footprint")
+
+
+def held_groups(holdout: Sequence[str], groups: set[str]) -> set[str]:
+    """Return the groups ``holdout`` names: a group, or ``<prefix>/*`` for all of a dataset's.
+
+    Raises
+    ------
+    InputError
+        An entry that matches no group read.
+    """
+    held: set[str] = set()
+    for h in holdout:
+        match = {g for g in groups if g.startswith(h[:-1])} if h.endswith("/*") else {h} & groups
+        if not match:
+            raise InputError(f"hold-out {h!r} matches none of the groups read")
+        held |= match
+    return held
 
 
 def synthetic_pairs(n: int, *, seed0: int = SYNTHETIC_SEED0) -> list[ChangePair]:

@@ -34,6 +34,7 @@ from borderwatch.structure.data import (
     ChangePair,
     Footprints,
     file_manifest,
+    held_groups,
     read_change_pairs,
     read_footprints,
     synthetic_pairs,
@@ -45,7 +46,6 @@ __all__ = [
     "LICENCES",
     "TrainConfig",
     "export_onnx",
-    "held_groups",
     "one_cycle_lr",
     "predict_pair",
     "train_structure",
@@ -210,23 +210,6 @@ def _split(
     val = [p for p in val if not (p.dataset == "levir_cd_samples" and p.group in tiles)]
     used: list[ChangePair | Footprints] = [*train_c, *train_s, *train_f]
     return train_c, train_s, train_f, val, used
-
-
-def held_groups(holdout: Sequence[str], groups: set[str]) -> set[str]:
-    """Return the groups ``holdout`` names: a group, or ``<prefix>/*`` for all of a dataset's.
-
-    Raises
-    ------
-    InputError
-        An entry that matches no group read.
-    """
-    held: set[str] = set()
-    for h in holdout:
-        match = {g for g in groups if g.startswith(h[:-1])} if h.endswith("/*") else {h} & groups
-        if not match:
-            raise InputError(f"hold-out {h!r} matches none of the groups read")
-        held |= match
-    return held
 
 
 def weights_to_int8(proto: Any) -> Any:
