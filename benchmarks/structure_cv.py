@@ -46,8 +46,8 @@ from borderwatch.engine import DetectParams
 from borderwatch.evaluation.datasets import LabelledPair, iter_png_pairs
 from borderwatch.evaluation.metrics import ProductScores, Scores, evaluate_pair, pool
 from borderwatch.evaluation.objects import (
-    N_BINS,
     ObjectScores,
+    calibration_bins,
     label_objects_on_grid,
     match_objects,
     pool_objects,
@@ -158,16 +158,8 @@ def outcomes(run: object, pair: LabelledPair) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ece(conf: np.ndarray, real: np.ndarray) -> float | None:
-    """Expected calibration error in :data:`N_BINS` equal-width bins (as ``evaluate``)."""
-    if not conf.size:
-        return None
-    b = np.clip(np.floor(conf * N_BINS), 0, N_BINS - 1).astype(int)
-    total = 0.0
-    for k in range(N_BINS):
-        sel = b == k
-        if sel.any():
-            total += sel.sum() / conf.size * abs(real[sel].mean() - conf[sel].mean())
-    return float(total)
+    """Expected calibration error, as ``evaluate`` computes it (:class:`ObjectScores`)."""
+    return ObjectScores(0, 0, 0, 0.0, (), *calibration_bins(conf, real)).ece
 
 
 def flagged_share(scores: Sequence[ProductScores]) -> float:

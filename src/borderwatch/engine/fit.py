@@ -36,6 +36,7 @@ from borderwatch.engine.align import (
     apply_shift,
     coregister,
 )
+from borderwatch.engine.params import DetectParams
 from borderwatch.engine.plan import (
     CleanParams,
     PairSource,
@@ -67,6 +68,7 @@ __all__ = [
     "SceneModel",
     "fit_plan",
     "fit_scene",
+    "gives_probability",
     "plan_method",
     "plan_method_name",
     "redraw_mask",
@@ -382,11 +384,14 @@ def _pixels(samples: Sequence[Sample], which: str) -> np.ndarray:
     return np.concatenate(parts, axis=1)[:, :, None]
 
 
+def gives_probability(params: DetectParams, fitted: Fitted) -> bool:
+    """Whether a run's score is a probability (a model file's, or a method that says so)."""
+    return params.model is not None or bool(getattr(fitted, "probability", False))
+
+
 def _fixed_threshold(plan: Plan, fitted: Fitted) -> bool:
     """Whether the threshold is :data:`MODEL_PROBABILITY` (a model's, rule by name)."""
-    p = plan.params
-    model = p.model is not None or getattr(fitted, "probability", False)
-    return bool(model and isinstance(p.threshold, str))
+    return gives_probability(plan.params, fitted) and isinstance(plan.params.threshold, str)
 
 
 def _threshold(
@@ -453,11 +458,11 @@ def fit_scene(
     fitted = get_method(method_name, model=p.model).fit(
         b, a, v, band_names=band_names, pixel_m=pixel_m
     )
-    valids = [s.valid[s.core] for s in samples]
     if _fixed_threshold(plan, fitted):  # a probability: no need to score the sample
         value = MODEL_PROBABILITY
     else:
         scores = [fitted.score(s.before, s.after, s.valid)[s.core] for s in samples]
+        valids = [s.valid[s.core] for s in samples]
         value = _threshold(plan, fitted, scores, valids)
     direction = fit_direction(b, a, v, band_names=band_names) if p.classify else None
     wins = list(windows) if windows is not None else plan.sample

@@ -39,6 +39,7 @@ from borderwatch.engine.fit import (
     densest_window,
     fit_plan,
     fit_scene,
+    gives_probability,
     joint_valid,
     redraw_mask,
     task_align,
@@ -185,8 +186,7 @@ def rasterise_objects(objects: Any, grid: Grid, win: Win) -> np.ndarray:
 
 def _check_reranker(reranker: Reranker, scene: SceneModel, p: DetectParams) -> None:
     """Refuse a re-ranker fitted on another kind of score than the run's."""
-    prob = p.model is not None or getattr(scene.method, "probability", False)
-    kind = "probability" if prob else "standardised"
+    kind = "probability" if gives_probability(p, scene.method) else "standardised"
     if kind != reranker.score_kind:
         raise InputError(
             f"{p.reranker}: re-ranker fitted on {reranker.score_kind} scores, but this "

@@ -52,6 +52,7 @@ __all__ = [
     "N_BINS",
     "UNSCORED",
     "ObjectScores",
+    "calibration_bins",
     "label_objects_on_grid",
     "match_objects",
     "object_scores",
@@ -351,17 +352,34 @@ def object_scores(
     ok = np.isfinite(c)
     if ok.any() and (c[ok].min() < 0 or c[ok].max() > 1):
         raise InputError("detection confidence outside [0, 1]")
-    b = np.clip(np.floor(c[ok] * N_BINS), 0, N_BINS - 1).astype(np.int64)
-    hits = matched[pred_ids][ok]
+    bin_n, bin_confidence, bin_true = calibration_bins(c[ok], matched[pred_ids][ok])
     return ObjectScores(
         tp=int(mp.size),
         fp=int(pred_ids.size - mp.size),
         fn=int(n_true - mt.size),
         scored_area_km2=float(keep.sum()) * pixel_area_m2 / 1e6,
         area_ratios=tuple((pred_area[mp] / truth_area[mt]).tolist()),
-        bin_n=tuple(np.bincount(b, minlength=N_BINS).tolist()),
-        bin_confidence=tuple(np.bincount(b, weights=c[ok], minlength=N_BINS).tolist()),
-        bin_true=tuple(np.bincount(b[hits], minlength=N_BINS).tolist()),
+        bin_n=bin_n,
+        bin_confidence=bin_confidence,
+        bin_true=bin_true,
+    )
+
+
+def calibration_bins(
+    confidence: np.ndarray, real: np.ndarray
+) -> tuple[tuple[int, ...], tuple[float, ...], tuple[int, ...]]:
+    """Count, summed confidence and real detections in each of :data:`N_BINS` bins.
+
+    The three ``bin_*`` fields of :class:`ObjectScores` (whose ``ece`` they give), for
+    detections with confidence in [0, 1] and a ``real`` (matched) flag each.
+    """
+    c = np.asarray(confidence, np.float64)
+    b = np.clip(np.floor(c * N_BINS), 0, N_BINS - 1).astype(np.int64)
+    hits = np.asarray(real, bool)
+    return (
+        tuple(np.bincount(b, minlength=N_BINS).tolist()),
+        tuple(np.bincount(b, weights=c, minlength=N_BINS).tolist()),
+        tuple(np.bincount(b[hits], minlength=N_BINS).tolist()),
     )
 
 

@@ -95,10 +95,12 @@ def embed_calibration(
 ) -> str:
     """Write ``calibration`` into the ONNX model ``path``'s metadata; its new SHA-256.
 
-    Needs the ``onnx`` package (the ``[train]`` extra). The file is replaced through a
-    temporary name.
+    Needs the ``onnx`` package (the ``[train]`` extra). The file is replaced atomically
+    (:func:`borderwatch.products.export.atomic_write`).
     """
     import onnx
+
+    from borderwatch.products.export import atomic_write
 
     xs, ys = calibration
     proto = onnx.load(str(path))
@@ -115,7 +117,6 @@ def embed_calibration(
             "match_rule": "IoU >= 0.5, one-to-one",
         }
     )
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    tmp.replace(path)
+    with atomic_write(path, overwrite=True) as tmp:
+        onnx.save(proto, str(tmp))
     return hashlib.sha256(path.read_bytes()).hexdigest()
