@@ -221,6 +221,17 @@ def test_plan_small_scene_is_one_block_fitted_whole(pair) -> None:
     assert len(plan.blocks) == 1 and plan.sample == [(0, 0, *plan.grid.shape)]
 
 
+@pytest.mark.parametrize(("resolution", "radius"), [(None, 1), (13.0, 1), (30.0, 0)])
+def test_cleanup_radius_follows_the_pixel_size(pair, resolution, radius) -> None:
+    """1 px while a 3 x 3 kernel fits inside a 40 m building, none at Landsat's 30 m."""
+    b, a, _ = pair
+    plan = make_plan(b, a, params=DetectParams(resolution=resolution))
+    assert (plan.params.opening_px, plan.params.closing_px) == (radius, radius)
+    assert plan.clean(1.0).opening_px == radius
+    given = make_plan(b, a, params=DetectParams(resolution=resolution, opening_px=2))
+    assert (given.params.opening_px, given.params.closing_px) == (2, radius)
+
+
 def test_bad_parameters_are_refused_once() -> None:
     with pytest.raises(InputError, match="unknown method"):
         DetectParams(method="magic")  # type: ignore[arg-type]

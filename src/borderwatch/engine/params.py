@@ -35,8 +35,11 @@ class DetectParams:
         rule name means the probability 0.5.
     min_area_m2 : float
         Smallest object kept, m2.
-    opening_px, closing_px : int
-        Morphological clean-up radii, pixels.
+    opening_px, closing_px : int or None
+        Morphological clean-up radii, pixels; None (default) is the rule of
+        :func:`borderwatch.objects.morphology.default_cleanup_px` at the analysis
+        pixel size (1 px up to about 13 m pixels, none at coarser ones), resolved when
+        the run is planned.
     resolution : float or None
         Analysis pixel size in metres; default the finest input resolution.
     crs : str or None
@@ -75,8 +78,8 @@ class DetectParams:
     method: MethodName = "auto"
     threshold: ThresholdName | float = "ki"
     min_area_m2: float = 20.0
-    opening_px: int = 1
-    closing_px: int = 1
+    opening_px: int | None = None
+    closing_px: int | None = None
     resolution: float | None = None
     crs: str | None = None
     margin_m: float = 0.0
@@ -122,6 +125,8 @@ class DetectParams:
             raise InputError(f"min_area_m2 must be >= 0 m2, got {self.min_area_m2!r}")
         for name in ("opening_px", "closing_px"):
             v = getattr(self, name)
+            if v is None:
+                continue
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise InputError(f"{name} must be a whole number >= 0, got {v!r}")
         if self.resolution is not None and not (self.resolution > 0):

@@ -25,10 +25,10 @@ import rasterio
 from borderwatch.aoi import AOI, aoi_polygon_lonlat, get_aoi
 from borderwatch.engine.align import centre_window
 from borderwatch.engine.params import DetectParams
-from borderwatch.errors import InputError
+from borderwatch.errors import InputError, InternalError
 from borderwatch.imagery import ImageryOptions, check_pair, with_options
 from borderwatch.io import DateSource, Grid, check_size, choose_grid, open_date
-from borderwatch.objects.morphology import clean_mask
+from borderwatch.objects.morphology import clean_mask, default_cleanup_px
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -357,9 +357,21 @@ class Plan:
     def clean(self, threshold: float) -> CleanParams:
         """Clean-up settings with the run's threshold."""
         p = self.params
+        if p.opening_px is None or p.closing_px is None:  # make_plan resolves them
+            raise InternalError("the plan's clean-up radii are unresolved (use make_plan)")
         return CleanParams(
             threshold, p.opening_px, p.closing_px, self.grid.pixel_area, p.min_area_m2
         )
+
+
+def resolve_cleanup(params: DetectParams, pixel_m: float) -> DetectParams:
+    """``params`` with unset clean-up radii at the pixel-size rule (:func:`default_cleanup_px`)."""
+    radius = default_cleanup_px(pixel_m)
+    return dataclasses.replace(
+        params,
+        opening_px=radius if params.opening_px is None else params.opening_px,
+        closing_px=radius if params.closing_px is None else params.closing_px,
+    )
 
 
 def rename_bands(src: DateSource, names: Sequence[str]) -> DateSource:
@@ -457,6 +469,7 @@ def make_plan(
             margin_m=params.margin_m,
         )
     src = pair_source(b_src, a_src, grid)
+    params = resolve_cleanup(params, math.sqrt(grid.pixel_area))
     size = block_size or DEFAULT_BLOCK_SIZE
     if max(grid.shape) <= size:  # a small scene is one block, whatever its tile offset
         layout = BlockLayout(grid.shape, (0, grid.shape[0]), (0, grid.shape[1]))

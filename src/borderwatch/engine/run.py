@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -233,8 +234,12 @@ def run_plan(
         if "align_skipped" in align.info:
             log.warning("%s", align.info["align_skipped"])
         # The blocks' halo is known once the shift is: their first tiles decode meanwhile.
+        clean = plan.clean(math.nan)
         halo = block_halo(
-            align.shift, score_halo=score_halo, opening_px=p.opening_px, closing_px=p.closing_px
+            align.shift,
+            score_halo=score_halo,
+            opening_px=clean.opening_px,
+            closing_px=clean.closing_px,
         )
         reads = _local_reads(plan, ex, halo, stack, tile_cache_mb)
         args = [(src, w, align, score_halo) for w in wins]

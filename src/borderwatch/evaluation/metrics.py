@@ -31,6 +31,7 @@ import numpy as np
 
 from borderwatch.errors import InputError
 from borderwatch.evaluation.objects import UNSCORED, ObjectScores
+from borderwatch.objects.morphology import default_cleanup_px
 
 if TYPE_CHECKING:
     from borderwatch.engine import DetectionRun, DetectParams
@@ -192,7 +193,7 @@ def cleanup_radius_px(pixel_m: float) -> int:
     up to ~13 m pixels, e.g. Sentinel-2), and none at coarser pixels (Landsat 30 m),
     where an opening would erase whole buildings.
     """
-    if 3 * pixel_m > 40.0:
+    if default_cleanup_px(pixel_m) == 0:
         return 0
     return max(1, int(round(1.0 / pixel_m)))
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from borderwatch import __version__
 from borderwatch.aoi import aoi_caveat
+from borderwatch.engine.plan import resolve_cleanup
 from borderwatch.monitor.ledger import ledger_lines
 from borderwatch.monitor.run import MonitorRun
 from borderwatch.monitor.track import (
@@ -143,7 +144,7 @@ def monitor_metadata(run: MonitorRun) -> dict[str, Any]:
             **dict(zip(("confidence", "caveat"), aoi_caveat(aoi), strict=True)),
         },
         "parameters": {
-            "detect_params": dataclasses.asdict(run.params),
+            "detect_params": dataclasses.asdict(resolve_cleanup(run.params, run.grid.res[0])),
             "engine": run.engine_params,
             "resolution_m": run.grid.res[0],
             "crs": str(run.grid.crs),

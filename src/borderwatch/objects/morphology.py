@@ -6,10 +6,32 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "SMALL_BUILDING_M",
     "clean_mask",
+    "default_cleanup_px",
     "square_dilation",
     "square_erosion",
 ]
+
+
+#: Side of a small building, metres: a 3 x 3 px clean-up kernel must fit inside one.
+SMALL_BUILDING_M = 40.0
+
+
+def default_cleanup_px(pixel_m: float) -> int:
+    """Default opening/closing radius, pixels, at a pixel size of ``pixel_m`` metres.
+
+    One pixel (a 3 x 3 kernel) while that kernel still fits inside a small building
+    (:data:`SMALL_BUILDING_M`, so pixels up to about 13 m, e.g. Sentinel-2), and none at
+    coarser pixels (Landsat's 30 m), where a 3 x 3 opening erases every change narrower
+    than 90 m.
+
+    Examples
+    --------
+    >>> default_cleanup_px(0.5), default_cleanup_px(10.0), default_cleanup_px(30.0)
+    (1, 1, 0)
+    """
+    return 0 if 3 * pixel_m > SMALL_BUILDING_M else 1
 
 
 def _square_pass(mask: np.ndarray, radius: int, *, erode: bool) -> np.ndarray:

@@ -229,6 +229,7 @@ def render_report(
         threshold=run.change.threshold,
         rule=str(p.get("threshold", "")),
         min_area=str(p.get("min_area_m2", "")),
+        cleaned=max(int(str(p.get("opening_px") or 0)), int(str(p.get("closing_px") or 0))),
         scenes=scenes,
         coverage=record.get("coverage"),
         params=params,
