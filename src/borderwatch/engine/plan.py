@@ -354,13 +354,18 @@ class Plan:
         """The analysis grid."""
         return self.source.grid
 
+    def cleanup_px(self) -> tuple[int, int]:
+        """Return the opening and closing radii, pixels (resolved by :func:`make_plan`)."""
+        p = self.params
+        if p.opening_px is None or p.closing_px is None:
+            raise InternalError("the plan's clean-up radii are unresolved (use make_plan)")
+        return p.opening_px, p.closing_px
+
     def clean(self, threshold: float) -> CleanParams:
         """Clean-up settings with the run's threshold."""
-        p = self.params
-        if p.opening_px is None or p.closing_px is None:  # make_plan resolves them
-            raise InternalError("the plan's clean-up radii are unresolved (use make_plan)")
+        opening, closing = self.cleanup_px()
         return CleanParams(
-            threshold, p.opening_px, p.closing_px, self.grid.pixel_area, p.min_area_m2
+            threshold, opening, closing, self.grid.pixel_area, self.params.min_area_m2
         )
 
 

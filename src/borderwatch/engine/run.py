@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -234,12 +233,9 @@ def run_plan(
         if "align_skipped" in align.info:
             log.warning("%s", align.info["align_skipped"])
         # The blocks' halo is known once the shift is: their first tiles decode meanwhile.
-        clean = plan.clean(math.nan)
+        opening, closing = plan.cleanup_px()
         halo = block_halo(
-            align.shift,
-            score_halo=score_halo,
-            opening_px=clean.opening_px,
-            closing_px=clean.closing_px,
+            align.shift, score_halo=score_halo, opening_px=opening, closing_px=closing
         )
         reads = _local_reads(plan, ex, halo, stack, tile_cache_mb)
         args = [(src, w, align, score_halo) for w in wins]
